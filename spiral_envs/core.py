@@ -1,0 +1,133 @@
+"""The two layers every game is made of: pure rules, and the text a language model reads and writes.
+
+Rules (`GameState`) know nothing about prose, so they can be enumerated, tested exhaustively and reused by
+scripted agents. The text layer (`TextGame`) turns a state into the prompt a role sees and turns the move
+written in an answer back into a rules action. The PettingZoo adapter (`spiral_envs.env.TextGameEnv`) joins
+the two and owns everything that is about the protocol: turn order, invalid answers, rewards, seeding.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from typing import Any, Generic, TypeVar
+
+A = TypeVar("A", bound=Hashable)
+
+TERMINAL = -1
+"""`GameState.current_player()` once the game is over."""
+
+
+class InvalidMove(ValueError):
+    """The answer held no move, or a move the rules forbid here; the message says which and why."""
+
+
+class GameState(ABC, Generic[A]):
+    """A two-player zero-sum game as a state machine, in the style of OpenSpiel's python games.
+
+    Chance events (a deal of cards) draw from the `random.Random` handed to the state by its `TextGame`,
+    so one seed fixes the whole game and two games never share a stream.
+    """
+
+    num_players: int = 2
+
+    @abstractmethod
+    def current_player(self) -> int:
+        """Index of the player to move, or `TERMINAL`."""
+
+    @abstractmethod
+    def legal_actions(self) -> Sequence[A]:
+        """The current player's legal actions, in a fixed order (an agent's seeded choice depends on it)."""
+
+    @abstractmethod
+    def apply_action(self, action: A) -> None:
+        """Play a legal action for the current player; an illegal one raises `InvalidMove`."""
+
+    def is_terminal(self) -> bool:
+        return self.current_player() == TERMINAL
+
+    @abstractmethod
+    def returns(self) -> tuple[float, float]:
+        """Zero-sum outcome of a finished game: (+1, -1), (-1, +1) or (0, 0)."""
+
+    @abstractmethod
+    def player_view(self, player: int) -> dict[str, Any]:
+        """Everything `player` may know, and nothing it may not (no opponent card before a showdown).
+
+        Scripted agents play from this; the text layer renders it.
+        """
+
+    def score(self) -> dict[str, Any]:
+        """The game's own account of a finished game (chips, inventory values, reason), for `infos`."""
+        return {}
+
+
+class TextGame(ABC, Generic[A]):
+    """A game's text layer: the rules text, observations, and the move grammar.
+
+    Subclass it with a `GameState` to add a game; `TextGameEnv` does the rest. `default_history` is the
+    observation mode the SPIRAL paper uses for the game: "full" (every past move) or "current" (the rules and
+    the current position only).
+    """
+
+    default_history: str = "full"
+
+    @abstractmethod
+    def new_state(self, rng: random.Random) -> GameState[A]:
+        """A fresh game whose chance events come from `rng`."""
+
+    @abstractmethod
+    def rules(self, player: int) -> str:
+        """The opening text for `player`: the game, its role, and how to write a move."""
+
+    @abstractmethod
+    def describe(self, state: GameState[A], player: int, full_history: bool) -> str:
+        """What `player` sees now: the position, and the past moves too if `full_history`."""
+
+    @abstractmethod
+    def format_action(self, action: A) -> str:
+        """The canonical text of a move, as listed to the model and accepted back, e.g. `[bet]`."""
+
+    def parse_action(self, move: str, state: GameState[A]) -> A:
+        """Map the move text read from an answer to a legal action, or raise `InvalidMove` saying why.
+
+        The default compares the move, without brackets, case and spacing, with each legal move's text; a
+        game with an open-ended grammar (offers with amounts) overrides it.
+        """
+        wanted = normalize_move(move)
+        legal = state.legal_actions()
+        for action in legal:
+            if normalize_move(self.format_action(action)) == wanted:
+                return action
+        shown = ", ".join(self.format_action(a) for a in legal)
+        raise InvalidMove(f"'{move}' is not a legal move here; the legal moves are: {shown}")
+
+    def render(self, state: GameState[A]) -> str:
+        """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""
+        return self.describe(state, 0, full_history=False)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_move(move: str) -> str:
+    """Case, spacing and outer brackets do not matter: '[ Bet ]', 'bet' and 'BET' are one move."""
+    text = _SPACES.sub(" ", move).strip().lower()
+    while len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+        text = text[1:-1].strip()
+    return text
+
+
+def player_name(player: int) -> str:
+    """The PettingZoo agent name of a player index."""
+    return f"player_{player}"
+
+
+def zero_sum_returns(winner: int | None) -> tuple[float, float]:
+    """+1/-1 for a winner, 0/0 for a draw (`winner` None)."""
+    if winner is None:
+        return (0.0, 0.0)
+    return (1.0, -1.0) if winner == 0 else (-1.0, 1.0)
+

@@ -1,0 +1,231 @@
+"""The PettingZoo AEC adapter that turns any `TextGame` into a text environment.
+
+Everything about the protocol lives here, once, for every game: whose turn it is, reading the move out of a
+free-text answer, what happens on an invalid answer, zero-sum terminal rewards, seeding, and rendering.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo import AECEnv
+
+from spiral_envs.core import GameState, InvalidMove, TextGame, player_name
+from spiral_envs.parsing import extract_move
+from spiral_envs.spaces import FreeText
+
+HISTORY_MODES = ("full", "current")
+MAX_OBSERVATION_CHARS = 1_000_000
+MAX_ANSWER_CHARS = 10_000_000
+NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
+
+
+class TextGameEnv(AECEnv):
+    """A two-player zero-sum text game as a PettingZoo `AECEnv`.
+
+    `observe(agent)` is the full prompt text for that role; `step(answer)` takes the model's raw answer.
+    Rewards are 0 until the end, then +1/-1/0 (or the invalid-move penalty and its negation).
+
+    Options (each game's constructor passes them through):
+        history: "full" shows every past move, "current" only the rules and the position; None takes the
+            game's default (the SPIRAL paper's choice for that game).
+        invalid_move_penalty: reward of a player whose answer holds no legal move (its opponent gets the
+            negation, keeping the game zero-sum). Must be <= 0.
+        error_allowance: invalid answers a player may retry per turn, with the error shown in its next
+            observation, before the game ends (TextArena's `error_allowance`).
+        render_mode: None or "ansi".
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "name": "text_game_v0", "is_parallelizable": False}
+    strong_agent: Any = None
+    """The class of this game's strong scripted agent (see `spiral_envs.agents`), or None."""
+
+    def __init__(
+        self,
+        game: TextGame,
+        *,
+        history: str | None = None,
+        invalid_move_penalty: float = -1.0,
+        error_allowance: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        history = game.default_history if history is None else history
+        if history not in HISTORY_MODES:
+            raise ValueError(f"history={history!r} is not a history mode; use one of {list(HISTORY_MODES)}")
+        if isinstance(invalid_move_penalty, bool) or not isinstance(invalid_move_penalty, (int, float)):
+            raise TypeError(f"invalid_move_penalty must be a number <= 0, got {invalid_move_penalty!r}")
+        if invalid_move_penalty > 0:
+            raise ValueError(f"invalid_move_penalty={invalid_move_penalty} would reward invalid moves; use <= 0")
+        if isinstance(error_allowance, bool) or not isinstance(error_allowance, int) or error_allowance < 0:
+            raise ValueError(f"error_allowance must be an int >= 0 (retries per turn), got {error_allowance!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
+        self.game = game
+        self.history = history
+        self.invalid_move_penalty = float(invalid_move_penalty)
+        self.error_allowance = error_allowance
+        self.render_mode = render_mode
+        self.possible_agents = [player_name(0), player_name(1)]
+        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        self._rules = [game.rules(0), game.rules(1)]
+        self.observation_spaces = {a: FreeText(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
+        self.action_spaces = {a: FreeText(MAX_ANSWER_CHARS) for a in self.possible_agents}
+        self._rng: random.Random | None = None
+        self.state: GameState | None = None
+        self.agents = []
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
+        return self.action_spaces[agent]
+
+    # -- protocol -------------------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> None:
+        """Start a new game. A seed fixes every chance event; no seed continues the previous stream."""
+        if seed is not None or self._rng is None:
+            self._rng = random.Random(seed)
+        self.state = self.game.new_state(self._rng)
+        self.agents = list(self.possible_agents)
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.transcript: list[dict[str, Any]] = []
+        self.outcome: dict[str, Any] | None = None
+        self._retries_left = self.error_allowance
+        self._last_error: dict[str, str] = {}
+        self._observations: dict[str, np.str_] = {}
+        self.agent_selection = player_name(self.state.current_player())
+        self.infos = self._turn_infos()
+
+    def step(self, action: str | None) -> None:
+        """Play the answer of the agent to move; the move is read from it (see `spiral_envs.parsing`)."""
+        if self.state is None:
+            raise RuntimeError("step() before reset(): call env.reset(seed=...) first")
+        if not self.agents:
+            raise RuntimeError("the game is over and every agent has left; call env.reset() to play again")
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            if action is not None:
+                raise ValueError(
+                    f"the game is over; {agent} may only step(None) to leave (got {type(action).__name__})"
+                )
+            self._was_dead_step(action)
+            return
+        if not isinstance(action, str):
+            raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
+        player = self._index[agent]
+        self._cumulative_rewards[agent] = 0.0
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._observations = {}
+        move = extract_move(action)
+        try:
+            if move is None:
+                legal = self.state.legal_actions()
+                raise InvalidMove(NO_MOVE % self.game.format_action(legal[0]))
+            parsed = self.game.parse_action(move, self.state)
+            self.state.apply_action(parsed)
+        except InvalidMove as err:
+            self.transcript.append({"agent": agent, "answer": action, "move": move, "error": str(err)})
+            self._on_invalid(agent, player, str(err))
+            return
+        self.transcript.append({"agent": agent, "answer": action, "move": self.game.format_action(parsed)})
+        self._last_error.pop(agent, None)
+        self._retries_left = self.error_allowance
+        if self.state.is_terminal():
+            winner = _winner(self.state.returns())
+            self._finish(self.state.returns(), winner, self.state.score().get("reason", "the game ended"), None)
+        else:
+            self.agent_selection = player_name(self.state.current_player())
+            self.infos = self._turn_infos()
+
+    def observe(self, agent: str) -> np.str_:
+        """The full prompt text for `agent` (rules, what it may see, history, legal moves)."""
+        cached = self._observations.get(agent)
+        if cached is None:
+            cached = self._observations[agent] = np.str_(self._observation_text(agent))
+        return cached
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() without a render_mode; make the env with render_mode='ansi'")
+            return None
+        if self.state is None:
+            raise RuntimeError("render() before reset(): call env.reset(seed=...) first")
+        text = self.game.render(self.state)
+        if self.outcome is not None:
+            text += f"\nGame over: {self.outcome['reason']}"
+        return text
+
+    def close(self) -> None:
+        pass
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _turn_infos(self) -> dict[str, dict[str, Any]]:
+        """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
+        state = self.state
+        mover = self.agent_selection
+        infos: dict[str, dict[str, Any]] = {a: {"legal_actions": []} for a in self.agents}
+        infos[mover] = {
+            "legal_actions": [self.game.format_action(a) for a in state.legal_actions()],
+            "view": state.player_view(self._index[mover]),
+        }
+        return infos
+
+    def _on_invalid(self, agent: str, player: int, reason: str) -> None:
+        if self._retries_left > 0:
+            self._retries_left -= 1
+            self._last_error[agent] = reason
+            self.infos = self._turn_infos()
+            self.infos[agent].update(invalid_move=True, reason=reason, retries_left=self._retries_left)
+            return
+        penalty = self.invalid_move_penalty
+        returns = (penalty, -penalty) if player == 0 else (-penalty, penalty)
+        self._finish(returns, 1 - player, f"{agent} made an invalid move: {reason}", agent)
+
+    def _finish(self, returns: tuple[float, float], winner: int | None, reason: str, offender: str | None) -> None:
+        self.outcome = {
+            "winner": None if winner is None else player_name(winner),
+            "reason": reason,
+            "invalid_move": offender is not None,
+            **{k: v for k, v in self.state.score().items() if k != "reason"},
+        }
+        for agent in self.agents:
+            self.rewards[agent] = float(returns[self._index[agent]])
+            self.terminations[agent] = True
+        self.infos = {a: {"legal_actions": [], **self.outcome} for a in self.agents}
+        if offender is not None:
+            self.infos[offender]["reason"] = reason
+        self._accumulate_rewards()
+        self.agent_selection = self.possible_agents[1 - self._index[self.agent_selection]]
+
+    def _observation_text(self, agent: str) -> str:
+        player = self._index[agent]
+        parts = [self._rules[player], self.game.describe(self.state, player, self.history == "full")]
+        if self.outcome is not None:
+            parts.append(f"The game is over: {self.outcome['reason']}")
+        elif agent == self.agent_selection:
+            moves = ", ".join(self.game.format_action(a) for a in self.state.legal_actions())
+            parts.append(f"Your legal moves: {moves}")
+            error = self._last_error.get(agent)
+            if error is not None:
+                parts.append(
+                    f"Your previous answer was invalid ({error}). "
+                    f"Tries left after this one: {self._retries_left}."
+                )
+        else:
+            parts.append("Wait for your opponent's move.")
+        return "\n".join(parts)
+
+
+def _winner(returns: tuple[float, float]) -> int | None:
+    if returns[0] == returns[1]:
+        return None
+    return 0 if returns[0] > returns[1] else 1

@@ -1,0 +1,157 @@
+"""TicTacToe-v0: 3x3 noughts and crosses, as in the SPIRAL paper.
+
+player_0 is X and moves first; cells are numbered 0-8 row by row; a move is written `[4]`. The paper shows
+the rules and the current board only (no move history), which is this game's default.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from typing import Any
+
+from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, zero_sum_returns
+from spiral_envs.env import TextGameEnv
+
+LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+SYMBOLS = ("X", "O")
+
+
+def line_winner(board: tuple[int | None, ...]) -> int | None:
+    """The player who owns a full line, if any."""
+    for a, b, c in LINES:
+        if board[a] is not None and board[a] == board[b] == board[c]:
+            return board[a]
+    return None
+
+
+class TicTacToeState(GameState[int]):
+    """Board as a 9-tuple of None (empty), 0 (X) or 1 (O); actions are cell indices."""
+
+    def __init__(self) -> None:
+        self.board: tuple[int | None, ...] = (None,) * 9
+        self.moves: list[tuple[int, int]] = []
+        self._player = 0
+        self.winner: int | None = None
+
+    def current_player(self) -> int:
+        return self._player
+
+    def legal_actions(self) -> list[int]:
+        if self._player == TERMINAL:
+            return []
+        return [i for i, cell in enumerate(self.board) if cell is None]
+
+    def apply_action(self, action: int) -> None:
+        if self._player == TERMINAL:
+            raise InvalidMove("the game is over")
+        if action not in range(9) or self.board[action] is not None:
+            raise InvalidMove(f"cell {action} is not free")
+        player = self._player
+        board = list(self.board)
+        board[action] = player
+        self.board = tuple(board)
+        self.moves.append((player, action))
+        self.winner = line_winner(self.board)
+        if self.winner is not None or None not in self.board:
+            self._player = TERMINAL
+        else:
+            self._player = 1 - player
+
+    def returns(self) -> tuple[float, float]:
+        return zero_sum_returns(self.winner)
+
+    def player_view(self, player: int) -> dict[str, Any]:
+        return {"player": player, "board": self.board, "moves": list(self.moves)}
+
+    def score(self) -> dict[str, Any]:
+        if not self.is_terminal():
+            return {}
+        if self.winner is None:
+            return {"reason": "the board is full with no line: a draw"}
+        return {"reason": f"player_{self.winner} ({SYMBOLS[self.winner]}) completed a line"}
+
+
+def board_text(board: tuple[int | None, ...]) -> str:
+    """Rows of the board with empty cells showing their number, as the model must write them."""
+    cells = [SYMBOLS[c] if c is not None else str(i) for i, c in enumerate(board)]
+    rows = [" " + " | ".join(cells[r : r + 3]) for r in (0, 3, 6)]
+    return "\n---+---+---\n".join(rows)
+
+
+class TicTacToe(TextGame[int]):
+    default_history = "current"
+
+    def new_state(self, rng: random.Random) -> TicTacToeState:
+        return TicTacToeState()
+
+    def rules(self, player: int) -> str:
+        return (
+            f"You are Player {player} in Tic Tac Toe. Your symbol is '{SYMBOLS[player]}'; your opponent plays "
+            f"'{SYMBOLS[1 - player]}'. X moves first.\n"
+            "Take turns placing your symbol in an empty cell. The first to get three in a row (across, down or "
+            "diagonally) wins; a full board without a line is a draw.\n"
+            "Cells are numbered 0-8, left to right and top to bottom. Write your move as the cell number in "
+            "square brackets, e.g. [4]."
+        )
+
+    def describe(self, state: TicTacToeState, player: int, full_history: bool) -> str:
+        text = f"Current board:\n{board_text(state.board)}"
+        if full_history and state.moves:
+            played = "; ".join(f"Player {p} ({SYMBOLS[p]}) took cell {cell}" for p, cell in state.moves)
+            text = f"Moves so far: {played}.\n{text}"
+        return text
+
+    def format_action(self, action: int) -> str:
+        return f"[{action}]"
+
+    def render(self, state: TicTacToeState) -> str:
+        return board_text(state.board)
+
+
+class TicTacToeMinimaxAgent:
+    """Perfect play by exhaustive minimax; among equally good moves, a seeded random one.
+
+    It prefers a faster win and a slower loss, so it also punishes a weak opponent quickly.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        view = info["view"]
+        board, player = view["board"], view["player"]
+        values = {cell: -_negamax(_place(board, cell, player), 1 - player) for cell in _free(board)}
+        best = max(values.values())
+        cell = self.rng.choice([c for c, v in values.items() if v == best])
+        return f"\\boxed{{[{cell}]}}"
+
+
+def _free(board: tuple[int | None, ...]) -> list[int]:
+    return [i for i, c in enumerate(board) if c is None]
+
+
+def _place(board: tuple[int | None, ...], cell: int, player: int) -> tuple[int | None, ...]:
+    return board[:cell] + (player,) + board[cell + 1 :]
+
+
+@functools.lru_cache(maxsize=None)
+def _negamax(board: tuple[int | None, ...], player: int) -> int:
+    """Value for `player` to move: +(10 - moves played) for a win, the negation for a loss, 0 for a draw."""
+    winner = line_winner(board)
+    filled = 9 - board.count(None)
+    if winner is not None:
+        return (10 - filled) if winner == player else -(10 - filled)
+    if filled == 9:
+        return 0
+    return max(-_negamax(_place(board, cell, player), 1 - player) for cell in _free(board))
+
+
+class TicTacToeEnv(TextGameEnv):
+    """`TicTacToe-v0`; takes the options of `TextGameEnv`."""
+
+    metadata = {**TextGameEnv.metadata, "name": "tictactoe_v0"}
+    strong_agent = TicTacToeMinimaxAgent
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(TicTacToe(), **options)

@@ -1,0 +1,67 @@
+"""Reward parsing: find the move inside a model's free-text answer.
+
+The SPIRAL paper asks the model to reason and then put its move in `\\boxed{...}`. Models also write moves
+the TextArena way, as a bracketed token such as `[bet]`. We read the last `\\boxed{}` if there is one (the
+final answer wins over moves mentioned while reasoning), else the last bracketed token. This runs on every
+answer a trainer samples, so it is a single linear scan with no backtracking regex: any string, of any
+length, returns in time proportional to its length.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BOXED = "\\boxed"
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|texttt)\s*\{([^{}]*)\}")
+_BRACKETED = re.compile(r"\[[^\[\]\n]{1,200}\]")
+
+
+def last_boxed(answer: str) -> str | None:
+    """Content of the last `\\boxed{...}` whose braces close; None if there is none.
+
+    A box that never closes cannot contain the closing brace of an earlier box, so each earlier box is only
+    scanned up to the start of the later one: the whole search is linear in the answer's length.
+    """
+    limit = len(answer)
+    start = answer.rfind(_BOXED)
+    while start != -1:
+        i = start + len(_BOXED)
+        while i < limit and answer[i] == " ":
+            i += 1
+        if i < limit and answer[i] == "{":
+            depth = 0
+            for j in range(i, limit):
+                c = answer[j]
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    depth -= 1
+                    if depth == 0:
+                        return answer[i + 1 : j]
+        limit = start
+        start = answer.rfind(_BOXED, 0, start)
+    return None
+
+
+def last_bracketed(answer: str) -> str | None:
+    """The last `[...]` token on one line (at most 200 characters inside), brackets included."""
+    found = None
+    for found in _BRACKETED.finditer(answer):
+        pass
+    return found.group(0) if found else None
+
+
+def strip_latex(move: str) -> str:
+    """`\\text{bet}` -> `bet`: models often dress the boxed move in LaTeX."""
+    previous = None
+    while previous != move:
+        previous, move = move, _TEXT_WRAPPER.sub(r"\1", move)
+    return move.replace("\\", "").strip()
+
+
+def extract_move(answer: str) -> str | None:
+    """The move an answer commits to, or None if it commits to none."""
+    boxed = last_boxed(answer)
+    if boxed is not None:
+        return strip_latex(boxed)
+    return last_bracketed(answer)

@@ -1,0 +1,126 @@
+"""Environment ids -> constructors, for our games and for games that other packages ship.
+
+A third-party package adds games without touching this one: it declares, in its own `pyproject.toml`,
+
+    [project.entry-points."spiral_envs.envs"]
+    "MyGame-v0" = "my_game:MyGameEnv"
+
+and after `pip install my-game`, `spiral_envs.make("MyGame-v0")` works. Entry points are read once, on the
+first lookup of an id that is not registered in code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from pettingzoo import AECEnv
+
+ENTRY_POINT_GROUP = "spiral_envs.envs"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments."""
+
+    env_id: str
+    entry_point: Callable[..., AECEnv] | str
+    default_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Callable[..., AECEnv]:
+        if callable(self.entry_point):
+            return self.entry_point
+        module_name, _, attr = self.entry_point.partition(":")
+        if not attr:
+            raise ValueError(f"{self.env_id}: entry point {self.entry_point!r} must look like 'package.module:Name'")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_plugins_loaded = False
+
+
+def register(env_id: str, entry_point: Callable[..., AECEnv] | str, **default_kwargs: Any) -> None:
+    """Register `env_id` so `make(env_id)` builds `entry_point(**default_kwargs)`.
+
+    Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
+    """
+    if not isinstance(env_id, str) or "-v" not in env_id or not env_id.rsplit("-v", 1)[1].isdigit():
+        raise ValueError(f"env id {env_id!r} must look like 'Name-vN', e.g. 'KuhnPoker-v1'")
+    if env_id in _REGISTRY:
+        raise ValueError(f"{env_id} is already registered (by {_REGISTRY[env_id].entry_point!r}); bump its version")
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs))
+
+
+def registered_ids() -> list[str]:
+    """Every id `make` accepts, our games and installed plugins, sorted."""
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The registration of `env_id`; an unknown id raises `KeyError` listing the known ids, closest first."""
+    if env_id not in _REGISTRY:
+        _load_plugins()
+    try:
+        return _REGISTRY[env_id]
+    except KeyError:
+        known = sorted(_REGISTRY)
+        close = difflib.get_close_matches(str(env_id), known, n=len(known), cutoff=0.0)
+        raise KeyError(f"unknown env id {env_id!r}; known ids, closest first: {', '.join(close)}") from None
+
+
+def make(env_id: str, **kwargs: Any) -> AECEnv:
+    """Build a fresh environment; `kwargs` override the registered defaults (e.g. `num_rounds=1`)."""
+    env_spec = spec(env_id)
+    constructor = env_spec.load()
+    options = {**env_spec.default_kwargs, **kwargs}
+    _check_options(env_id, constructor, options)
+    return constructor(**options)
+
+
+def _check_options(env_id: str, constructor: Callable[..., AECEnv], options: dict[str, Any]) -> None:
+    """Reject an unknown option by name, with the accepted ones, before the constructor's bare TypeError."""
+    accepted = _accepted_options(constructor)
+    if accepted is None:
+        return
+    for name in options:
+        if name not in accepted:
+            hint = difflib.get_close_matches(name, accepted, n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise TypeError(f"{env_id} has no option {name!r}{did_you_mean}; its options are: {', '.join(accepted)}")
+
+
+def _accepted_options(constructor: Callable[..., AECEnv]) -> list[str] | None:
+    """Keyword names the constructor takes, following `**kwargs` up a class's bases; None if open-ended."""
+    if isinstance(constructor, type):
+        functions = [vars(c)["__init__"] for c in constructor.__mro__ if "__init__" in vars(c)]
+    else:
+        functions = [constructor]
+    names: list[str] = []
+    for function in functions:
+        try:
+            params = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        for p in params:
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "game", *names):
+                names.append(p.name)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in _REGISTRY:
+            register(ep.name, ep.value)

@@ -1,0 +1,46 @@
+"""A `gymnasium.spaces.Text` fit for prompts and free-text answers.
+
+Gymnasium's `Text` only admits an alphanumeric charset (no spaces, no newlines) and reports `dtype=str`,
+while PettingZoo's `api_test` compares that dtype with the observation's `.dtype`. Observations are
+`numpy.str_` (whose dtype is `<U{length}`), so this space admits any unicode text and reports a dtype that
+equals every unicode dtype.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+SAMPLE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " \n"
+
+
+class AnyUnicodeDType:
+    """Equal to every numpy unicode dtype, whatever its length."""
+
+    kind = "U"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (np.dtype, AnyUnicodeDType)) and other.kind == "U"
+
+    def __hash__(self) -> int:
+        return hash("AnyUnicodeDType")
+
+    def __repr__(self) -> str:
+        return "dtype('<U*')"
+
+
+class FreeText(spaces.Text):
+    """Any text of at most `max_length` characters; samples printable ASCII (for `api_test`'s random moves)."""
+
+    def __init__(self, max_length: int, *, min_length: int = 0, seed: int | None = None) -> None:
+        super().__init__(max_length, min_length=min_length, charset=SAMPLE_CHARSET, seed=seed)
+        self.dtype = AnyUnicodeDType()  # type: ignore[assignment]
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    def __repr__(self) -> str:
+        return f"FreeText(max_length={self.max_length})"
