@@ -1,9 +1,9 @@
 """spiral_envs: two-player zero-sum text games as PettingZoo AEC environments, for self-play RL on LLMs.
 
-    import spiral_envs
-    env = spiral_envs.make("KuhnPoker-v1")
-    env.reset(seed=0)
-    prompt = spiral_envs.qwen3_prompt(str(env.observe(env.agent_selection)))
+import spiral_envs
+env = spiral_envs.make("KuhnPoker-v1")
+env.reset(seed=0)
+prompt = spiral_envs.qwen3_prompt(str(env.observe(env.agent_selection)))
 """
 
 from spiral_envs.agents import Agent, RandomAgent, boxed, make_agent

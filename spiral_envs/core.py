@@ -102,7 +102,8 @@ class TextGame(ABC, Generic[A]):
             if normalize_move(self.format_action(action)) == wanted:
                 return action
         shown = ", ".join(self.format_action(a) for a in legal)
-        raise InvalidMove(f"'{move}' is not a legal move here; the legal moves are: {shown}")
+        quoted = move if len(move) <= 200 else f"{move[:200]}..."  # never echo a megabyte answer into a prompt
+        raise InvalidMove(f"'{quoted}' is not a legal move here; the legal moves are: {shown}")
 
     def render(self, state: GameState[A]) -> str:
         """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""
@@ -130,4 +131,3 @@ def zero_sum_returns(winner: int | None) -> tuple[float, float]:
     if winner is None:
         return (0.0, 0.0)
     return (1.0, -1.0) if winner == 0 else (-1.0, 1.0)
-

@@ -6,8 +6,10 @@ free-text answer, what happens on an invalid answer, zero-sum terminal rewards, 
 
 from __future__ import annotations
 
+import copy
+import functools
 import random
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -39,7 +41,7 @@ class TextGameEnv(AECEnv):
         render_mode: None or "ansi".
     """
 
-    metadata: dict[str, Any] = {"render_modes": ["ansi"], "name": "text_game_v0", "is_parallelizable": False}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "name": "text_game_v0", "is_parallelizable": False}
     strong_agent: Any = None
     """The class of this game's strong scripted agent (see `spiral_envs.agents`), or None."""
 
@@ -72,8 +74,8 @@ class TextGameEnv(AECEnv):
         self.possible_agents = [player_name(0), player_name(1)]
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._rules = [game.rules(0), game.rules(1)]
-        self.observation_spaces = {a: FreeText(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
-        self.action_spaces = {a: FreeText(MAX_ANSWER_CHARS) for a in self.possible_agents}
+        self.observation_spaces = {a: _text_space(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
+        self.action_spaces = {a: _text_space(MAX_ANSWER_CHARS) for a in self.possible_agents}
         self._rng: random.Random | None = None
         self.state: GameState | None = None
         self.agents = []
@@ -101,6 +103,7 @@ class TextGameEnv(AECEnv):
         self._retries_left = self.error_allowance
         self._last_error: dict[str, str] = {}
         self._observations: dict[str, np.str_] = {}
+        self._legal_texts: tuple[str, ...] | None = None
         self.agent_selection = player_name(self.state.current_player())
         self.infos = self._turn_infos()
 
@@ -127,9 +130,9 @@ class TextGameEnv(AECEnv):
         move = extract_move(action)
         try:
             if move is None:
-                legal = self.state.legal_actions()
-                raise InvalidMove(NO_MOVE % self.game.format_action(legal[0]))
+                raise InvalidMove(NO_MOVE % self._legal_move_texts()[0])
             parsed = self.game.parse_action(move, self.state)
+            self._legal_texts = None  # the state is about to change
             self.state.apply_action(parsed)
         except InvalidMove as err:
             self.transcript.append({"agent": agent, "answer": action, "move": move, "error": str(err)})
@@ -168,13 +171,23 @@ class TextGameEnv(AECEnv):
 
     # -- internals ------------------------------------------------------------------------------------
 
+    def _legal_move_texts(self) -> tuple[str, ...]:
+        """The mover's legal moves as text, formatted once per position.
+
+        The infos, the prompt and the no-move hint all list them, and a game can have hundreds (every offer in
+        a negotiation). Cleared by `reset` and before every move is applied, the only ways the state changes.
+        """
+        if self._legal_texts is None:
+            self._legal_texts = tuple(self.game.format_action(a) for a in self.state.legal_actions())
+        return self._legal_texts
+
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
         state = self.state
         mover = self.agent_selection
         infos: dict[str, dict[str, Any]] = {a: {"legal_actions": []} for a in self.agents}
         infos[mover] = {
-            "legal_actions": [self.game.format_action(a) for a in state.legal_actions()],
+            "legal_actions": list(self._legal_move_texts()),
             "view": state.player_view(self._index[mover]),
         }
         return infos
@@ -212,17 +225,30 @@ class TextGameEnv(AECEnv):
         if self.outcome is not None:
             parts.append(f"The game is over: {self.outcome['reason']}")
         elif agent == self.agent_selection:
-            moves = ", ".join(self.game.format_action(a) for a in self.state.legal_actions())
-            parts.append(f"Your legal moves: {moves}")
+            parts.append(f"Your legal moves: {', '.join(self._legal_move_texts())}")
             error = self._last_error.get(agent)
             if error is not None:
                 parts.append(
-                    f"Your previous answer was invalid ({error}). "
-                    f"Tries left after this one: {self._retries_left}."
+                    f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
                 )
         else:
             parts.append("Wait for your opponent's move.")
         return "\n".join(parts)
+
+
+@functools.cache
+def _text_space_prototype(max_length: int) -> FreeText:
+    return FreeText(max_length)
+
+
+def _text_space(max_length: int) -> FreeText:
+    """A fresh `FreeText` space, copied from a prototype because building one costs ~40 us.
+
+    Gymnasium's `Text.__init__` indexes its charset into a dict of numpy ints; four spaces made that most of
+    the cost of `make()`. The charset tables are never mutated, so copies share them; each copy still gets its
+    own random generator, created lazily on its first `sample()` or `seed()`, exactly as a new space would.
+    """
+    return copy.copy(_text_space_prototype(max_length))
 
 
 def _winner(returns: tuple[float, float]) -> int | None:

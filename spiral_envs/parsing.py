@@ -14,6 +14,8 @@ import re
 _BOXED = "\\boxed"
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|texttt)\s*\{([^{}]*)\}")
 _BRACKETED = re.compile(r"\[[^\[\]\n]{1,200}\]")
+MAX_LATEX_NESTING = 8
+"""Wrappers such as `\\text{\\textbf{...}}` are stripped this many levels deep; no model nests more."""
 
 
 def last_boxed(answer: str) -> str | None:
@@ -46,16 +48,19 @@ def last_boxed(answer: str) -> str | None:
 def last_bracketed(answer: str) -> str | None:
     """The last `[...]` token on one line (at most 200 characters inside), brackets included."""
     found = None
-    for found in _BRACKETED.finditer(answer):
+    for found in _BRACKETED.finditer(answer):  # noqa: B007 (the loop only keeps the last match)
         pass
     return found.group(0) if found else None
 
 
 def strip_latex(move: str) -> str:
     """`\\text{bet}` -> `bet`: models often dress the boxed move in LaTeX."""
-    previous = None
-    while previous != move:
+    if "\\" not in move:  # no LaTeX (the usual answer): the passes below would change nothing but the strip
+        return move.strip()
+    for _ in range(MAX_LATEX_NESTING):  # bounded: one pass per level, so unbounded depth would be quadratic
         previous, move = move, _TEXT_WRAPPER.sub(r"\1", move)
+        if move == previous:
+            break
     return move.replace("\\", "").strip()
 
 

@@ -12,8 +12,10 @@ first lookup of an id that is not registered in code.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -22,6 +24,14 @@ from typing import Any
 from pettingzoo import AECEnv
 
 ENTRY_POINT_GROUP = "spiral_envs.envs"
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:/]*-v\d+")
+
+
+class UnknownEnvError(KeyError):
+    """`make` of an id nobody registered; the message lists the known ids, closest first."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes, with escapes
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ def register(env_id: str, entry_point: Callable[..., AECEnv] | str, **default_kw
 
     Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
     """
-    if not isinstance(env_id, str) or "-v" not in env_id or not env_id.rsplit("-v", 1)[1].isdigit():
+    if not isinstance(env_id, str) or not _ID.fullmatch(env_id):
         raise ValueError(f"env id {env_id!r} must look like 'Name-vN', e.g. 'KuhnPoker-v1'")
     if env_id in _REGISTRY:
         raise ValueError(f"{env_id} is already registered (by {_REGISTRY[env_id].entry_point!r}); bump its version")
@@ -71,8 +81,8 @@ def spec(env_id: str) -> EnvSpec:
         return _REGISTRY[env_id]
     except KeyError:
         known = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(env_id), known, n=len(known), cutoff=0.0)
-        raise KeyError(f"unknown env id {env_id!r}; known ids, closest first: {', '.join(close)}") from None
+        close = difflib.get_close_matches(str(env_id), known, n=max(1, len(known)), cutoff=0.0)
+        raise UnknownEnvError(f"unknown env id {env_id!r}; known ids, closest first: {', '.join(close)}") from None
 
 
 def make(env_id: str, **kwargs: Any) -> AECEnv:
@@ -96,7 +106,8 @@ def _check_options(env_id: str, constructor: Callable[..., AECEnv], options: dic
             raise TypeError(f"{env_id} has no option {name!r}{did_you_mean}; its options are: {', '.join(accepted)}")
 
 
-def _accepted_options(constructor: Callable[..., AECEnv]) -> list[str] | None:
+@functools.cache
+def _accepted_options(constructor: Callable[..., AECEnv]) -> tuple[str, ...] | None:
     """Keyword names the constructor takes, following `**kwargs` up a class's bases; None if open-ended."""
     if isinstance(constructor, type):
         functions = [vars(c)["__init__"] for c in constructor.__mro__ if "__init__" in vars(c)]
@@ -112,7 +123,7 @@ def _accepted_options(constructor: Callable[..., AECEnv]) -> list[str] | None:
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "game", *names):
                 names.append(p.name)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
+            return tuple(names)
     return None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any
+from typing import Any, ClassVar
 
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, zero_sum_returns
 from spiral_envs.env import TextGameEnv
@@ -132,10 +132,10 @@ def _free(board: tuple[int | None, ...]) -> list[int]:
 
 
 def _place(board: tuple[int | None, ...], cell: int, player: int) -> tuple[int | None, ...]:
-    return board[:cell] + (player,) + board[cell + 1 :]
+    return (*board[:cell], player, *board[cell + 1 :])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _negamax(board: tuple[int | None, ...], player: int) -> int:
     """Value for `player` to move: +(10 - moves played) for a win, the negation for a loss, 0 for a draw."""
     winner = line_winner(board)
@@ -150,7 +150,7 @@ def _negamax(board: tuple[int | None, ...], player: int) -> int:
 class TicTacToeEnv(TextGameEnv):
     """`TicTacToe-v0`; takes the options of `TextGameEnv`."""
 
-    metadata = {**TextGameEnv.metadata, "name": "tictactoe_v0"}
+    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "tictactoe_v0"}
     strong_agent = TicTacToeMinimaxAgent
 
     def __init__(self, **options: Any) -> None:

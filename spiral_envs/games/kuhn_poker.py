@@ -1,0 +1,338 @@
+"""KuhnPoker-v1: three-card poker over several rounds, as in the SPIRAL paper, with the betting counted right.
+
+Each round both players ante 1 chip and get one card of J < Q < K; one betting round follows ([check], [bet],
+[call], [fold]), where a bet and a call each put 1 more chip in the pot. The first to act alternates by round
+(player_0 in round 1). Chips are net winnings; after the last round the chip leader wins the game.
+
+This is `-v1` because TextArena's KuhnPoker (which SPIRAL trains on) has three bugs we do not copy: a bet or
+a call never reaches the pot (every hand is worth 1 chip, so betting means nothing), the game goes to whoever
+won the last hand rather than to the chip leader, and cards come from the global `random` module (seeds do
+not fix the deal). The paper shows the full history for this game, which is the default here.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from fractions import Fraction
+from typing import Any, ClassVar, NamedTuple
+
+from spiral_envs.agents import boxed
+from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, player_name, zero_sum_returns
+from spiral_envs.env import TextGameEnv
+
+CARDS = ("J", "Q", "K")
+RANK = {card: rank for rank, card in enumerate(CARDS)}
+OPEN = ("check", "bet")
+FACING_BET = ("call", "fold")
+PAST_TENSE = {"check": "checked", "bet": "bet", "call": "called", "fold": "folded"}
+
+
+class RoundResult(NamedTuple):
+    """A finished round as the rules know it: both cards, even when nobody saw them."""
+
+    round: int
+    starter: int
+    cards: tuple[str, str]
+    actions: tuple[str, ...]
+    winner: int
+    won: int
+    showdown: bool
+
+
+class PastRound(NamedTuple):
+    """A finished round as one player knows it: the opponent's card only if it was shown at a showdown."""
+
+    round: int
+    starter: int
+    actions: tuple[str, ...]
+    your_card: str
+    opponent_card: str | None
+    winner: int
+    won: int
+    showdown: bool
+
+
+ACTION_TEXT = {action: f"[{action}]" for action in (*OPEN, *FACING_BET)}
+
+
+def action_text(action: str) -> str:
+    """The written form of a move, shared by the text layer and the scripted agent."""
+    return ACTION_TEXT[action]
+
+
+def actor(starter: int, index: int) -> int:
+    """Who made the `index`-th move of a round: players alternate from the starter."""
+    return starter if index % 2 == 0 else 1 - starter
+
+
+class KuhnPokerState(GameState[str]):
+    """Chips, the current round (cards, betting, pot) and the finished rounds; actions are "check" etc."""
+
+    def __init__(self, rng: random.Random, num_rounds: int) -> None:
+        self.rng = rng
+        self.num_rounds = num_rounds
+        self.chips = [0, 0]
+        self.results: list[RoundResult] = []
+        self.known_rounds: tuple[list[PastRound], list[PastRound]] = ([], [])
+        """Finished rounds as each player knows them, built once per round since every turn's view needs them."""
+        self._deal(1)
+
+    def _deal(self, round_number: int) -> None:
+        self.round = round_number
+        self.starter = (round_number - 1) % 2
+        self.cards: tuple[str, str] = tuple(self.rng.sample(CARDS, 2))  # type: ignore[assignment]
+        self.betting: list[str] = []
+        self.put_in = [1, 1]
+        self.pot = 2
+        self._player = self.starter
+
+    def current_player(self) -> int:
+        return self._player
+
+    def legal_actions(self) -> tuple[str, ...]:
+        if self._player == TERMINAL:
+            return ()
+        return FACING_BET if self.betting and self.betting[-1] == "bet" else OPEN
+
+    def apply_action(self, action: str) -> None:
+        if self._player == TERMINAL:
+            raise InvalidMove("the game is over")
+        legal = self.legal_actions()
+        if action not in legal:
+            raise InvalidMove(f"{action!r} is not allowed now; the legal actions are {', '.join(legal)}")
+        player = self._player
+        self.betting.append(action)
+        if action == "bet" or action == "call":
+            self.put_in[player] += 1
+            self.pot += 1
+        if action == "fold":
+            self._end_round(1 - player, showdown=False)
+        elif action == "call" or (action == "check" and len(self.betting) == 2):
+            higher = 0 if RANK[self.cards[0]] > RANK[self.cards[1]] else 1
+            self._end_round(higher, showdown=True)
+        else:
+            self._player = 1 - player
+
+    def _end_round(self, winner: int, showdown: bool) -> None:
+        """Move the pot: the winner's net gain is what the loser put in (ante plus a bet or a call)."""
+        loser = 1 - winner
+        won = self.put_in[loser]
+        self.chips[winner] += won
+        self.chips[loser] -= won
+        actions = tuple(self.betting)
+        self.results.append(RoundResult(self.round, self.starter, self.cards, actions, winner, won, showdown))
+        for p in (0, 1):
+            seen = self.cards[1 - p] if showdown else None
+            self.known_rounds[p].append(
+                PastRound(self.round, self.starter, actions, self.cards[p], seen, winner, won, showdown)
+            )
+        if self.round == self.num_rounds:
+            self._player = TERMINAL
+        else:
+            self._deal(self.round + 1)
+
+    def winner(self) -> int | None:
+        """The chip leader, or None on equal chips (whoever won the last hand does not matter)."""
+        if self.chips[0] == self.chips[1]:
+            return None
+        return 0 if self.chips[0] > self.chips[1] else 1
+
+    def returns(self) -> tuple[float, float]:
+        return zero_sum_returns(self.winner())
+
+    def player_view(self, player: int) -> dict[str, Any]:
+        return {
+            "player": player,
+            "card": self.cards[player],
+            "chips": (self.chips[0], self.chips[1]),
+            "round": self.round,
+            "num_rounds": self.num_rounds,
+            "starts": self.starter == player,
+            "betting": tuple(self.betting),
+            "pot": self.pot,
+            "past_rounds": tuple(self.known_rounds[player]),
+        }
+
+    def score(self) -> dict[str, Any]:
+        chips = {player_name(0): self.chips[0], player_name(1): self.chips[1]}
+        result: dict[str, Any] = {"chips": chips, "round": self.round, "num_rounds": self.num_rounds}
+        if self.is_terminal():
+            winner = self.winner()
+            rounds = f"{self.num_rounds} round{'s' if self.num_rounds > 1 else ''}"
+            if winner is None:
+                result["reason"] = f"both players have {self.chips[0]} chips after {rounds}: a draw"
+            else:
+                result["reason"] = (
+                    f"{player_name(winner)} has more chips after {rounds} "
+                    f"({signed(self.chips[winner])} to {signed(self.chips[1 - winner])})"
+                )
+        return result
+
+
+def signed(chips: int) -> str:
+    return f"{chips:+d}" if chips else "0"
+
+
+def plural(chips: int) -> str:
+    return "1 chip" if chips == 1 else f"{chips} chips"
+
+
+def betting_text(starter: int, actions: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"Player {actor(starter, i)} {PAST_TENSE[a]}" for i, a in enumerate(actions))
+
+
+@functools.lru_cache(maxsize=4096)
+def round_text(result: PastRound, player: int) -> str:
+    """One finished round as `player` saw it: at a fold no card is shown, so only the player's own is named.
+
+    Cached because every later observation repeats it, and there are only a few hundred distinct rounds.
+    """
+    moves = betting_text(result.starter, result.actions)
+    won = f"Player {result.winner} won {plural(result.won)}"
+    if result.showdown:
+        cards = (result.your_card, result.opponent_card) if player == 0 else (result.opponent_card, result.your_card)
+        return f"Round {result.round}: {moves}; showdown: Player 0 had {cards[0]}, Player 1 had {cards[1]}; {won}."
+    return f"Round {result.round}: {moves}; {won} without a showdown (your card was {result.your_card})."
+
+
+class KuhnPoker(TextGame[str]):
+    default_history = "full"
+
+    def __init__(self, num_rounds: int = 5) -> None:
+        if isinstance(num_rounds, bool) or not isinstance(num_rounds, int):
+            raise TypeError(f"num_rounds must be an int >= 1 (rounds per game), got {num_rounds!r}")
+        if num_rounds < 1:
+            raise ValueError(f"num_rounds must be >= 1 (rounds per game), got {num_rounds}")
+        self.num_rounds = num_rounds
+
+    def new_state(self, rng: random.Random) -> KuhnPokerState:
+        return KuhnPokerState(rng, self.num_rounds)
+
+    def rules(self, player: int) -> str:
+        n = self.num_rounds
+        order = (
+            "Player 0 acts first in round 1, and the first to act alternates each round."
+            if n > 1
+            else "Player 0 acts first."
+        )
+        return (
+            f"You are Player {player} in Kuhn Poker, a two-player card game of {n} round{'s' if n > 1 else ''}.\n"
+            "The deck has three cards, ranked J < Q < K. Each round both players ante 1 chip (the pot starts at "
+            "2 chips) and each is dealt one card that the other cannot see. Then one betting round follows; "
+            f"{order}\n"
+            "Moves: [check] passes without betting and [bet] puts 1 more chip in the pot (both only when no bet "
+            "is pending); facing a bet, [call] puts 1 chip in the pot to match it and [fold] gives up the round, "
+            "leaving the pot to your opponent. If both players check, or a bet is called, the cards are shown "
+            "and the higher card takes the pot.\n"
+            "Your chips are your net winnings, starting at 0. After the last round the player with more chips "
+            "wins the game; equal chips is a draw.\n"
+            "Write your move in square brackets, e.g. [check]."
+        )
+
+    def describe(self, state: KuhnPokerState, player: int, full_history: bool) -> str:
+        past = state.known_rounds[player]
+        lines = []
+        if full_history and past:
+            lines.append("Previous rounds:")
+            lines.extend(round_text(r, player) for r in past)
+        elif state.is_terminal():
+            lines.append(round_text(past[-1], player))
+        chips = f"Player 0: {signed(state.chips[0])}, Player 1: {signed(state.chips[1])}"
+        if state.is_terminal():
+            lines.append(f"All {state.num_rounds} rounds are over. Final chips: {chips}.")
+            return "\n".join(lines)
+        lines.append(f"Round {state.round} of {state.num_rounds}. You are Player {player}.")
+        lines.append(f"Your card: {state.cards[player]}. Pot: {plural(state.pot)}. Chips: {chips}.")
+        if state.betting:
+            lines.append(f"This round: {betting_text(state.starter, state.betting)}.")
+        else:
+            lines.append(f"This round: Player {state.starter} acts first; no moves yet.")
+        return "\n".join(lines)
+
+    def format_action(self, action: str) -> str:
+        return action_text(action)
+
+    def parse_action(self, move: str, state: KuhnPokerState) -> str:
+        """A move's normalized text is the action itself; the general path only words the error."""
+        wanted = normalize_move(move)
+        if wanted in state.legal_actions():
+            return wanted
+        return super().parse_action(move, state)
+
+    def render(self, state: KuhnPokerState) -> str:
+        """Both hands, for logs: unlike `describe`, this shows what neither player may see."""
+        lines = [
+            f"Round {r.round}: cards {r.cards[0]} vs {r.cards[1]}; {betting_text(r.starter, r.actions)}; "
+            f"Player {r.winner} won {plural(r.won)}."
+            for r in state.results
+        ]
+        if not state.is_terminal():
+            moves = betting_text(state.starter, state.betting) or "no moves yet"
+            lines.append(f"Round {state.round}: cards {state.cards[0]} vs {state.cards[1]}; pot {state.pot}; {moves}.")
+        lines.append(f"Chips: Player 0: {signed(state.chips[0])}, Player 1: {signed(state.chips[1])}.")
+        return "\n".join(lines)
+
+
+THIRD = Fraction(1, 3)
+
+
+class KuhnPokerNashAgent:
+    """A Nash equilibrium strategy of one round (Kuhn, 1950), by card and by position in the round.
+
+    Every member of the family `alpha` in [0, 1/3] is optimal: the first to act expects -1/18 chips a round
+    against any optimal opponent, and no opponent can do better against it. The default alpha = 1/3 always
+    bets a K when first to act and bluffs a J a third of the time; alpha = 0 never bets first (it checks
+    every card and lets the opponent bet into it). We default to 1/3 because it wins more from weak play: against
+    uniformly random moves it expects +1/6 chip a round in either seat, where alpha = 0 gets +1/18 as the first
+    to act. Each round is played on its own, as the equilibrium of the one-round game, which never loses in
+    expectation but does not exploit an opponent's mistakes as much as it could.
+    """
+
+    def __init__(self, seed: int | None = None, alpha: Fraction | int = THIRD) -> None:
+        alpha = Fraction(alpha)
+        if not 0 <= alpha <= THIRD:
+            raise ValueError(f"alpha must lie in [0, 1/3] for a Nash equilibrium, got {alpha}")
+        self.alpha = alpha
+        self.rng = random.Random(seed)
+
+    def policy(self, view: dict[str, Any]) -> dict[str, Fraction]:
+        """Exact probability of each legal action (in the rules' order) for the player whose view this is."""
+        card, betting, a = view["card"], view["betting"], self.alpha
+        if view["starts"]:
+            if not betting:
+                bet = {"J": a, "Q": Fraction(0), "K": 3 * a}[card]
+                return {"check": 1 - bet, "bet": bet}
+            if tuple(betting) == ("check", "bet"):
+                call = {"J": Fraction(0), "Q": a + THIRD, "K": Fraction(1)}[card]
+                return {"call": call, "fold": 1 - call}
+        elif tuple(betting) == ("check",):
+            bet = {"J": THIRD, "Q": Fraction(0), "K": Fraction(1)}[card]
+            return {"check": 1 - bet, "bet": bet}
+        elif tuple(betting) == ("bet",):
+            call = {"J": Fraction(0), "Q": THIRD, "K": Fraction(1)}[card]
+            return {"call": call, "fold": 1 - call}
+        raise ValueError(f"no move is due in this view: betting {betting!r}, starts={view['starts']}")
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        policy = self.policy(info["view"])
+        draw = self.rng.random()
+        chosen = None
+        cumulative = 0.0
+        for action, p in policy.items():
+            if p:
+                chosen = action
+                cumulative += float(p)
+                if draw < cumulative:
+                    break
+        return boxed(action_text(chosen))  # type: ignore[arg-type]
+
+
+class KuhnPokerEnv(TextGameEnv):
+    """`KuhnPoker-v1`; `num_rounds` rounds a game (5 by default), plus the options of `TextGameEnv`."""
+
+    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "kuhn_poker_v1"}
+    strong_agent = KuhnPokerNashAgent
+
+    def __init__(self, num_rounds: int = 5, **options: Any) -> None:
+        super().__init__(KuhnPoker(num_rounds), **options)

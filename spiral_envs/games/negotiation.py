@@ -1,0 +1,639 @@
+"""SimpleNegotiation-v1: two players trade Wood and Gold, as in the SPIRAL paper.
+
+Both start with 10 Wood and 10 Gold. player_0 values Wood 5 and Gold 15, player_1 the reverse, and each sees
+only its own values. Players alternate turns (player_0 first) for `max_turns` turns in all. A move is a public
+message holding at most one action token: `[Offer: 3 Wood -> 2 Gold]` (what the proposer gives -> what it
+asks for), `[Accept]` or `[Deny]`; a message without a token just talks. Whoever's inventory value (by its own
+values) grew more wins. The paper shows every past message, which is this game's default.
+
+With these values a trade's outcome is set by counting units: if player_0's inventory changes by (dW, dG),
+player_0 gains 5dW + 15dG and player_1 gains -15dW - 5dG, so player_0 wins by 20(dW + dG). A trade that
+helps both can still lose the game: `[Offer: 3 Wood -> 2 Gold]` gives player_0 +15 and player_1 +35.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+from spiral_envs.agents import boxed
+from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, player_name, zero_sum_returns
+from spiral_envs.env import TextGameEnv
+
+RESOURCES = ("Wood", "Gold")
+START = (10, 10)
+"""Each player's opening inventory, one count per resource in `RESOURCES` order."""
+VALUES = ((5, 15), (15, 5))
+"""VALUES[player][resource]: what one unit is worth to that player."""
+MAX_MESSAGE_CHARS = 2000
+"""A longer message is an invalid move: it goes into the opponent's prompt, which must stay bounded."""
+MAX_QUANTITY_DIGITS = 6
+"""Longer numbers are refused before `int()`, which also keeps Python's int-parsing limit out of reach."""
+
+Bundle = tuple[int, ...]
+"""A count per resource, in `RESOURCES` order."""
+
+
+@dataclass(frozen=True)
+class Talk:
+    """A message without an action token: a turn spent talking (an offer to this player lapses).
+
+    The message is data the opponent reads, not part of what the move does, so it is left out of equality:
+    every Talk is the same rules action, and `parse_action(format_action(a)) == a` holds for every action.
+    """
+
+    message: str = field(default="", compare=False)
+
+    @property
+    def text(self) -> str:
+        """Talk has no token: its text is what was said."""
+        return self.message
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The proposer gives `give` and asks for `get`; it stands until the opponent's next move."""
+
+    give: Bundle
+    get: Bundle
+    message: str = field(default="", compare=False)
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The canonical token, kept on the object: the env formats every legal offer of every position, and
+        the listed offers are shared objects (see `single_offers`)."""
+        return offer_token(self.give, self.get)
+
+
+@dataclass(frozen=True)
+class Accept:
+    """Take the offer made to this player on the opponent's last move."""
+
+    message: str = field(default="", compare=False)
+    text: ClassVar[str] = "[Accept]"
+
+
+@dataclass(frozen=True)
+class Deny:
+    """Refuse the offer made to this player; any move but Accept refuses it too, this one only says so."""
+
+    message: str = field(default="", compare=False)
+    text: ClassVar[str] = "[Deny]"
+
+
+Action = Talk | Offer | Accept | Deny
+_ANSWERS = (Accept(), Deny())
+
+
+class MoveRecord(NamedTuple):
+    """One played move. `answered` is the offer that was pending to the mover; the action says its fate."""
+
+    turn: int
+    player: int
+    action: Action
+    answered: Offer | None
+
+
+class Trade(NamedTuple):
+    """An executed trade: `proposer` gave `give` and received `get` from its opponent."""
+
+    turn: int
+    proposer: int
+    give: Bundle
+    get: Bundle
+
+
+def inventory_value(inventory: Bundle, player: int) -> int:
+    return sum(q * v for q, v in zip(inventory, VALUES[player], strict=True))
+
+
+def covers(inventory: Bundle, bundle: Bundle) -> bool:
+    """Whether `inventory` holds every resource of `bundle`."""
+    return all(have >= n for have, n in zip(inventory, bundle, strict=True))
+
+
+def bundle_dict(bundle: Bundle) -> dict[str, int]:
+    """The resources a bundle names, by name (zero counts left out), as views and scores show it."""
+    return {name: n for name, n in zip(RESOURCES, bundle, strict=True) if n}
+
+
+def bundle_text(bundle: Bundle) -> str:
+    return ", ".join(f"{n} {name}" for name, n in zip(RESOURCES, bundle, strict=True) if n) or "nothing"
+
+
+def offer_token(give: Bundle, get: Bundle) -> str:
+    return f"[Offer: {bundle_text(give)} -> {bundle_text(get)}]"
+
+
+def _unit(resource: int, n: int) -> Bundle:
+    return tuple(n if i == resource else 0 for i in range(len(RESOURCES)))
+
+
+@functools.lru_cache(maxsize=4096)
+def single_offers(mine: Bundle, theirs: Bundle) -> tuple[Offer, ...]:
+    """Every offer of n of one resource for m of another that `mine` can pay and `theirs` can pay back.
+
+    Cached by the two inventories: few distinct pairs occur, and this is the bulk of `legal_actions`.
+    """
+    offers = []
+    for g, have in enumerate(mine):
+        for r, stock in enumerate(theirs):
+            if g != r:
+                offers.extend(Offer(_unit(g, n), _unit(r, m)) for n in range(1, have + 1) for m in range(1, stock + 1))
+    return tuple(offers)
+
+
+class NegotiationState(GameState[Action]):
+    """Inventories, the one pending offer, and the move history; turn `t` belongs to player `t % 2`.
+
+    An offer lives for exactly one reply: whatever its receiver plays next resolves it (Accept trades, any
+    other move denies it, as TextArena's "[Deny] (default)"). So there is at most one pending offer, it is
+    always addressed to the player to move, and a new offer never has an older one of its own to replace.
+    """
+
+    def __init__(self, max_turns: int) -> None:
+        self.max_turns = max_turns
+        self.inventories: list[Bundle] = [START, START]
+        self.turn = 0
+        self.pending: tuple[int, Offer] | None = None
+        """(proposer, offer); after the last turn it may hold an offer that nobody can answer any more."""
+        self.moves: list[MoveRecord] = []
+        self.trades: list[Trade] = []
+
+    def current_player(self) -> int:
+        return TERMINAL if self.turn >= self.max_turns else self.turn % 2
+
+    def offer_to(self, player: int) -> Offer | None:
+        """The offer waiting for `player`'s answer, if any."""
+        if self.pending is not None and self.pending[0] != player and not self.is_terminal():
+            return self.pending[1]
+        return None
+
+    def legal_actions(self) -> tuple[Action, ...]:
+        """[Accept] and [Deny] when they are legal, then every single-resource offer; talk is left out.
+
+        Talk is always legal but is not a move one can list (its content is free), so a random agent plays
+        offers and answers only. The list is never empty mid-game: each resource totals 20 units, the mover
+        holds at least one unit of some resource r (every trade gives it something back), and either the
+        opponent holds another resource or the mover holds all of the other one and the opponent some r.
+        """
+        if self.is_terminal():
+            return ()
+        player = self.turn % 2
+        answers = _ANSWERS if self.offer_to(player) is not None else ()
+        return answers + single_offers(self.inventories[player], self.inventories[1 - player])
+
+    def check(self, action: Action) -> None:
+        """Raise `InvalidMove` saying why, if the player to move may not play `action` now."""
+        if self.is_terminal():
+            raise InvalidMove("the game is over")
+        player = self.turn % 2
+        mine = self.inventories[player]
+        if isinstance(action, Talk):
+            return
+        if isinstance(action, Offer):
+            _check_offer(action, mine, self.inventories[1 - player])
+            return
+        if not isinstance(action, (Accept, Deny)):
+            raise InvalidMove(f"{type(action).__name__} is not a negotiation action; use Talk, Offer, Accept or Deny")
+        verb = "accept" if isinstance(action, Accept) else "deny"
+        offer = self.offer_to(player)
+        if offer is None:
+            raise InvalidMove(f"there is no offer to {verb}: an offer can only be answered on the turn after it")
+
+    def apply_action(self, action: Action) -> None:
+        self.check(action)
+        player = self.turn % 2
+        answered = self.offer_to(player)
+        if isinstance(action, Accept):
+            assert answered is not None
+            proposer = 1 - player
+            # The offer was made on the previous move and checked then against both inventories (the proposer
+            # holds what it gives, the receiver what it is asked for). Nothing has moved since: inventories only
+            # change when the receiver of the one pending offer accepts it, which is happening now. So both
+            # sides can still pay, and a trade never needs a second affordability rule.
+            assert covers(self.inventories[proposer], answered.give), "a pending offer became unaffordable"
+            assert covers(self.inventories[player], answered.get), "a pending offer asks for what is gone"
+            self.inventories[proposer] = _add(self.inventories[proposer], answered.get, answered.give)
+            self.inventories[player] = _add(self.inventories[player], answered.give, answered.get)
+            self.trades.append(Trade(self.turn, proposer, answered.give, answered.get))
+        self.pending = (player, action) if isinstance(action, Offer) else None
+        self.moves.append(MoveRecord(self.turn, player, action, answered))
+        self.turn += 1
+
+    def value(self, player: int) -> int:
+        return inventory_value(self.inventories[player], player)
+
+    def gain(self, player: int) -> int:
+        """How much `player`'s inventory value grew, by its own values; the game is decided on this."""
+        return self.value(player) - inventory_value(START, player)
+
+    def winner(self) -> int | None:
+        g0, g1 = self.gain(0), self.gain(1)
+        return None if g0 == g1 else (0 if g0 > g1 else 1)
+
+    def returns(self) -> tuple[float, float]:
+        return zero_sum_returns(self.winner())
+
+    def player_view(self, player: int) -> dict[str, Any]:
+        """Own inventory and values; the opponent's inventory is public (known start, public trades), its
+        values are not."""
+        pending = None
+        if self.pending is not None:
+            proposer, offer = self.pending
+            pending = {"from": proposer, "give": bundle_dict(offer.give), "get": bundle_dict(offer.get)}
+        return {
+            "player": player,
+            "turn": self.turn,
+            "max_turns": self.max_turns,
+            "resources": RESOURCES,
+            "inventory": dict(zip(RESOURCES, self.inventories[player], strict=True)),
+            "values": dict(zip(RESOURCES, VALUES[player], strict=True)),
+            "opponent_inventory": dict(zip(RESOURCES, self.inventories[1 - player], strict=True)),
+            "pending_offer": pending,
+            "trades": [_trade_dict(t, name=False) for t in self.trades],
+            "messages": [(m.player, m.action.message or m.action.text) for m in self.moves],
+        }
+
+    def score(self) -> dict[str, Any]:
+        names = [player_name(p) for p in (0, 1)]
+        score: dict[str, Any] = {
+            "inventories": {names[p]: dict(zip(RESOURCES, self.inventories[p], strict=True)) for p in (0, 1)},
+            "values": {names[p]: dict(zip(RESOURCES, VALUES[p], strict=True)) for p in (0, 1)},
+            "value_gain": {names[p]: self.gain(p) for p in (0, 1)},
+            "trades": [_trade_dict(t, name=True) for t in self.trades],
+        }
+        if self.is_terminal():
+            score["reason"] = self._reason()
+        return score
+
+    def _reason(self) -> str:
+        gains = [self.gain(0), self.gain(1)]
+        if not self.trades:
+            return f"no trade was made in {self.max_turns} turns, so neither value changed: a draw"
+        growth = "; ".join(
+            f"player_{p}'s value went {inventory_value(START, p)} -> {self.value(p)} ({gains[p]:+d})" for p in (0, 1)
+        )
+        winner = self.winner()
+        if winner is None:
+            return f"{growth}: equal growth, a draw"
+        return f"{growth}: player_{winner}'s value grew more"
+
+
+def _add(inventory: Bundle, plus: Bundle, minus: Bundle) -> Bundle:
+    return tuple(have + p - m for have, p, m in zip(inventory, plus, minus, strict=True))
+
+
+def _check_offer(offer: Offer, mine: Bundle, theirs: Bundle) -> None:
+    """Shape, then both sides payable: inventories are public, and an offer the opponent cannot pay could
+    never be accepted, so asking for more than it holds is refused like offering more than one holds."""
+    n = len(RESOURCES)
+    for side in (offer.give, offer.get):
+        if not (isinstance(side, tuple) and len(side) == n and all(type(q) is int and q >= 0 for q in side)):
+            raise InvalidMove(f"an offer side must be {n} counts >= 0, one per resource; got {side!r:.100}")
+    if not any(offer.give) or not any(offer.get):
+        raise InvalidMove("an offer must give something and ask for something, e.g. [Offer: 3 Wood -> 2 Gold]")
+    both = [RESOURCES[i] for i in range(n) if offer.give[i] and offer.get[i]]
+    if both:
+        raise InvalidMove(f"{both[0]} is on both sides of the offer; name each resource on one side only")
+    if not covers(mine, offer.give):
+        raise InvalidMove(f"you cannot offer {bundle_text(offer.give)}: you hold {bundle_text(mine)}")
+    if not covers(theirs, offer.get):
+        raise InvalidMove(f"you cannot ask for {bundle_text(offer.get)}: your opponent holds {bundle_text(theirs)}")
+
+
+def _trade_dict(trade: Trade, name: bool) -> dict[str, Any]:
+    proposer: int | str = player_name(trade.proposer) if name else trade.proposer
+    acceptor: int | str = player_name(1 - trade.proposer) if name else 1 - trade.proposer
+    return {
+        "turn": trade.turn,
+        "proposer": proposer,
+        "acceptor": acceptor,
+        "proposer_gave": bundle_dict(trade.give),
+        "proposer_got": bundle_dict(trade.get),
+    }
+
+
+# -- move grammar ------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\[([^\[\]]*)\]")
+"""Innermost bracket pairs; a regex without nested repetition, so a scan is linear in the text's length."""
+_ARROW = re.compile(r"->|→|=>|⇒|⟶")
+_SEPARATOR = re.compile(r",|\+|&|;|\band\b")
+_TIMES = ("x", "*", "×")
+_RESOURCE_INDEX = {name.lower(): i for i, name in enumerate(RESOURCES)}
+_FORMAT = "[Offer: 3 Wood -> 2 Gold], [Accept] or [Deny]"
+
+
+def _classify(token: str) -> str | None:
+    """'offer', 'accept', 'deny' for an action token's bracket content, None for other bracketed talk."""
+    text = token.strip().lower()
+    if text.startswith("offer") and not text[5:6].isalpha():
+        return "offer"
+    word = text.rstrip(".!")
+    return word if word in ("accept", "deny") else None
+
+
+def _parse_bundle(text: str, side: str) -> Bundle:
+    counts = [0] * len(RESOURCES)
+    items = [item for item in _SEPARATOR.split(text) if item.strip()]
+    if not items:
+        raise InvalidMove(f"the offer names nothing {side}; write it as [Offer: 3 Wood -> 2 Gold]")
+    for item in items:
+        words = item.split()
+        if len(words) == 3 and words[1] in _TIMES:
+            words = [words[0], words[2]]
+        elif len(words) == 1:
+            digits = len(words[0]) - len(words[0].lstrip("0123456789"))
+            words = [words[0][:digits], words[0][digits:]]
+        if len(words) == 2 and len(words[0]) > 1 and words[0][-1] in _TIMES:
+            words[0] = words[0][:-1]
+        if len(words) != 2 or not words[0]:
+            raise InvalidMove(f"cannot read {item.strip()[:50]!r} {side}: write a count then a resource, e.g. 3 Wood")
+        number, name = words
+        if not (number.isascii() and number.isdigit()):
+            raise InvalidMove(f"{number[:20]!r} is not a count: quantities are whole numbers >= 1")
+        if len(number) > MAX_QUANTITY_DIGITS:
+            raise InvalidMove(f"the quantity {number[:20]}... is far more than anyone holds")
+        resource = _RESOURCE_INDEX.get(name) if name in _RESOURCE_INDEX else _RESOURCE_INDEX.get(name.rstrip("s"))
+        if resource is None:
+            raise InvalidMove(f"{name[:30]!r} is not a resource here; the resources are {' and '.join(RESOURCES)}")
+        quantity = int(number)
+        if quantity < 1:
+            raise InvalidMove("quantities must be at least 1")
+        counts[resource] += quantity
+    return tuple(counts)
+
+
+def parse_offer(body: str) -> tuple[Bundle, Bundle]:
+    """`3 wood -> 2 gold` (the content after 'Offer'): the bundles given and asked for."""
+    body = body.strip().lower().rstrip(".! ")
+    if body.startswith(":"):
+        body = body[1:]
+    sides = _ARROW.split(body)
+    if len(sides) != 2:
+        raise InvalidMove("an offer needs exactly one '->' between what you give and what you ask for")
+    return _parse_bundle(sides[0], "to give"), _parse_bundle(sides[1], "to ask for")
+
+
+def read_move(move: str) -> Action:
+    """The action a move text holds, without checking it against the state; `InvalidMove` if unreadable.
+
+    A move is a public message with at most one action token; other bracketed text is talk, unless it is the
+    whole move: a lone `[word]` is a mistyped token, not a message. A move that is nothing but a token
+    without its brackets ("Accept", "Offer 3 Wood -> 2 Gold", but not "Offer accepted!") counts as that
+    token, since models often box the bare move.
+    """
+    message = move.strip()
+    if not message:
+        raise InvalidMove(f"an empty move: write a message, an action token ({_FORMAT}), or both")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidMove(f"the message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    tokens = []
+    for found in _TOKEN.finditer(message):
+        kind = _classify(found.group(1))
+        if kind is not None:
+            tokens.append((kind, found.group(1)))
+            if len(tokens) == 2:
+                raise InvalidMove(
+                    "a move may hold only one action token, and this one holds two; a counter-offer already "
+                    "denies the offer made to you, so [Deny] is not needed with it"
+                )
+    if not tokens:
+        bare = message.strip("[] ")
+        kind = _classify(bare)
+        if kind is not None and (kind != "offer" or _ARROW.search(bare)):
+            tokens.append((kind, bare))
+    if not tokens:
+        if _TOKEN.fullmatch(message):
+            raise InvalidMove(f"{message[:60]} is not an action token; the tokens are {_FORMAT}")
+        return Talk(message)
+    kind, content = tokens[0]
+    if kind == "accept":
+        return Accept(message)
+    if kind == "deny":
+        return Deny(message)
+    give, get = parse_offer(content.strip()[len("offer") :])
+    return Offer(give, get, message)
+
+
+# -- text layer ----------------------------------------------------------------------------------------------
+
+
+class SimpleNegotiation(TextGame[Action]):
+    default_history = "full"
+
+    def __init__(self, max_turns: int = 10) -> None:
+        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+            raise ValueError(f"max_turns must be an int >= 1 (turns of both players together), got {max_turns!r}")
+        self.max_turns = max_turns
+
+    def new_state(self, rng: random.Random) -> NegotiationState:
+        return NegotiationState(self.max_turns)
+
+    def rules(self, player: int) -> str:
+        lines = [
+            f"You are Player {player} in the Negotiation Game.",
+            "You have some resources, and your task is to trade such that the total value of your resources increases.",
+            "The resources and associated values you currently have are:",
+            *(
+                f"\t+ [{name}]".ljust(12) + f"Qty: {qty}".ljust(10) + f"Value: {value}"
+                for name, qty, value in zip(RESOURCES, START, VALUES[player], strict=True)
+            ),
+            "Your opponent starts with the same resources but values them differently; neither of you sees "
+            "the other's values.",
+            "At each turn, you can talk to your opponent or make a trade offer.",
+            "Use the following special tokens for actions:",
+            "  - [Offer]: To make a trade offer.",
+            "    Format: [Offer: Offered Resources -> Requested Resources]",
+            "    Example: [Offer: 3 Wood -> 2 Gold]",
+            "  - [Accept]: To accept an incoming offer.",
+            "  - [Deny]: To deny an incoming offer (default).",
+            "You can include additional text before and/or after these tokens.",
+            "An offer stands until your opponent's next turn: anything but [Accept] denies it. An offer may only "
+            "give resources you hold and ask for resources your opponent holds (both inventories are public).",
+            f"The game lasts for {self.max_turns} turns in total.",
+            "When it ends, the player whose total value (by their own values) grew more wins; equal growth is a draw.",
+            "Your move is your message to your opponent, with at most one action token; a message without a "
+            "token just talks. Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 "
+            "Gold]}. The list of legal moves shows the offers of one resource for another, and [Accept] and "
+            "[Deny] when an offer to you is pending; talking is always allowed too.",
+        ]
+        return "\n".join(lines)
+
+    def describe(self, state: NegotiationState, player: int, full_history: bool) -> str:
+        lines = []
+        if full_history:
+            if state.moves:
+                lines.append("Messages and trades so far:")
+                lines.extend(line for record in state.moves for line in _move_lines(record))
+        elif state.moves and state.moves[-1].player != player:
+            lines.append("Your opponent's last move:")
+            lines.extend(_move_lines(state.moves[-1]))
+        if state.is_terminal():
+            lines.append(f"The game is over after {state.max_turns} turns.")
+        else:
+            left = state.max_turns - state.turn
+            lines.append(f"Turn {state.turn + 1} of {state.max_turns}: {left} turn(s) left, this one included.")
+        mine = state.inventories[player]
+        worth = ", ".join(
+            f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, VALUES[player], strict=True)
+        )
+        start = inventory_value(START, player)
+        lines.append(
+            f"Your resources: {worth}; total value {state.value(player)} "
+            f"(at the start {start}, change {state.gain(player):+d})."
+        )
+        lines.append(f"Your opponent's resources: {bundle_text(state.inventories[1 - player])}.")
+        offer = state.offer_to(player)
+        if offer is not None:
+            lines.append(
+                f"Pending offer from Player {1 - player}: they give you {bundle_text(offer.give)} for "
+                f"{bundle_text(offer.get)} of yours. Answer [Accept] or [Deny]; any other move denies it."
+            )
+        elif state.pending is not None and state.pending[0] == player and not state.is_terminal():
+            lines.append(f"Your offer awaits Player {1 - player}'s answer: {state.pending[1].text}.")
+        else:
+            lines.append("No offer is pending.")
+        return "\n".join(lines)
+
+    def format_action(self, action: Action) -> str:
+        """The canonical token, as legal moves are listed; talk has none, so it is its message.
+
+        What was said around a token is kept in the rules history and shown in the prompts, not here.
+        """
+        return action.text
+
+    def parse_action(self, move: str, state: NegotiationState) -> Action:
+        """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""
+        action = read_move(move)
+        state.check(action)
+        return action
+
+    def render(self, state: NegotiationState) -> str:
+        lines = [f"Turn {min(state.turn, state.max_turns)}/{state.max_turns}"]
+        for p in (0, 1):
+            values = ", ".join(f"{name} {v}" for name, v in zip(RESOURCES, VALUES[p], strict=True))
+            lines.append(
+                f"Player {p}: {bundle_text(state.inventories[p])} (values {values}; "
+                f"value {state.value(p)}, {state.gain(p):+d})"
+            )
+        if state.pending is not None:
+            lines.append(f"Pending from Player {state.pending[0]}: {state.pending[1].text}")
+        return "\n".join(lines)
+
+
+def _move_lines(record: MoveRecord) -> list[str]:
+    """What everyone saw of a move: the message, then what it did ("Player 1 accepted: ...")."""
+    p, action = record.player, record.action
+    lines = [f"Player {p} said: {action.message or action.text}"]
+    if record.answered is not None:
+        if isinstance(action, Accept):
+            given = bundle_text(record.answered.give)
+            lines.append(f"Player {p} accepted: Player {1 - p} gave {given} for {bundle_text(record.answered.get)}.")
+        elif isinstance(action, Deny):
+            lines.append(f"Player {p} denied the offer.")
+        elif isinstance(action, Offer):
+            lines.append(f"Player {p} made a counter-offer, which denies the offer.")
+        else:
+            lines.append(f"Player {p} did not accept the offer, so it is denied.")
+    if isinstance(action, Offer):
+        lines.append(f"Player {p} offers {bundle_text(action.give)} for {bundle_text(action.get)} of Player {1 - p}.")
+    return lines
+
+
+# -- strong agent --------------------------------------------------------------------------------------------
+
+
+class NegotiationHeuristicAgent:
+    """Trades only when it both gains value and comes out ahead; plays from `info["view"]` only.
+
+    Gaining value is not enough to win: the player whose value grows more wins, and a trade that helps both
+    (player_0's 3 Wood for 2 Gold: +15 to it, +35 to player_1) loses. The opponent's values are hidden, so
+    the agent guesses them as its own in reverse (the opponent prizes what it prizes least, the usual reason
+    a trade makes sense; in this game the guess is exact). It accepts an offer iff it gains value and its
+    gain beats the guessed gain of the opponent. Otherwise it counter-offers: of the single-resource offers
+    it can pay, it picks one the opponent would still gain from (so a value-seeking opponent accepts) that
+    beats the opponent by the widest guessed margin, e.g. player_0's 4 Wood for 10 Gold (+130 vs +10). With
+    no such offer it denies, or just talks.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        view = info["view"]
+        me = view["player"]
+        names = list(view["resources"])
+        own = [view["values"][r] for r in names]
+        guess = _reversed_ranking(own)
+        mine = [view["inventory"][r] for r in names]
+        theirs = [view["opponent_inventory"][r] for r in names]
+        pending = view["pending_offer"]
+        if pending is not None and pending["from"] != me:
+            gets = [pending["give"].get(r, 0) for r in names]
+            pays = [pending["get"].get(r, 0) for r in names]
+            gain, their_gain = _gains(gets, pays, own, guess)
+            if gain > 0 and gain > their_gain:
+                return boxed("That works for me. [Accept]")
+        best = self._best_offer(mine, theirs, own, guess)
+        if best is not None:
+            give, get = best
+            return boxed(f"Here is a deal that helps us both. {offer_token(give, get)}")
+        if pending is not None and pending["from"] != me:
+            return boxed("No, thank you. [Deny]")
+        return boxed("I have nothing to offer right now.")
+
+    def _best_offer(
+        self, mine: list[int], theirs: list[int], own: list[int], guess: list[int]
+    ) -> tuple[Bundle, Bundle] | None:
+        """Among offers of n of resource g for m of resource r, those with the widest winning margin."""
+        best: list[tuple[Bundle, Bundle]] = []
+        best_margin = 0
+        for g, have in enumerate(mine):
+            for r, stock in enumerate(theirs):
+                if g == r:
+                    continue
+                for n in range(1, have + 1):
+                    for m in range(1, stock + 1):
+                        gain = own[r] * m - own[g] * n
+                        their_gain = guess[g] * n - guess[r] * m
+                        margin = gain - their_gain
+                        if their_gain <= 0 or gain <= 0 or margin < best_margin:
+                            continue
+                        if margin > best_margin:
+                            best, best_margin = [], margin
+                        best.append((_unit(g, n), _unit(r, m)))
+        return self.rng.choice(best) if best else None
+
+
+def _reversed_ranking(values: list[int]) -> list[int]:
+    """The guessed opponent values: the resource we value most gets our lowest value, and so on."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranked = sorted(values, reverse=True)
+    guess = [0] * len(values)
+    for rank, i in enumerate(order):
+        guess[i] = ranked[rank]
+    return guess
+
+
+def _gains(gets: Sequence[int], pays: Sequence[int], own: list[int], guess: list[int]) -> tuple[int, int]:
+    """(our gain, the opponent's guessed gain) if we receive `gets` and hand over `pays`."""
+    ours = sum(v * (a - b) for v, a, b in zip(own, gets, pays, strict=True))
+    their = sum(v * (b - a) for v, a, b in zip(guess, gets, pays, strict=True))
+    return ours, their
+
+
+class SimpleNegotiationEnv(TextGameEnv):
+    """`SimpleNegotiation-v1`; `max_turns` counts both players' turns (10: five each), plus `TextGameEnv`'s
+    options."""
+
+    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "simple_negotiation_v1"}
+    strong_agent = NegotiationHeuristicAgent
+
+    def __init__(self, max_turns: int = 10, **options: Any) -> None:
+        super().__init__(SimpleNegotiation(max_turns), **options)

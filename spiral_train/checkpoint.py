@@ -1,0 +1,98 @@
+"""Checkpoints that survive a crash at any instant, and resume that neither loses nor repeats a step.
+
+A checkpoint is written into a temporary folder and renamed into place (rename is atomic), then the
+`latest` pointer is replaced atomically. A SIGKILL mid-write leaves at worst a stray temporary folder, never
+a half-written checkpoint under a real name; resume reads `latest` (or the newest complete folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_FILE = "state.pt"
+COMPLETE_MARK = "COMPLETE"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, state: dict[str, Any], keep: int) -> Path:
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:06d}"
+    tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp / "model")
+    tokenizer.save_pretrained(tmp / "model")
+    torch.save({**state, "step": step}, tmp / STATE_FILE)
+    (tmp / COMPLETE_MARK).write_text(str(step))
+    _fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    write_atomic(root / "latest", final.name)
+    _prune(root, keep)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    root = checkpoint_dir(run_dir)
+    pointer = root / "latest"
+    if pointer.exists():
+        candidate = root / pointer.read_text().strip()
+        if (candidate / COMPLETE_MARK).exists():
+            return candidate
+    complete = sorted(p for p in root.glob("step_*") if (p / COMPLETE_MARK).exists()) if root.exists() else []
+    return complete[-1] if complete else None
+
+
+def load_state(checkpoint: Path) -> dict[str, Any]:
+    return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Drop records of steps after `max_step` (they will be played again), atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the crash
+        if record.get("step", 0) <= max_step:
+            kept.append(line)
+    write_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def _prune(root: Path, keep: int) -> None:
+    complete = sorted(p for p in root.glob("step_*") if (p / COMPLETE_MARK).exists())
+    for old in complete[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stray in root.glob(".tmp-*"):
+        if not stray.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(stray, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())

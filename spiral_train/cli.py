@@ -1,0 +1,131 @@
+"""`spiral-train`: every `TrainConfig` option as a flag, YAML configs, presets, resume, and plots.
+
+spiral-train                                  # the tiny default: Kuhn Poker on CPU, ~10 min
+spiral-train --preset paper-qwen3-4b --model /models/Qwen3-4B-Base
+spiral-train --config my.yaml --rae none --seed 1
+spiral-train --resume runs/20261125-120000     # continue a run where its last checkpoint left it
+spiral-train plot runs/20261125-120000         # writes curves.png into the run folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+
+from spiral_train.config import PRESETS, ConfigError, TrainConfig, field_types, load_yaml, make_config
+
+
+def _parse_value(text: str) -> Any:
+    """Flags take YAML scalars and lists: 1e-6, true, null, [KuhnPoker-v1, TicTacToe-v0]."""
+    return yaml.safe_load(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spiral-train",
+        description="Self-play RL with Role-conditioned Advantage Estimation on spiral_envs games.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", default="tiny-cpu", help=f"one of {list(PRESETS)}")
+    parser.add_argument("--config", help="YAML file of option: value (flags override it)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    types = field_types()
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        annotation = types[f.name]
+        default = getattr(defaults, f.name)
+        help_text = f"(default {default!r})"
+        if annotation is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif get_origin(annotation) in (list, tuple) or list in [get_origin(a) for a in get_args(annotation)]:
+            parser.add_argument(flag, dest=f.name, nargs="+", type=_parse_value, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=_parse_value, default=None, help=help_text)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, str | None, bool]:
+    overrides: dict[str, Any] = {}
+    run_dir = None
+    resume = False
+    preset = args.preset
+    if args.resume:
+        run_dir = args.resume
+        resume = True
+        saved = Path(run_dir) / "config.yaml"
+        if not saved.exists():
+            raise ConfigError(f"--resume {run_dir}: no config.yaml there; is it a spiral-train run folder?")
+        overrides.update({k: v for k, v in load_yaml(saved).items() if k != "model_source"})
+        preset = "tiny-cpu"  # the saved config is complete
+    if args.config:
+        overrides.update(load_yaml(args.config))
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            annotation = field_types()[f.name]
+            if (
+                isinstance(value, list)
+                and get_origin(annotation) not in (list, tuple)
+                and not _is_optional_list(annotation)
+            ):
+                value = value[0]
+            overrides[f.name] = value
+    config = make_config(preset, overrides)
+    return config, run_dir or config.run_dir, resume
+
+
+def _is_optional_list(annotation: Any) -> bool:
+    return any(get_origin(a) is list for a in get_args(annotation))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "plot":
+        from spiral_train.plot import main as plot_main
+
+        return plot_main(argv[1:])
+    if argv and argv[0] == "train":
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    try:
+        config, run_dir, resume = config_from_args(args)
+    except ConfigError as err:
+        print(f"spiral-train: error: {err}", file=sys.stderr)
+        return 2
+    from spiral_train.plot import plot_run
+    from spiral_train.trainer import Trainer, _new_run_dir
+
+    path = Path(run_dir) if run_dir else _new_run_dir()
+    print(f"run folder: {path}")
+    Trainer(config, path, resume=resume).run()
+    png = plot_run(path)
+    print(f"curves: {png}")
+    summary = _final_summary(path)
+    if summary:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _final_summary(run_dir: Path) -> dict[str, float]:
+    from spiral_train.metrics import read_metrics
+
+    records = [r for r in read_metrics(run_dir) if any(k.startswith("eval/") for k in r)]
+    if not records:
+        return {}
+    first, last = records[0], records[-1]
+    return {
+        f"{k} (step {first['step']} -> {last['step']})": round(last[k] - first.get(k, 0.0), 4)
+        for k in last
+        if k.endswith("win_rate")
+    } | {"final " + k: v for k, v in last.items() if k.startswith("eval/")}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""Every option of a training run, in one typed dataclass, with presets and validation.
+
+A bad value must fail at start, naming the option and what it accepts, not an hour into a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+RAE_MODES = ("ema", "batch", "none")
+LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+TEMPLATES = ("qwen3", "chat", "none")
+OPPONENTS = ("self", "random", "strong")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """A self-play run. Defaults are the `tiny-cpu` preset: a tiny local model on Kuhn Poker, on a laptop CPU."""
+
+    # what to play
+    env_ids: list[str] = field(default_factory=lambda: ["KuhnPoker-v1"])
+    """Games to train on; with several, each new game draws its id by `env_weights`."""
+    env_weights: list[float] | None = None
+    env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Options per env id, passed to `spiral_envs.make`, e.g. {"KuhnPoker-v1": {"num_rounds": 1}}."""
+    opponent: str = "self"
+    """"self" (both seats are the learner), "random", "strong", or a checkpoint folder (a frozen model)."""
+
+    # model and prompts
+    model: str | None = None
+    """A Hugging Face model folder or id; None builds the tiny embedded model offline (cached)."""
+    template: str = "qwen3"
+    """How an observation becomes a prompt: "qwen3" (the paper's), "chat" (the tokenizer's template), "none"."""
+    max_new_tokens: int = 8
+    temperature: float = 1.0
+    top_k: int = 0
+
+    # collection
+    games_per_step: int = 64
+    num_envs: int = 64
+    """Games played at once; all their pending turns go to the model in one batched call."""
+    generation_batch_size: int = 256
+
+    # advantage
+    rae: str = "ema"
+    """Role-conditioned Advantage Estimation: "ema" (the paper), "batch" (per-batch mean/std per game and
+    role), or "none" (plain REINFORCE on the raw return)."""
+    rae_decay: float = 0.95
+    drop_zero_advantage: bool = False
+
+    # learner
+    steps: int = 60
+    lr: float = 2e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    num_epochs: int = 2
+    micro_batch_size: int = 64
+    clip_eps: float = 0.2
+    loss_aggregation: str = "token_mean"
+    max_grad_norm: float = 1.0
+    kl_coef: float = 0.0
+    gradient_checkpointing: bool = False
+    bf16: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+
+    # evaluation
+    eval_every: int = 10
+    eval_games: int = 64
+    """Games per (env, opponent); the model plays half of them in each seat, on fixed seeds."""
+    eval_env_ids: list[str] | None = None
+    """Defaults to `env_ids`."""
+    eval_opponents: list[str] = field(default_factory=lambda: ["random", "strong"])
+    eval_temperature: float = 1.0
+
+    # bookkeeping
+    run_dir: str | None = None
+    """Default: a new folder under runs/."""
+    save_every: int = 1
+    keep_checkpoints: int = 2
+    log_transcripts: int = 2
+    """Game transcripts written per step to transcripts.jsonl."""
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "spiral"
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first bad option and what it accepts."""
+        _choice("rae", self.rae, RAE_MODES)
+        _choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("template", self.template, TEMPLATES)
+        _choice("device", self.device, DEVICES)
+        for name in (
+            "games_per_step",
+            "num_envs",
+            "steps",
+            "num_epochs",
+            "micro_batch_size",
+            "max_new_tokens",
+            "eval_every",
+            "save_every",
+            "keep_checkpoints",
+            "generation_batch_size",
+        ):
+            _positive_int(name, getattr(self, name))
+        for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        if not 0.0 <= self.rae_decay < 1.0:
+            raise ConfigError(f"rae_decay={self.rae_decay} must be in [0, 1) (the paper uses 0.95)")
+        if self.lr <= 0:
+            raise ConfigError(f"lr={self.lr} must be > 0 (the paper uses 1e-6 for Qwen3-4B-Base)")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature={self.temperature} must be > 0 for sampling (the paper uses 1.0)")
+        if self.eval_temperature < 0:
+            raise ConfigError(f"eval_temperature={self.eval_temperature} must be >= 0 (0 is greedy)")
+        if self.clip_eps <= 0:
+            raise ConfigError(f"clip_eps={self.clip_eps} must be > 0")
+        if self.max_grad_norm <= 0:
+            raise ConfigError(f"max_grad_norm={self.max_grad_norm} must be > 0")
+        if self.kl_coef < 0:
+            raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (0 turns the KL term off)")
+        if not self.env_ids:
+            raise ConfigError("env_ids is empty; name at least one game, e.g. KuhnPoker-v1")
+        weights = self.env_weights
+        if weights is not None and (len(weights) != len(self.env_ids) or min(weights) < 0 or sum(weights) <= 0):
+            raise ConfigError(f"env_weights={weights} must give one weight >= 0 per env id {self.env_ids}, not all 0")
+        if self.opponent not in OPPONENTS and not Path(self.opponent).is_dir():
+            raise ConfigError(
+                f"opponent={self.opponent!r} must be one of {list(OPPONENTS)} or an existing checkpoint folder"
+            )
+        for kind in self.eval_opponents:
+            _choice("eval_opponents", kind, ("random", "strong"))
+        for key in self.env_kwargs:
+            if key not in self.env_ids and key not in (self.eval_env_ids or []):
+                raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")
+
+
+class ConfigError(ValueError):
+    """A bad option value; the message names the option and the allowed values."""
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny-cpu": {},
+    "paper-qwen3-4b": {
+        # SPIRAL paper, Kuhn Poker run: Qwen3-4B-Base, lr 1e-6, temperature 1.0, 128 games a step, 400 steps.
+        "model": "Qwen/Qwen3-4B-Base",
+        "template": "qwen3",
+        "env_ids": ["KuhnPoker-v1"],
+        "max_new_tokens": 4096,
+        "temperature": 1.0,
+        "games_per_step": 128,
+        "num_envs": 128,
+        "generation_batch_size": 128,
+        "steps": 400,
+        "lr": 1e-6,
+        "adam_betas": (0.9, 0.95),
+        "num_epochs": 1,
+        "micro_batch_size": 4,
+        "loss_aggregation": "token_mean",
+        "gradient_checkpointing": True,
+        "eval_every": 16,
+        "eval_games": 64,
+        "eval_env_ids": ["TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1"],
+        "eval_temperature": 0.6,
+        "save_every": 16,
+        "device": "cuda",
+    },
+}
+
+
+def field_types() -> dict[str, Any]:
+    return get_type_hints(TrainConfig)
+
+
+def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset with overrides applied and checked; an unknown option name fails with a suggestion."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset={preset!r} is unknown; choose one of {list(PRESETS)}")
+    values = {**PRESETS[preset], **(overrides or {})}
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in values:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            raise ConfigError(f"unknown option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    types = field_types()
+    values = {k: coerce(k, v, types[k]) for k, v in values.items()}
+    config = TrainConfig(**values)
+    config.validate()
+    return config
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check (and gently convert: YAML lists to tuples, ints to floats) a value against its field's type."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{name} may not be null")
+    if origin is Literal:
+        return value
+    if args and type(None) in args:  # Optional[X]
+        inner = [a for a in args if a is not type(None)]
+        return coerce(name, value, inner[0])
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} must be true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}={value!r} must be an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}={value!r} must be a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}={value!r} must be a string")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r} must be a list")
+        return [coerce(name, v, args[0]) for v in value]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name}={value!r} must be a list of {len(args)} values")
+        return tuple(coerce(name, v, a) for v, a in zip(value, args))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}={value!r} must be a mapping")
+        return dict(value)
+    return value
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["adam_betas"] = list(config.adam_betas)
+    return data

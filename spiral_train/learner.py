@@ -1,0 +1,186 @@
+"""The policy-gradient update: PPO-style clipped ratio over a few passes of each batch of turns.
+
+Every token of a turn carries that turn's advantage (the role's game return minus its RAE baseline). The
+ratio pi_new / pi_behaviour is 1 on the first pass (on-policy) and is clipped on later passes, so several
+passes can reuse one expensive batch of games without running away from the policy that played them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from spiral_train.collector import Turn
+from spiral_train.config import TrainConfig
+from spiral_train.generation import positions
+
+
+@dataclass
+class Batch:
+    """Turns laid out as [left-padded prompt | right-padded response], so all responses share columns."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor  # (rows, R): 1 on real response tokens
+    old_logprobs: torch.Tensor  # (rows, R)
+    advantages: torch.Tensor  # (rows,)
+    response_width: int
+
+
+def make_batch(turns: Sequence[Turn], pad_id: int, device: torch.device) -> Batch:
+    prompt_width = max(len(t.prompt_ids) for t in turns)
+    response_width = max(len(t.response_ids) for t in turns)
+    rows = len(turns)
+    ids = torch.full((rows, prompt_width + response_width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    response_mask = torch.zeros((rows, response_width), dtype=torch.float32)
+    old = torch.zeros((rows, response_width), dtype=torch.float32)
+    for row, t in enumerate(turns):
+        p, r = len(t.prompt_ids), len(t.response_ids)
+        ids[row, prompt_width - p : prompt_width] = torch.tensor(t.prompt_ids)
+        ids[row, prompt_width : prompt_width + r] = torch.tensor(t.response_ids)
+        mask[row, prompt_width - p : prompt_width + r] = 1
+        response_mask[row, :r] = 1.0
+        old[row, :r] = torch.tensor(t.logprobs)
+    advantages = torch.tensor([t.advantage for t in turns], dtype=torch.float32)
+    return Batch(
+        ids.to(device), mask.to(device), response_mask.to(device), old.to(device), advantages.to(device), response_width
+    )
+
+
+def response_logprobs(model: PreTrainedModel, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logprob of each response token under `model` (at the sampling temperature), and the entropy."""
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=positions(batch.attention_mask),
+        logits_to_keep=batch.response_width + 1,
+    )
+    logits = out.logits[:, :-1, :].float() / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
+    targets = batch.input_ids[:, -batch.response_width :]
+    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+def clipped_pg_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip_eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token PPO loss -min(r*A, clip(r)*A) and whether the clip was active."""
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages[:, None]
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
+    return -torch.minimum(unclipped, clipped), (clipped < unclipped).float()
+
+
+class Learner:
+    """Owns the optimizer and schedule; `update(turns)` runs `num_epochs` optimizer steps on one batch."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        config: TrainConfig,
+        device: torch.device,
+        pad_id: int,
+        ref_model: PreTrainedModel | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.device = device
+        self.pad_id = pad_id
+        self.ref_model = ref_model
+        self.rng = random.Random(config.seed + 1)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+
+    def _lr_factor(self, update: int) -> float:
+        c = self.config
+        total = c.steps * c.num_epochs
+        warm = c.warmup_steps * c.num_epochs
+        if warm and update < warm:
+            return (update + 1) / warm
+        progress = min(1.0, (update - warm) / max(1, total - warm))
+        if c.lr_schedule == "linear":
+            return 1.0 - progress
+        if c.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    def update(self, turns: Sequence[Turn]) -> dict[str, float]:
+        c = self.config
+        if not turns:
+            return {"loss": 0.0, "grad_norm": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0}
+        self.model.train()
+        total_tokens = sum(len(t.response_ids) for t in turns)
+        if c.loss_aggregation == "token_mean":
+            denominator = float(total_tokens)
+        else:  # seq_sum_const (Dr. GRPO): a constant, so long answers are not down-weighted per token
+            denominator = float(len(turns) * c.max_new_tokens)
+        sums = {"loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0, "kl_ref": 0.0}
+        grad_norms = []
+        for _ in range(c.num_epochs):
+            order = list(range(len(turns)))
+            self.rng.shuffle(order)
+            self.optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(order), c.micro_batch_size):
+                chunk = [turns[i] for i in order[start : start + c.micro_batch_size]]
+                batch = make_batch(chunk, self.pad_id, self.device)
+                with _autocast(self.device, c.bf16):
+                    logp, entropy = response_logprobs(self.model, batch, c.temperature)
+                token_loss, clipped = clipped_pg_loss(logp, batch.old_logprobs, batch.advantages, c.clip_eps)
+                if self.ref_model is not None and c.kl_coef > 0:
+                    with torch.no_grad(), _autocast(self.device, c.bf16):
+                        ref_logp, _ = response_logprobs(self.ref_model, batch, c.temperature)
+                    log_ratio = ref_logp - logp
+                    kl = torch.exp(log_ratio) - log_ratio - 1.0  # k3 estimator, >= 0
+                    token_loss = token_loss + c.kl_coef * kl
+                    sums["kl_ref"] += float((kl.detach() * batch.response_mask).sum())
+                m = batch.response_mask
+                loss = (token_loss * m).sum() / denominator
+                loss.backward()
+                sums["loss"] += float(loss.detach())
+                sums["clip_frac"] += float((clipped * m).sum())
+                sums["approx_kl"] += float(((batch.old_logprobs - logp.detach()) * m).sum())
+                sums["entropy"] += float((entropy * m).sum())
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            grad_norms.append(float(norm))
+            self.optimizer.step()
+            self.scheduler.step()
+        self.model.eval()
+        n = c.num_epochs
+        return {
+            "loss": sums["loss"] / n,
+            "grad_norm": sum(grad_norms) / n,
+            "clip_frac": sums["clip_frac"] / (total_tokens * n),
+            "approx_kl": sums["approx_kl"] / (total_tokens * n),
+            "entropy": sums["entropy"] / (total_tokens * n),
+            "kl_ref": sums["kl_ref"] / (total_tokens * n),
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.getstate(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.setstate(state["rng"])
+
+
+def _autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")

@@ -1,0 +1,62 @@
+"""Where a run's figures go: metrics.jsonl always; TensorBoard and wandb when asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    def __init__(self, run_dir: Path, config: dict[str, Any], tensorboard: bool, wandb: bool, project: str) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.transcripts = run_dir / "transcripts.jsonl"
+        self._tb = None
+        self._wandb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from err
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+        if wandb:
+            try:
+                import wandb as wandb_module
+            except ImportError as err:
+                raise RuntimeError("--wandb needs the wandb package: pip install wandb") from err
+            self._wandb = wandb_module.init(project=project, config=config, dir=str(run_dir), resume="allow")
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+        step = record["step"]
+        numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
+        if self._tb is not None:
+            for key, value in numbers.items():
+                self._tb.add_scalar(key, value, step)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(numbers, step=step)
+
+    def log_transcripts(self, step: int, games: list[dict[str, Any]]) -> None:
+        with open(self.transcripts, "a") as f:
+            for game in games:
+                f.write(json.dumps({"step": step, **game}) + "\n")
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a spiral-train run folder?")
+    records = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            records.append(json.loads(line))
+    return records

@@ -1,0 +1,66 @@
+"""Role-conditioned Advantage Estimation (SPIRAL, section 3.3).
+
+In a zero-sum game the two roles rarely have the same expected return (the first mover in Kuhn Poker
+expects -1/18 a hand), so one shared baseline would keep telling one role it is losing. RAE keeps one
+baseline per (game, role): an exponential moving average of that role's returns, b <- a*b + (1-a)*R, and
+the advantage of every turn the role played in a game is A = R - b, with b read *before* the update.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class RoleReturn:
+    """One role's return in one game; the advantage is filled in by `RAE.assign`."""
+
+    env_id: str
+    role: str
+    reward: float
+    advantage: float = 0.0
+
+
+class RAE:
+    """Baselines per (env id, role). `mode`: "ema" (the paper), "batch" (normalise within each batch per
+    game and role, a GRPO-like ablation) or "none" (plain REINFORCE: A = R)."""
+
+    def __init__(self, mode: str = "ema", decay: float = 0.95) -> None:
+        self.mode = mode
+        self.decay = decay
+        self.baselines: dict[tuple[str, str], float] = {}
+
+    def assign(self, returns: Sequence[RoleReturn]) -> None:
+        """Fill in advantages, in order (games earlier in the batch update the baseline first)."""
+        if self.mode == "none":
+            for r in returns:
+                r.advantage = r.reward
+        elif self.mode == "ema":
+            for r in returns:
+                key = (r.env_id, r.role)
+                baseline = self.baselines.get(key, 0.0)
+                r.advantage = r.reward - baseline
+                self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward
+        elif self.mode == "batch":
+            groups: dict[tuple[str, str], list[RoleReturn]] = defaultdict(list)
+            for r in returns:
+                groups[(r.env_id, r.role)].append(r)
+            for key, members in groups.items():
+                rewards = [m.reward for m in members]
+                mean = statistics.fmean(rewards)
+                std = statistics.pstdev(rewards) if len(rewards) > 1 else 0.0
+                for m in members:
+                    m.advantage = (m.reward - mean) / (std + 1e-6)
+                self.baselines[key] = mean
+        else:
+            raise ValueError(f"RAE mode {self.mode!r} is unknown; use 'ema', 'batch' or 'none'")
+
+    def state_dict(self) -> dict:
+        baselines = [[env_id, role, value] for (env_id, role), value in self.baselines.items()]
+        return {"mode": self.mode, "decay": self.decay, "baselines": baselines}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.baselines = {(env_id, role): float(v) for env_id, role, v in state["baselines"]}

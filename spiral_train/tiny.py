@@ -1,0 +1,201 @@
+"""The embedded default model: a tiny Qwen3 built offline, that starts as a valid but strategy-free player.
+
+A pretrained base model already writes well-formed moves, and self-play only has to teach it strategy. A
+randomly initialised model does not: measured here, RAE alone from random init collapses (the losing role's
+baseline sinks to -1, its gradient vanishes, and pushing down invalid answers alone drives the model into
+garbage). So the tiny model gets a short warm-up that imitates *uniformly random legal play*: afterwards it
+answers `\\boxed{<legal move>}` almost always, with no preference between legal moves, like a base model
+that knows the format but not the game. Everything is built locally (tokenizer trained on game text, random
+init), and cached by a key of the build settings, so a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+import spiral_envs
+from spiral_train.prompts import render_prompt
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+BUILD_VERSION = 1
+"""Bump when the build recipe changes, so old caches are not reused."""
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """How to build the tiny model; its hash names the cache folder."""
+
+    env_ids: tuple[str, ...] = ("TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1")
+    env_kwargs: tuple[tuple[str, str], ...] = ()
+    """(env id, JSON of options) pairs, e.g. (("KuhnPoker-v1", '{"num_rounds": 1}'),)."""
+    template: str = "qwen3"
+    vocab_size: int = 1024
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    max_positions: int = 4096
+    warmup_steps: int = 300
+    warmup_batch: int = 32
+    warmup_lr: float = 3e-3
+    seed: int = 0
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def key(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        data["version"] = BUILD_VERSION
+        data["texts"] = [_first_prompt(env_id, dict(self.env_kwargs)) for env_id in self.env_ids]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _first_prompt(env_id: str, env_kwargs: dict[str, str]) -> str:
+    """The opening observation of a game: when a game's wording changes, so does the cache key."""
+    env = spiral_envs.make(env_id, **json.loads(env_kwargs.get(env_id, "{}")))
+    env.reset(seed=0)
+    return str(env.observe(env.agent_selection))
+
+
+def cache_root() -> Path:
+    base = os.environ.get("SPIRAL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "spiral"
+    )
+    return Path(base) / "tiny"
+
+
+def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
+    """The cached tiny model folder for `spec`, built first if missing (written atomically)."""
+    spec = spec or TinySpec()
+    target = cache_root() / spec.key()
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    log(f"building the tiny model (once; cached in {target}) ...")
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        build_tiny_model(spec, work, log=log)
+        try:
+            os.replace(work, target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"tiny model ready in {time.time() - started:.0f}s")
+    return target
+
+
+def build_tiny_model(spec: TinySpec, out_dir: Path, log=print) -> None:
+    rng = random.Random(spec.seed)
+    torch.manual_seed(spec.seed)
+    kwargs = {env_id: json.loads(opts) for env_id, opts in spec.env_kwargs}
+    games = random_play_turns(spec.env_ids, kwargs, rng, games_per_env=200)
+    tokenizer = train_tokenizer(games, spec)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        head_dim=spec.hidden_size // spec.num_heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen3ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    log(f"tiny model: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(tokenizer)}")
+    imitate_random_play(model, tokenizer, spec, kwargs, rng, log)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def random_play_turns(
+    env_ids: tuple[str, ...], env_kwargs: dict[str, dict], rng: random.Random, games_per_env: int
+) -> list[tuple[str, str]]:
+    """(observation, uniformly random legal move) for every turn of random games."""
+    turns = []
+    for env_id in env_ids:
+        env = spiral_envs.make(env_id, **env_kwargs.get(env_id, {}))
+        for _ in range(games_per_env):
+            env.reset(seed=rng.randrange(2**31))
+            for _ in env.agent_iter():
+                obs, _, term, trunc, info = env.last()
+                if term or trunc:
+                    env.step(None)
+                    continue
+                move = rng.choice(info["legal_actions"])
+                turns.append((str(obs), move))
+                env.step(spiral_envs.boxed(move))
+    return turns
+
+
+def train_tokenizer(turns: list[tuple[str, str]], spec: TinySpec) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the prompts and answers of the games: any text encodes, no unknowns."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = (render_prompt(spec.template, obs) + spiral_envs.boxed(move) for obs, move in turns)
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+
+
+def imitate_random_play(
+    model: Qwen3ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    spec: TinySpec,
+    env_kwargs: dict[str, dict],
+    rng: random.Random,
+    log=print,
+) -> None:
+    """Supervised warm-up on fresh random-play turns: learn the answer format, not a strategy."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.warmup_lr, weight_decay=0.0)
+    pool = random_play_turns(spec.env_ids, env_kwargs, rng, games_per_env=300)
+    eos = tokenizer.eos_token_id
+    model.train()
+    for step in range(spec.warmup_steps):
+        batch = [pool[rng.randrange(len(pool))] for _ in range(spec.warmup_batch)]
+        prompts = [tokenizer(render_prompt(spec.template, obs), add_special_tokens=False).input_ids for obs, _ in batch]
+        answers = [[*tokenizer(spiral_envs.boxed(m), add_special_tokens=False).input_ids, eos] for _, m in batch]
+        width = max(len(p) + len(a) for p, a in zip(prompts, answers))
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), width), -100)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (p, a) in enumerate(zip(prompts, answers)):
+            seq = p + a
+            ids[row, : len(seq)] = torch.tensor(seq)
+            labels[row, len(p) : len(seq)] = torch.tensor(a)
+            mask[row, : len(seq)] = 1
+        lr = spec.warmup_lr * min(1.0, (step + 1) / 20) * (1 - step / spec.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % 50 == 0 or step == spec.warmup_steps - 1:
+            log(f"  warm-up {step + 1}/{spec.warmup_steps}: imitation loss {loss.item():.3f}")
+    model.eval()

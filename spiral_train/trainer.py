@@ -1,0 +1,317 @@
+"""The self-play loop, top to bottom: collect games, estimate advantages with RAE, update, evaluate, save.
+
+One policy plays both seats of every game (or one seat against a fixed opponent). Generation samples from
+the learner's own weights, so every batch is on-policy.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import spiral_envs
+from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
+from spiral_train.collector import Collector, GameResult, Match, ModelPolicy, Seat, Turn
+from spiral_train.config import TrainConfig, make_config, to_dict
+from spiral_train.evaluation import evaluate
+from spiral_train.generation import HFGenerator
+from spiral_train.learner import Learner
+from spiral_train.metrics import MetricsLog
+from spiral_train.rae import RAE, RoleReturn
+from spiral_train.tiny import TinySpec, tiny_model_path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' but no CUDA GPU is visible; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[Any, Any, str]:
+    """The model and tokenizer to train, and where they came from (the tiny model is built if needed)."""
+    source = str(tiny_model_path(tiny_spec(config), log=log)) if config.model is None else config.model
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    model.eval()
+    return model, tokenizer, source
+
+
+def tiny_spec(config: TrainConfig) -> TinySpec:
+    """The tiny model warms up on every game of the run (training and evaluation), with their options."""
+    env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
+    kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.env_kwargs.items()))
+    return TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
+        config.validate()
+        self.config = config
+        self.run_dir = run_dir
+        self.log = log
+        self.device = resolve_device(config.device)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        if resume and checkpoint is None:
+            log(f"no checkpoint in {run_dir} yet: starting from step 0")
+        torch.manual_seed(config.seed)
+        if checkpoint is not None:
+            model_config = TrainConfig(**{**to_dict(config), "model": str(checkpoint / "model")})
+            model_config.adam_betas = tuple(model_config.adam_betas)
+            self.model, self.tokenizer, _ = load_model(model_config, self.device, log)
+        else:
+            self.model, self.tokenizer, source = load_model(config, self.device, log)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
+        self.generator = HFGenerator(self.model, self.tokenizer, config.generation_batch_size)
+        self.rae = RAE(config.rae, config.rae_decay)
+        ref_model = None
+        if config.kl_coef > 0:
+            ref_model = (
+                AutoModelForCausalLM.from_pretrained(
+                    config.model or str(tiny_model_path(tiny_spec(config), log=log)), dtype=torch.float32
+                )
+                .to(self.device)
+                .eval()
+            )
+            ref_model.requires_grad_(False)
+        self.learner = Learner(self.model, config, self.device, self.tokenizer.pad_token_id, ref_model)
+        self.rng = random.Random(config.seed)
+        self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.step = 0
+        if checkpoint is not None:
+            self._restore(load_state(checkpoint))
+            truncate_jsonl(run_dir / "metrics.jsonl", self.step)
+            truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
+            log(f"resumed {run_dir} at step {self.step}")
+        self.policy = ModelPolicy(
+            self.generator,
+            self.tokenizer,
+            config.template,
+            config.temperature,
+            config.max_new_tokens,
+            self.torch_rng,
+            trainable=True,
+        )
+        self.opponent = self._make_opponent()
+        self.collector = Collector(config.num_envs, config.env_kwargs)
+        self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
+        self.started = time.time()
+
+    # -- one step -------------------------------------------------------------------------------------
+
+    def matches(self) -> list[Match]:
+        """This step's games: env ids drawn by weight, fresh seeds, seats by the opponent setting."""
+        c = self.config
+        matches = []
+        for i in range(c.games_per_step):
+            env_id = self.rng.choices(c.env_ids, weights=c.env_weights)[0] if len(c.env_ids) > 1 else c.env_ids[0]
+            seed = self.rng.randrange(2**31)
+            if self.opponent is None:
+                seats: dict[str, Seat] = {"player_0": self.policy, "player_1": self.policy}
+            else:
+                other = self.opponent(env_id, seed)
+                learner_role = "player_0" if (self.step + i) % 2 == 0 else "player_1"
+                other_role = "player_1" if learner_role == "player_0" else "player_0"
+                seats = {learner_role: self.policy, other_role: other}
+            matches.append(Match(env_id, seed, seats))
+        return matches
+
+    def train_step(self) -> dict[str, Any]:
+        c = self.config
+        t0 = time.time()
+        results = self.collector.play(self.matches(), keep_transcripts=c.log_transcripts > 0)
+        t_collect = time.time() - t0
+        turns = self.assign_advantages(results)
+        trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
+        t1 = time.time()
+        update = self.learner.update(trained)
+        self.generator.sync_weights()
+        self.step += 1
+        record = {"step": self.step, **self.rollout_stats(results, turns), **update}
+        record["train/samples"] = len(trained)
+        record["time/collect_s"] = t_collect
+        record["time/update_s"] = time.time() - t1
+        for (env_id, role), value in sorted(self.rae.baselines.items()):
+            record[f"rae/baseline/{env_id}/{role}"] = value
+        if c.log_transcripts:
+            self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
+        return record
+
+    def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
+        """RAE per (game, role), in game order; every turn of a role gets that role's advantage."""
+        role_returns: list[RoleReturn] = []
+        owners: list[list[Turn]] = []
+        for result in results:
+            by_role: dict[str, list[Turn]] = defaultdict(list)
+            for turn in result.turns:
+                by_role[turn.role].append(turn)
+            for role, role_turns in by_role.items():
+                role_returns.append(RoleReturn(result.match.env_id, role, result.returns[role]))
+                owners.append(role_turns)
+        self.rae.assign(role_returns)
+        turns = []
+        for rr, role_turns in zip(role_returns, owners):
+            for turn in role_turns:
+                turn.advantage = rr.advantage
+                turns.append(turn)
+        return turns
+
+    def rollout_stats(self, results: list[GameResult], turns: list[Turn]) -> dict[str, float]:
+        trained_roles = [(r, role) for r in results for role, seat in r.match.seats.items() if seat is self.policy]
+        rewards = [r.returns[role] for r, role in trained_roles]
+        n_turns = max(1, len(turns))
+        stats = {
+            "train/reward_mean": sum(rewards) / max(1, len(rewards)),
+            "train/invalid_rate": sum(not t.valid for t in turns) / n_turns,
+            "train/truncated_rate": sum(t.truncated for t in turns) / n_turns,
+            "train/response_len": sum(len(t.response_ids) for t in turns) / n_turns,
+            "train/prompt_len": sum(len(t.prompt_ids) for t in turns) / n_turns,
+            "train/turns_per_game": len(turns) / max(1, len(results)),
+            "train/games": len(results),
+        }
+        for role in ("player_0", "player_1"):
+            role_rewards = [r.returns[x] for r, x in trained_roles if x == role]
+            if role_rewards:
+                stats[f"train/win_rate/{role}"] = sum(v > 0 for v in role_rewards) / len(role_rewards)
+        return stats
+
+    def evaluate(self) -> dict[str, float]:
+        c = self.config
+        if c.eval_games == 0:
+            return {}
+        return evaluate(
+            self.policy,
+            c.eval_env_ids or c.env_ids,
+            c.eval_opponents,
+            c.eval_games,
+            c.eval_temperature,
+            self.collector,
+            seed=c.seed,
+        )
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        c = self.config
+        bar = _progress(c.steps, self.step, c.progress)
+        try:
+            if self.step == 0:
+                first = {"step": 0, "time_s": 0.0, **self.evaluate()}
+                self.metrics.log(first)
+                bar.set_postfix_str(_postfix(first))
+            while self.step < c.steps:
+                record = self.train_step()
+                if self.step % c.eval_every == 0 or self.step == c.steps:
+                    record.update(self.evaluate())
+                record["time_s"] = time.time() - self.started
+                self.metrics.log(record)
+                if self.step % c.save_every == 0 or self.step == c.steps:
+                    self.save()
+                bar.update(1)
+                bar.set_postfix_str(_postfix(record))
+        finally:
+            bar.close()
+            self.metrics.close()
+        return self.run_dir
+
+    def save(self) -> Path:
+        state = {
+            "learner": self.learner.state_dict(),
+            "rae": self.rae.state_dict(),
+            "rng": self.rng.getstate(),
+            "torch_rng": self.torch_rng.get_state(),
+            "torch_global_rng": torch.get_rng_state(),
+            "config": to_dict(self.config),
+        }
+        return save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.learner.load_state_dict(state["learner"])
+        self.rae.load_state_dict(state["rae"])
+        self.rng.setstate(state["rng"])
+        self.torch_rng.set_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_global_rng"])
+
+    def _make_opponent(self):
+        """None for self-play; else a function (env_id, seed) -> the seat of the fixed opponent."""
+        kind = self.config.opponent
+        if kind == "self":
+            return None
+        if kind in ("random", "strong"):
+            return lambda env_id, seed: spiral_envs.make_agent(kind, env_id, seed=seed)
+        frozen = AutoModelForCausalLM.from_pretrained(kind, dtype=torch.float32).to(self.device).eval()
+        frozen_tokenizer = AutoTokenizer.from_pretrained(kind)
+        policy = ModelPolicy(
+            HFGenerator(frozen, frozen_tokenizer, self.config.generation_batch_size),
+            frozen_tokenizer,
+            self.config.template,
+            self.config.temperature,
+            self.config.max_new_tokens,
+            self.torch_rng,
+            trainable=False,
+            name="frozen",
+        )
+        return lambda env_id, seed: policy
+
+
+def _transcript(result: GameResult) -> dict[str, Any]:
+    return {
+        "env_id": result.match.env_id,
+        "seed": result.match.seed,
+        "returns": result.returns,
+        "outcome": result.outcome,
+        "turns": result.transcript,
+    }
+
+
+def _postfix(record: dict[str, Any]) -> str:
+    parts = []
+    if "train/reward_mean" in record:
+        parts.append(f"invalid {record['train/invalid_rate']:.0%}")
+        parts.append(f"loss {record['loss']:+.3f}")
+    for key, value in record.items():
+        if key.startswith("eval/") and key.endswith("/win_rate"):
+            _, env_id, opponent, _ = key.split("/")
+            parts.append(f"{env_id.split('-')[0]} vs {opponent} {value:.0%}")
+    return " | ".join(parts)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="spiral-train", unit="step", dynamic_ncols=True)
+
+
+def train(
+    overrides: dict[str, Any] | None = None, preset: str = "tiny-cpu", run_dir: str | None = None, resume: bool = False
+) -> Path:
+    """Train with a preset and overrides; returns the run folder."""
+    config = make_config(preset, overrides)
+    path = Path(run_dir or config.run_dir or _new_run_dir())
+    return Trainer(config, path, resume=resume).run()
+
+
+def _new_run_dir() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path("runs") / f"{stamp}-{suffix}"
+    return path

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny models built locally (no hub), once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spiral_cache(tmp_path_factory) -> Path:
+    """Where tiny models are cached: SPIRAL_CACHE if set (CI reuses builds), else a session folder."""
+    path = Path(os.environ.get("SPIRAL_CACHE") or tmp_path_factory.mktemp("spiral-cache"))
+    os.environ["SPIRAL_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def quick_model(spiral_cache) -> Path:
+    """A tiny Qwen3 with a short warm-up: enough for plumbing tests, not for learning curves."""
+    pytest.importorskip("torch")
+    from spiral_train.tiny import TinySpec, tiny_model_path
+
+    spec = TinySpec(env_ids=("TicTacToe-v0", "KuhnPoker-v1"), warmup_steps=40, warmup_batch=16)
+    return tiny_model_path(spec, log=lambda *_: None)

@@ -1,0 +1,52 @@
+"""The policy-gradient loss pushes the right way, by the right amount, and stops where the clip says."""
+
+import pytest
+import torch
+
+from spiral_train.learner import clipped_pg_loss
+
+
+def two_token_policy(p_first: float) -> torch.Tensor:
+    """Logits of a softmax over two tokens whose first token has probability `p_first`."""
+    return torch.tensor([torch.logit(torch.tensor(p_first)).item(), 0.0], requires_grad=True)
+
+
+@pytest.mark.parametrize("advantage", [1.0, -0.5])
+def test_gradient_sign_and_size_on_a_two_token_toy(advantage):
+    p = 0.3
+    logits = two_token_policy(p)
+    logp = torch.log_softmax(logits, dim=-1)[0].reshape(1, 1)  # the sampled token is the first one
+    old = logp.detach().clone()
+    loss, clipped = clipped_pg_loss(logp, old, torch.tensor([advantage]), clip_eps=0.2)
+    loss.sum().backward()
+    # d(-A * ratio)/d(logit_0) at ratio 1 = -A * d(log p0)/d(logit_0) = -A * (1 - p)
+    assert logits.grad[0].item() == pytest.approx(-advantage * (1 - p), rel=1e-5)
+    assert logits.grad[1].item() == pytest.approx(advantage * (1 - p), rel=1e-5)
+    assert clipped.item() == 0.0
+    # a gradient step raises the sampled token's probability iff the advantage is positive
+    with torch.no_grad():
+        new_p = torch.softmax(logits - 0.1 * logits.grad, dim=-1)[0].item()
+    assert (new_p > p) == (advantage > 0)
+
+
+def test_clipped_ratio_gives_no_gradient():
+    """Once the new policy already moved past 1+eps in the advantage's direction, the sample stops pushing."""
+    logits = two_token_policy(0.6)
+    logp = torch.log_softmax(logits, dim=-1)[0].reshape(1, 1)
+    old = torch.log(torch.tensor([[0.4]]))  # ratio 1.5 > 1.2
+    loss, clipped = clipped_pg_loss(logp, old, torch.tensor([1.0]), clip_eps=0.2)
+    loss.sum().backward()
+    assert clipped.item() == 1.0
+    assert loss.item() == pytest.approx(-1.2)
+    assert torch.all(logits.grad == 0)
+
+
+def test_clip_does_not_hide_a_move_in_the_wrong_direction():
+    """With a negative advantage and a ratio above 1+eps, the unclipped term still pulls the token down."""
+    logits = two_token_policy(0.6)
+    logp = torch.log_softmax(logits, dim=-1)[0].reshape(1, 1)
+    old = torch.log(torch.tensor([[0.4]]))
+    loss, _ = clipped_pg_loss(logp, old, torch.tensor([-1.0]), clip_eps=0.2)
+    loss.sum().backward()
+    assert loss.item() == pytest.approx(1.5, rel=1e-5)
+    assert logits.grad[0].item() > 0  # descent lowers the first token's logit

@@ -1,0 +1,65 @@
+"""RAE arithmetic against sequences computed by hand."""
+
+import pytest
+
+from spiral_train.rae import RAE, RoleReturn
+
+
+def returns(*items):
+    return [RoleReturn(env_id, role, reward) for env_id, role, reward in items]
+
+
+def test_ema_baseline_is_read_before_it_is_updated():
+    rae = RAE("ema", decay=0.95)
+    batch = returns(("K", "player_0", 1.0), ("K", "player_0", 1.0), ("K", "player_0", -1.0))
+    rae.assign(batch)
+    # b0 = 0 -> A = 1, b = 0.05; A = 1 - 0.05 = 0.95, b = 0.95*0.05 + 0.05 = 0.0975; A = -1 - 0.0975
+    assert [r.advantage for r in batch] == pytest.approx([1.0, 0.95, -1.0975])
+    assert rae.baselines[("K", "player_0")] == pytest.approx(0.95 * 0.0975 - 0.05)
+
+
+def test_baselines_are_separate_per_game_and_role():
+    rae = RAE("ema", decay=0.5)
+    batch = returns(("K", "player_0", 1.0), ("K", "player_1", -1.0), ("T", "player_0", 0.0), ("K", "player_0", 1.0))
+    rae.assign(batch)
+    assert [r.advantage for r in batch] == pytest.approx([1.0, -1.0, 0.0, 0.5])
+    assert rae.baselines == pytest.approx({("K", "player_0"): 0.75, ("K", "player_1"): -0.5, ("T", "player_0"): 0.0})
+
+
+def test_a_role_that_always_loses_gets_zero_advantage_in_the_limit():
+    """The reason for RAE: a structurally losing role is not pushed down for losing."""
+    rae = RAE("ema", decay=0.95)
+    for _ in range(400):
+        batch = returns(("K", "player_1", -1.0))
+        rae.assign(batch)
+    assert batch[0].advantage == pytest.approx(0.0, abs=1e-6)
+
+
+def test_none_is_plain_reinforce():
+    rae = RAE("none")
+    batch = returns(("K", "player_0", 1.0), ("K", "player_1", -1.0))
+    rae.assign(batch)
+    assert [r.advantage for r in batch] == [1.0, -1.0]
+    assert rae.baselines == {}
+
+
+def test_batch_mode_normalises_per_game_and_role():
+    rae = RAE("batch")
+    batch = returns(("K", "player_0", 1.0), ("K", "player_0", -1.0), ("K", "player_0", 1.0), ("K", "player_1", 0.5))
+    rae.assign(batch)
+    mean, std = 1 / 3, (8 / 9) ** 0.5
+    expected = [(1 - mean) / std, (-1 - mean) / std, (1 - mean) / std, 0.0]
+    assert [r.advantage for r in batch] == pytest.approx(expected, rel=1e-5)
+
+
+def test_state_round_trip():
+    rae = RAE("ema")
+    rae.assign(returns(("K", "player_0", 1.0), ("T", "player_1", -1.0)))
+    other = RAE("ema")
+    other.load_state_dict(rae.state_dict())
+    assert other.baselines == rae.baselines
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="ema"):
+        RAE("bogus").assign(returns(("K", "player_0", 1.0)))
