@@ -11,7 +11,15 @@ from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normali
 from spiral_envs.env import TextGameEnv
 from spiral_envs.parsing import extract_move
 from spiral_envs.prompts import TEMPLATES, chat_messages, chat_prompt, qwen3_prompt
-from spiral_envs.registry import ENTRY_POINT_GROUP, EnvSpec, make, register, registered_ids, spec
+from spiral_envs.registry import (
+    ENTRY_POINT_GROUP,
+    EnvSpec,
+    UnknownEnvError,
+    make,
+    register,
+    registered_ids,
+    spec,
+)
 
 register("TicTacToe-v0", "spiral_envs.games.tictactoe:TicTacToeEnv")
 register("KuhnPoker-v1", "spiral_envs.games.kuhn_poker:KuhnPokerEnv", num_rounds=5)
@@ -28,6 +36,7 @@ __all__ = [
     "RandomAgent",
     "TextGame",
     "TextGameEnv",
+    "UnknownEnvError",
     "boxed",
     "chat_messages",
     "chat_prompt",

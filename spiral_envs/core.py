@@ -73,6 +73,8 @@ class TextGame(ABC, Generic[A]):
     """
 
     default_history: str = "full"
+    lists_every_move: bool = True
+    """False where a legal move can be missing from `legal_actions` (free talk in a negotiation)."""
 
     @abstractmethod
     def new_state(self, rng: random.Random) -> GameState[A]:
@@ -96,14 +98,27 @@ class TextGame(ABC, Generic[A]):
         The default compares the move, without brackets, case and spacing, with each legal move's text; a
         game with an open-ended grammar (offers with amounts) overrides it.
         """
-        wanted = normalize_move(move)
         legal = state.legal_actions()
-        for action in legal:
-            if normalize_move(self.format_action(action)) == wanted:
+        texts = [self.format_action(action) for action in legal]
+        stripped = move.strip()
+        for action, text in zip(legal, texts):  # most answers write the move exactly as listed
+            if text == stripped:
                 return action
-        shown = ", ".join(self.format_action(a) for a in legal)
+        wanted = normalize_move(move)
+        for action, text in zip(legal, texts):
+            if normalize_move(text) == wanted:
+                return action
+        shown = ", ".join(texts)
         quoted = move if len(move) <= 200 else f"{move[:200]}..."  # never echo a megabyte answer into a prompt
         raise InvalidMove(f"'{quoted}' is not a legal move here; the legal moves are: {shown}")
+
+    def legal_moves_text(self, state: GameState[A], legal: Sequence[str]) -> str:
+        """The "Your legal moves: ..." part of the prompt, given the formatted legal moves.
+
+        Listing every move is right for a handful of them; a game with hundreds (every offer of a
+        negotiation) overrides this to state the grammar instead, keeping prompts short.
+        """
+        return ", ".join(legal)
 
     def render(self, state: GameState[A]) -> str:
         """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""

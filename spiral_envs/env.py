@@ -225,7 +225,7 @@ class TextGameEnv(AECEnv):
         if self.outcome is not None:
             parts.append(f"The game is over: {self.outcome['reason']}")
         elif agent == self.agent_selection:
-            parts.append(f"Your legal moves: {', '.join(self._legal_move_texts())}")
+            parts.append(f"Your legal moves: {self.game.legal_moves_text(self.state, self._legal_move_texts())}")
             error = self._last_error.get(agent)
             if error is not None:
                 parts.append(

@@ -62,8 +62,11 @@ class HFGenerator:
     It samples from the learner's own model object, so its weights are always the learner's latest.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_batch_size: int = 64) -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_batch_size: int = 64, bf16: bool = False
+    ) -> None:
         self.model = model
+        self.bf16 = bf16
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -104,7 +107,7 @@ class HFGenerator:
         step_ids, step_pos = ids, pos
         for t in range(max_new_tokens):
             kwargs = {self._cache_kwarg: cache} if cache is not None else {}
-            with _autocast(device):
+            with autocast(device, self.bf16):
                 output = self.model(
                     input_ids=step_ids,
                     attention_mask=mask,
@@ -148,6 +151,10 @@ class HFGenerator:
 
 def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampled token per row and its logprob under the tempered distribution (greedy at temperature 0)."""
+    if not torch.isfinite(logits).all():
+        raise FloatingPointError(
+            "the model produced NaN or infinite logits: training diverged (lower --lr, or turn off --bf16)"
+        )
     if temperature <= 0:
         logp = torch.log_softmax(logits, dim=-1)
         token = logp.argmax(dim=-1)
@@ -169,6 +176,10 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list
     return ids
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA (the learner keeps fp32 master weights); nothing on CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when asked (weights stay fp32); nothing on CPU.
+
+    The sampler and the learner must use the same setting: their logprobs form the PPO ratio, and a bf16
+    sampler against an fp32 learner makes that ratio noise.
+    """
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")

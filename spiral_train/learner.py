@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
-from spiral_train.generation import positions
+from spiral_train.generation import autocast, positions
 
 
 @dataclass
@@ -136,11 +136,11 @@ class Learner:
             for start in range(0, len(order), c.micro_batch_size):
                 chunk = [turns[i] for i in order[start : start + c.micro_batch_size]]
                 batch = make_batch(chunk, self.pad_id, self.device)
-                with _autocast(self.device, c.bf16):
+                with autocast(self.device, c.bf16):
                     logp, entropy = response_logprobs(self.model, batch, c.temperature)
                 token_loss, clipped = clipped_pg_loss(logp, batch.old_logprobs, batch.advantages, c.clip_eps)
                 if self.ref_model is not None and c.kl_coef > 0:
-                    with torch.no_grad(), _autocast(self.device, c.bf16):
+                    with torch.no_grad(), autocast(self.device, c.bf16):
                         ref_logp, _ = response_logprobs(self.ref_model, batch, c.temperature)
                     log_ratio = ref_logp - logp
                     kl = torch.exp(log_ratio) - log_ratio - 1.0  # k3 estimator, >= 0
@@ -180,7 +180,3 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.rng.setstate(state["rng"])
-
-
-def _autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 import spiral_envs
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
@@ -61,6 +62,7 @@ def tiny_spec(config: TrainConfig) -> TinySpec:
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
         config.validate()
+        hf_logging.disable_progress_bar()  # one bar per checkpoint write would bury our own
         self.config = config
         self.run_dir = run_dir
         self.log = log
@@ -77,7 +79,7 @@ class Trainer:
         else:
             self.model, self.tokenizer, source = load_model(config, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
-        self.generator = HFGenerator(self.model, self.tokenizer, config.generation_batch_size)
+        self.generator = HFGenerator(self.model, self.tokenizer, config.generation_batch_size, config.bf16)
         self.rae = RAE(config.rae, config.rae_decay)
         ref_model = None
         if config.kl_coef > 0:
@@ -146,6 +148,8 @@ class Trainer:
         record["train/samples"] = len(trained)
         record["time/collect_s"] = t_collect
         record["time/update_s"] = time.time() - t1
+        if self.device.type == "cuda":
+            record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         for (env_id, role), value in sorted(self.rae.baselines.items()):
             record[f"rae/baseline/{env_id}/{role}"] = value
         if c.log_transcripts:
@@ -258,7 +262,7 @@ class Trainer:
         frozen = AutoModelForCausalLM.from_pretrained(kind, dtype=torch.float32).to(self.device).eval()
         frozen_tokenizer = AutoTokenizer.from_pretrained(kind)
         policy = ModelPolicy(
-            HFGenerator(frozen, frozen_tokenizer, self.config.generation_batch_size),
+            HFGenerator(frozen, frozen_tokenizer, self.config.generation_batch_size, self.config.bf16),
             frozen_tokenizer,
             self.config.template,
             self.config.temperature,

@@ -426,6 +426,7 @@ def read_move(move: str) -> Action:
 
 class SimpleNegotiation(TextGame[Action]):
     default_history = "full"
+    lists_every_move = False  # talk is legal but free text
 
     def __init__(self, max_turns: int = 10) -> None:
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
@@ -507,6 +508,20 @@ class SimpleNegotiation(TextGame[Action]):
         What was said around a token is kept in the rules history and shown in the prompts, not here.
         """
         return action.text
+
+    def legal_moves_text(self, state: NegotiationState, legal: Sequence[str]) -> str:
+        """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`)."""
+        player = state.current_player()
+        mine, theirs = state.inventories[player], state.inventories[1 - player]
+        moves = ["[Accept]", "[Deny]"] if state.offer_to(player) is not None else []
+        for g, have in enumerate(mine):
+            for r, stock in enumerate(theirs):
+                if g != r and have and stock:
+                    moves.append(
+                        f"[Offer: n {RESOURCES[g]} -> m {RESOURCES[r]}] with 1 <= n <= {have}, 1 <= m <= {stock}"
+                    )
+        moves.append("or talk only (a message without an action token)")
+        return "; ".join(moves)
 
     def parse_action(self, move: str, state: NegotiationState) -> Action:
         """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""

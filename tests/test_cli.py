@@ -1,0 +1,70 @@
+"""`spiral-train` rejects bad options at start, naming the option and what it accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from spiral_train.cli import build_parser, config_from_args, main
+from spiral_train.config import ConfigError, make_config
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rae", "sometimes"], "rae='sometimes' is not allowed; choose one of ['ema', 'batch', 'none']"),
+        (["--loss-aggregation", "max"], "loss_aggregation='max' is not allowed"),
+        (["--games-per-step", "0"], "games_per_step=0 must be a positive integer"),
+        (["--rae-decay", "1.5"], "rae_decay=1.5 must be in [0, 1)"),
+        (["--lr", "-1"], "lr=-1.0 must be > 0"),
+        (["--temperature", "0"], "temperature=0.0 must be > 0"),
+        (["--opponent", "grandmaster"], "opponent='grandmaster' must be one of ['self', 'random', 'strong']"),
+        (["--eval-opponents", "random", "god"], "eval_opponents='god' is not allowed"),
+        (["--env-weights", "1", "2"], "env_weights=[1.0, 2.0] must give one weight >= 0 per env id"),
+        (["--steps", "ten"], "steps='ten' must be an integer"),
+        (["--preset", "huge"], "preset='huge' is unknown; choose one of ['tiny-cpu', 'paper-qwen3-4b']"),
+    ],
+)
+def test_bad_options_fail_at_start_with_the_option_named(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_option_in_a_config_file_is_named(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("stpes: 10\n")
+    assert main(["--config", str(path)]) == 2
+    assert "unknown option 'stpes' (did you mean 'steps'?)" in capsys.readouterr().err
+
+
+def test_unknown_env_id_is_rejected_before_training(capsys):
+    assert main(["--env-ids", "KuhnPoker-v2"]) == 2
+    assert "unknown env id 'KuhnPoker-v2'; known ids, closest first: KuhnPoker-v1" in capsys.readouterr().err
+
+
+def test_flags_override_the_config_file_which_overrides_the_preset(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("steps: 7\nlr: 0.01\nenv_ids: [TicTacToe-v0, KuhnPoker-v1]\n")
+    args = build_parser().parse_args(["--config", str(path), "--lr", "1e-4", "--no-progress"])
+    config, _, _ = config_from_args(args)
+    assert (config.steps, config.lr, config.progress) == (7, 1e-4, False)
+    assert config.env_ids == ["TicTacToe-v0", "KuhnPoker-v1"]
+
+
+def test_paper_preset_has_the_paper_hyperparameters():
+    config = make_config("paper-qwen3-4b", {"device": "cpu"})
+    assert (config.lr, config.temperature, config.games_per_step, config.steps) == (1e-6, 1.0, 128, 400)
+    assert config.rae == "ema" and config.rae_decay == 0.95
+
+
+def test_unknown_flag_is_an_argparse_error():
+    done = subprocess.run([sys.executable, "-m", "spiral_train.cli", "--stepz", "3"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "unrecognized arguments: --stepz" in done.stderr
+
+
+def test_config_error_is_a_value_error():
+    with pytest.raises(ConfigError):
+        make_config("tiny-cpu", {"num_epochs": 0})

@@ -1,0 +1,117 @@
+"""Checkpoints: a resumed run continues exactly as the uninterrupted one, and a kill loses and repeats nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from spiral_train.checkpoint import latest_checkpoint
+from spiral_train.config import make_config
+from spiral_train.metrics import read_metrics
+from spiral_train.trainer import Trainer
+
+
+def small_config(model: Path, steps: int, **extra):
+    return make_config(
+        "tiny-cpu",
+        {
+            "model": str(model),
+            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
+            "steps": steps,
+            "games_per_step": 6,
+            "num_envs": 3,
+            "eval_games": 0,
+            "progress": False,
+            "log_transcripts": 1,
+            **extra,
+        },
+    )
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_gives_the_same_next_step(quick_model, tmp_path):
+    straight = Trainer(small_config(quick_model, steps=2), tmp_path / "straight")
+    straight.run()
+    expected = read_metrics(tmp_path / "straight")
+
+    first = Trainer(small_config(quick_model, steps=1), tmp_path / "split")
+    first.run()
+    resumed = Trainer(small_config(quick_model, steps=2), tmp_path / "split", resume=True)
+    assert resumed.step == 1
+    resumed.run()
+    got = read_metrics(tmp_path / "split")
+
+    assert [r["step"] for r in got] == [0, 1, 2]
+    for key in ("train/reward_mean", "loss", "grad_norm", "train/response_len", "rae/baseline/KuhnPoker-v1/player_0"):
+        assert got[2][key] == expected[2][key], key
+    for name, tensor in weights(straight).items():
+        assert torch.equal(tensor, weights(resumed)[name]), name
+
+
+def test_checkpoint_holds_model_tokenizer_optimizer_and_baselines(quick_model, tmp_path):
+    Trainer(small_config(quick_model, steps=2, save_every=1, keep_checkpoints=1), tmp_path / "run").run()
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    assert checkpoint is not None and checkpoint.name == "step_000002"
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*")) == ["step_000002"]
+    assert (checkpoint / "model" / "config.json").exists()
+    assert (checkpoint / "model" / "tokenizer.json").exists()
+    state = torch.load(checkpoint / "state.pt", weights_only=False)
+    assert state["step"] == 2
+    assert state["learner"]["optimizer"]["state"]  # Adam moments are saved
+    # a role gets a baseline once it has played a turn (player_0 always opens one-round Kuhn Poker)
+    keys = {tuple(b[:2]) for b in state["rae"]["baselines"]}
+    assert ("KuhnPoker-v1", "player_0") in keys
+    assert keys <= {("KuhnPoker-v1", "player_0"), ("KuhnPoker-v1", "player_1")}
+
+
+def test_sigkill_then_resume_loses_and_repeats_no_step(quick_model, tmp_path):
+    run_dir = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "spiral_train.cli",
+        "--model",
+        str(quick_model),
+        "--steps",
+        "6",
+        "--games-per-step",
+        "6",
+        "--num-envs",
+        "3",
+        "--eval-games",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+        "--env-kwargs",
+        '{"KuhnPoker-v1": {"num_rounds": 1}}',
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is not None and int(checkpoint.name.split("_")[1]) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(latest_checkpoint(run_dir).name.split("_")[1])
+    assert killed_at < 6, "the run finished before it could be killed; the test proves nothing"
+
+    done = subprocess.run(
+        [*cmd[:3], "--resume", str(run_dir), "--no-progress"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(7))
