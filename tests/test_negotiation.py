@@ -526,3 +526,18 @@ def test_heuristic_beats_random_in_both_seats(seat: int) -> None:
     counts = play_match(seat, games=300)
     assert counts["win"] > counts["loss"], counts
     assert counts["win"] > 0.5 * 300, counts
+
+
+def test_prompt_states_the_offer_grammar_with_the_current_bounds():
+    """The prompt gives each offer direction with its bounds instead of ~200 offers one by one."""
+    env = spiral_envs.make("SimpleNegotiation-v1")
+    env.reset(seed=0)
+    prompt = str(env.observe("player_0"))
+    assert "[Offer: n Wood -> m Gold] with 1 <= n <= 10, 1 <= m <= 10" in prompt
+    assert "[Accept]" not in prompt.split("Your legal moves:")[1]
+    assert len(env.infos["player_0"]["legal_actions"]) == 200
+    env.step(spiral_envs.boxed("[Offer: 4 Wood -> 10 Gold]"))
+    prompt = str(env.observe("player_1"))
+    moves = prompt.split("Your legal moves:")[1]
+    assert moves.startswith(" [Accept]; [Deny]; ")
+    assert "[Offer: n Gold -> m Wood] with 1 <= n <= 10, 1 <= m <= 10" in moves
