@@ -6,6 +6,7 @@ the learner's own weights, so every batch is on-policy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -73,9 +74,8 @@ class Trainer:
             log(f"no checkpoint in {run_dir} yet: starting from step 0")
         torch.manual_seed(config.seed)
         if checkpoint is not None:
-            model_config = TrainConfig(**{**to_dict(config), "model": str(checkpoint / "model")})
-            model_config.adam_betas = tuple(model_config.adam_betas)
-            self.model, self.tokenizer, _ = load_model(model_config, self.device, log)
+            resumed = dataclasses.replace(config, model=str(checkpoint / "model"))
+            self.model, self.tokenizer, _ = load_model(resumed, self.device, log)
         else:
             self.model, self.tokenizer, source = load_model(config, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
