@@ -60,7 +60,7 @@ class TrainConfig:
     drop_zero_advantage: bool = False
 
     # learner
-    steps: int = 40
+    steps: int = 50
     lr: float = 2e-3
     lr_schedule: str = "constant"
     warmup_steps: int = 5
