@@ -32,7 +32,6 @@ class ModelPolicy:
     max_new_tokens: int
     torch_rng: torch.Generator
     trainable: bool = True
-    name: str = "model"
 
     def prompt_ids(self, observation: str) -> list[int]:
         text = render_prompt(self.template, observation, getattr(self.tokenizer, "apply_chat_template", None))
@@ -92,7 +91,6 @@ class Collector:
         self.num_envs = num_envs
         self.env_kwargs = env_kwargs or {}
         self._idle: dict[str, list[AECEnv]] = {}
-        self.generate_calls = 0
 
     def play(self, matches: Sequence[Match], keep_transcripts: bool = True) -> list[GameResult]:
         pending = deque(enumerate(matches))
@@ -144,7 +142,6 @@ class Collector:
         generations = policy.generator.generate(
             prompts, temperature=policy.temperature, max_new_tokens=policy.max_new_tokens, generator=policy.torch_rng
         )
-        self.generate_calls += 1
         for (game, agent, obs), prompt, gen in zip(batch, prompts, generations):
             game.env.step(gen.text)
             info = game.env.infos.get(agent, {})

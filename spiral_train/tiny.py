@@ -18,7 +18,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -52,10 +52,9 @@ class TinySpec:
     warmup_batch: int = 32
     warmup_lr: float = 3e-3
     seed: int = 0
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def key(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        data = asdict(self)
         data["version"] = BUILD_VERSION
         data["texts"] = [_first_prompt(env_id, dict(self.env_kwargs)) for env_id in self.env_ids]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

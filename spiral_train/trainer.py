@@ -269,7 +269,6 @@ class Trainer:
             self.config.max_new_tokens,
             self.torch_rng,
             trainable=False,
-            name="frozen",
         )
         return lambda env_id, seed: policy
 
