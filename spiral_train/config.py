@@ -102,6 +102,15 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
 
+    # opponent pools (fictitious self-play; spiral_train/pool.py)
+    pool_every: int = 0
+    """Every `pool_every` steps (from step 0) a snapshot of the policy joins the opponent pool; 0 turns pools off."""
+    pool_share: float = 0.5
+    """Share of each step's games, round(pool_share * games_per_step), played against one snapshot drawn
+    uniformly from the pool; the learner takes alternate seats in them and only its turns are trained."""
+    pool_size: int = 4
+    """Most snapshots kept (each one is a copy of the weights on disk under run_dir/pool/); the oldest goes."""
+
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad option and what it accepts."""
         _choice("rae", self.rae, RAE_MODES)
@@ -158,6 +167,7 @@ class TrainConfig:
         for key in self.env_kwargs:
             if key not in self.env_ids and key not in (self.eval_env_ids or []):
                 raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")
+        _validate_pool(self)
 
 
 class ConfigError(ValueError):
@@ -167,6 +177,20 @@ class ConfigError(ValueError):
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def _validate_pool(c: TrainConfig) -> None:
+    """Pool options; a pool replaces the opponent of some self-play games, so it needs opponent "self"."""
+    if isinstance(c.pool_every, bool) or not isinstance(c.pool_every, int) or c.pool_every < 0:
+        raise ConfigError(f"pool_every={c.pool_every!r} must be an integer >= 0 (0 turns opponent pools off)")
+    _positive_int("pool_size", c.pool_size)
+    if not 0.0 <= c.pool_share <= 1.0:
+        raise ConfigError(f"pool_share={c.pool_share} must be in [0, 1] (the share of each step's games vs the pool)")
+    if c.pool_every > 0 and c.opponent != "self":
+        raise ConfigError(
+            f"pool_every={c.pool_every} needs opponent='self', not {c.opponent!r}: the pool draws the opponent of "
+            "a share of self-play games; set opponent: self, or pool_every: 0 to train against the fixed opponent"
+        )
 
 
 def _positive_int(name: str, value: Any) -> None:

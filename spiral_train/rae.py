@@ -4,6 +4,10 @@ In a zero-sum game the two roles rarely have the same expected return (the first
 expects -1/18 a hand), so one shared baseline would keep telling one role it is losing. RAE keeps one
 baseline per (game, role): an exponential moving average of that role's returns, b <- a*b + (1-a)*R, and
 the advantage of every turn the role played in a game is A = R - b, with b read *before* the update.
+
+The baselines are further split by the kind of opponent ("self" in pure self-play; "pool", "random",
+"strong" or "frozen" otherwise): a role's expected return against a weak snapshot or a scripted expert is
+not its expected return against itself, and one mixed baseline would mis-credit every game of either kind.
 """
 
 from __future__ import annotations
@@ -22,16 +26,22 @@ class RoleReturn:
     role: str
     reward: float
     advantage: float = 0.0
+    opponent: str = "self"
+    """The kind of opponent this role faced: "self" (pure self-play), "pool", "random", "strong", "frozen"."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.env_id, self.role, self.opponent)
 
 
 class RAE:
-    """Baselines per (env id, role). `mode`: "ema" (the paper), "batch" (normalise within each batch per
+    """Baselines per (env id, role, opponent kind). `mode`: "ema" (the paper), "batch" (normalise within each batch per
     game and role, a GRPO-like ablation) or "none" (plain REINFORCE: A = R)."""
 
     def __init__(self, mode: str = "ema", decay: float = 0.95) -> None:
         self.mode = mode
         self.decay = decay
-        self.baselines: dict[tuple[str, str], float] = {}
+        self.baselines: dict[tuple[str, str, str], float] = {}
 
     def assign(self, returns: Sequence[RoleReturn]) -> None:
         """Fill in advantages, in order (games earlier in the batch update the baseline first)."""
@@ -40,14 +50,14 @@ class RAE:
                 r.advantage = r.reward
         elif self.mode == "ema":
             for r in returns:
-                key = (r.env_id, r.role)
+                key = r.key
                 baseline = self.baselines.get(key, 0.0)
                 r.advantage = r.reward - baseline
                 self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward
         elif self.mode == "batch":
-            groups: dict[tuple[str, str], list[RoleReturn]] = defaultdict(list)
+            groups: dict[tuple[str, str, str], list[RoleReturn]] = defaultdict(list)
             for r in returns:
-                groups[(r.env_id, r.role)].append(r)
+                groups[r.key].append(r)
             for key, members in groups.items():
                 rewards = [m.reward for m in members]
                 mean = statistics.fmean(rewards)
@@ -59,8 +69,23 @@ class RAE:
             raise ValueError(f"RAE mode {self.mode!r} is unknown; use 'ema', 'batch' or 'none'")
 
     def state_dict(self) -> dict:
-        baselines = [[env_id, role, value] for (env_id, role), value in self.baselines.items()]
+        baselines = [[env_id, role, kind, value] for (env_id, role, kind), value in self.baselines.items()]
         return {"mode": self.mode, "decay": self.decay, "baselines": baselines}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.baselines = {(env_id, role): float(v) for env_id, role, v in state["baselines"]}
+    def load_state_dict(self, state: dict, legacy_opponent: str = "self") -> None:
+        """Checkpoints from before the split stored [env, role, value]; those baselines were all learned
+        against `legacy_opponent` (the run's one opponent kind), so they resume under that kind."""
+        self.baselines = {}
+        for entry in state["baselines"]:
+            if len(entry) == 3:
+                env_id, role, value = entry
+                kind = legacy_opponent
+            else:
+                env_id, role, kind, value = entry
+            self.baselines[(env_id, role, kind)] = float(value)
+
+    @staticmethod
+    def metric_key(key: tuple[str, str, str]) -> str:
+        """`rae/baseline/<env>/<role>` for self-play (the name plots and the README use), else `.../<kind>`."""
+        env_id, role, kind = key
+        return f"rae/baseline/{env_id}/{role}" + ("" if kind == "self" else f"/{kind}")

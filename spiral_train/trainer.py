@@ -27,6 +27,7 @@ from spiral_train.evaluation import evaluate
 from spiral_train.generation import HFGenerator
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
+from spiral_train.pool import OpponentPool, fixed_opponent_kind, opponent_kind
 from spiral_train.rae import RAE, RoleReturn
 from spiral_train.tiny import TinySpec, tiny_model_path
 
@@ -95,6 +96,7 @@ class Trainer:
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
         self.step = 0
+        self.pool = OpponentPool.from_config(config, run_dir)
         if checkpoint is not None:
             self._restore(load_state(checkpoint))
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
@@ -120,10 +122,16 @@ class Trainer:
         """This step's games: env ids drawn by weight, fresh seeds, seats by the opponent setting."""
         c = self.config
         matches = []
+        pool_policy, pool_roles = (
+            self.pool.plan(self.step, self.model, self.policy, c.games_per_step) if self.pool else (None, {})
+        )
         for i in range(c.games_per_step):
             env_id = self.rng.choices(c.env_ids, weights=c.env_weights)[0] if len(c.env_ids) > 1 else c.env_ids[0]
             seed = self.rng.randrange(2**31)
-            if self.opponent is None:
+            if i in pool_roles:
+                other_role = "player_1" if pool_roles[i] == "player_0" else "player_0"
+                seats = {pool_roles[i]: self.policy, other_role: pool_policy}
+            elif self.opponent is None:
                 seats: dict[str, Seat] = {"player_0": self.policy, "player_1": self.policy}
             else:
                 other = self.opponent(env_id, seed)
@@ -150,14 +158,16 @@ class Trainer:
         record["time/update_s"] = time.time() - t1
         if self.device.type == "cuda":
             record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
-        for (env_id, role), value in sorted(self.rae.baselines.items()):
-            record[f"rae/baseline/{env_id}/{role}"] = value
+        for key, value in sorted(self.rae.baselines.items()):
+            record[RAE.metric_key(key)] = value
+        if self.pool is not None:
+            record.update(self.pool.stats(results, self.policy))
         if c.log_transcripts:
             self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
         return record
 
     def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
-        """RAE per (game, role), in game order; every turn of a role gets that role's advantage."""
+        """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage."""
         role_returns: list[RoleReturn] = []
         owners: list[list[Turn]] = []
         for result in results:
@@ -165,7 +175,8 @@ class Trainer:
             for turn in result.turns:
                 by_role[turn.role].append(turn)
             for role, role_turns in by_role.items():
-                role_returns.append(RoleReturn(result.match.env_id, role, result.returns[role]))
+                kind = opponent_kind(result.match, self.policy, self.pool, fixed_opponent_kind(self.config.opponent))
+                role_returns.append(RoleReturn(result.match.env_id, role, result.returns[role], opponent=kind))
                 owners.append(role_turns)
         self.rae.assign(role_returns)
         turns = []
@@ -241,13 +252,19 @@ class Trainer:
             "torch_rng": self.torch_rng.get_state(),
             "torch_global_rng": torch.get_rng_state(),
             "config": to_dict(self.config),
+            "pool": self.pool.state_dict() if self.pool is not None else None,
         }
-        return save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+        path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+        if self.pool is not None:
+            self.pool.prune()  # only now that the newest checkpoint no longer names a dropped snapshot
+        return path
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.learner.load_state_dict(state["learner"])
-        self.rae.load_state_dict(state["rae"])
+        self.rae.load_state_dict(state["rae"], legacy_opponent=fixed_opponent_kind(self.config.opponent))
+        if self.pool is not None:
+            self.pool.load_state_dict(state.get("pool"))
         self.rng.setstate(state["rng"])
         self.torch_rng.set_state(state["torch_rng"])
         torch.set_rng_state(state["torch_global_rng"])

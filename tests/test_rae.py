@@ -15,7 +15,7 @@ def test_ema_baseline_is_read_before_it_is_updated():
     rae.assign(batch)
     # b0 = 0 -> A = 1, b = 0.05; A = 1 - 0.05 = 0.95, b = 0.95*0.05 + 0.05 = 0.0975; A = -1 - 0.0975
     assert [r.advantage for r in batch] == pytest.approx([1.0, 0.95, -1.0975])
-    assert rae.baselines[("K", "player_0")] == pytest.approx(0.95 * 0.0975 - 0.05)
+    assert rae.baselines[("K", "player_0", "self")] == pytest.approx(0.95 * 0.0975 - 0.05)
 
 
 def test_baselines_are_separate_per_game_and_role():
@@ -23,7 +23,8 @@ def test_baselines_are_separate_per_game_and_role():
     batch = returns(("K", "player_0", 1.0), ("K", "player_1", -1.0), ("T", "player_0", 0.0), ("K", "player_0", 1.0))
     rae.assign(batch)
     assert [r.advantage for r in batch] == pytest.approx([1.0, -1.0, 0.0, 0.5])
-    assert rae.baselines == pytest.approx({("K", "player_0"): 0.75, ("K", "player_1"): -0.5, ("T", "player_0"): 0.0})
+    expected = {("K", "player_0", "self"): 0.75, ("K", "player_1", "self"): -0.5, ("T", "player_0", "self"): 0.0}
+    assert rae.baselines == pytest.approx(expected)
 
 
 def test_a_role_that_always_loses_gets_zero_advantage_in_the_limit():
