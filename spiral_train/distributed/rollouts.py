@@ -1,0 +1,190 @@
+"""Keeps the rollout workers busy, and turns their failures into games played again, never into lost steps.
+
+The pool holds chunks of games waiting for a worker, chunks in flight, and finished games tagged with the
+weight version that played them. `collect` returns exactly one batch:
+
+- sync mode: every chunk of this step's games is played with the current weights, and only those results
+  are used (a result of any other version, from a worker Ray restarted behind our back, is played again);
+- async mode: workers keep playing queued games while the learner updates (the trainer queues one batch
+  ahead), with the newest weights the driver has sent them; a finished game whose version is more than
+  `max_staleness` updates behind the learner is dropped (counted) and played again with fresher weights,
+  and the oldest games still fresh enough are used first. The learner's PPO ratio divides by the
+  behaviour logprobs of the sampling weights, so the older samples it uses are importance-corrected.
+
+A worker that dies (RayActorError) is restarted by Ray (`max_restarts`); its chunk goes back to the front of
+the queue, and the worker is sent the current weights before its next chunk. Chunks keep their games and
+their sampling seed, so a game played again samples exactly what it would have.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spiral_train.collector import Match
+from spiral_train.config import TrainConfig
+from spiral_train.distributed.worker import MatchSpec, PlayedGame, Rollout, RolloutWorker, sample_seed
+
+Chunk = list[tuple[int, Match]]
+"""Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
+
+
+@dataclass
+class Finished:
+    version: int
+    key: int
+    match: Match
+    game: PlayedGame
+
+
+@dataclass
+class PoolStats:
+    """Counts since the last `take_stats`, for the step's metrics."""
+
+    dropped_stale: int = 0
+    failures: int = 0
+    restarts: int = 0
+    replayed: int = 0
+    played: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RolloutPool:
+    def __init__(self, config: TrainConfig, source: str, to_spec: Callable[[Match], MatchSpec]) -> None:
+        import ray
+
+        self.config = config
+        self.to_spec = to_spec
+        restarts = config.ray_max_restarts
+        actor = ray.remote(RolloutWorker).options(
+            num_cpus=config.ray_worker_cpus,
+            num_gpus=config.ray_worker_gpus,
+            max_restarts=restarts,
+            max_task_retries=0,  # the pool replays a failed chunk itself, with fresh weights
+        )
+        threads = max(1, round(config.ray_worker_cpus))
+        self.workers = [actor.remote(config, source, threads) for _ in range(config.ray_workers)]
+        self.pids: list[int | None] = ray.get([w.pid.remote() for w in self.workers])
+        self.versions = [-1] * len(self.workers)
+        self.dead = [False] * len(self.workers)
+        self.failures_in_a_row = [0] * len(self.workers)
+        self.max_failures_in_a_row = (restarts if restarts >= 0 else 100) + 1
+        self.chunk_size = math.ceil(config.games_per_step / config.ray_workers)
+        self.pending: deque[Chunk] = deque()
+        self.in_flight: dict[Any, tuple[int, Chunk, int]] = {}
+        self.finished: list[Finished] = []
+        self.next_key = 0
+        self.stats = PoolStats()
+
+    # -- the step's batch ---------------------------------------------------------------------------------
+
+    def collect(self, matches: Sequence[Match], version: int, weights: Any, batch: int) -> list[Finished]:
+        """Queue `matches`, and return `batch` finished games fit for training at `version`."""
+        self.enqueue(matches)
+        oldest = version - (self.config.max_staleness if self.config.async_mode else 0)
+        while True:
+            self._drop_older_than(oldest, version)
+            if len(self.finished) >= batch:
+                break
+            self._dispatch(version, weights)
+            if not self.in_flight:
+                raise RuntimeError(
+                    f"no games left to play for a batch of {batch} (have {len(self.finished)}): this is a bug"
+                )
+            self._wait_one()
+        self.finished.sort(key=lambda f: (f.version, f.key))
+        taken, self.finished = self.finished[:batch], self.finished[batch:]
+        if self.config.async_mode:
+            self._dispatch(version, weights)  # keep playing while the learner updates
+        return sorted(taken, key=lambda f: f.key) if not self.config.async_mode else taken
+
+    def enqueue(self, matches: Sequence[Match]) -> None:
+        keyed = []
+        for match in matches:
+            keyed.append((self.next_key, match))
+            self.next_key += 1
+        for start in range(0, len(keyed), self.chunk_size):
+            self.pending.append(keyed[start : start + self.chunk_size])
+
+    def take_stats(self) -> PoolStats:
+        stats, self.stats = self.stats, PoolStats()
+        return stats
+
+    # -- workers --------------------------------------------------------------------------------------------
+
+    def _dispatch(self, version: int, weights: Any) -> None:
+        """Give every idle live worker a chunk, sending it the current weights first if it lacks them."""
+        busy = {w for w, _, _ in self.in_flight.values()}
+        for w, worker in enumerate(self.workers):
+            if not self.pending:
+                return
+            if w in busy or self.dead[w]:
+                continue
+            chunk = self.pending.popleft()
+            if self.versions[w] != version:
+                worker.set_weights.remote(version, weights)  # runs before the play below (actor order)
+                self.versions[w] = version
+            specs = [self.to_spec(m) for _, m in chunk]
+            seed = sample_seed(self.config.seed, specs)
+            ref = worker.play.remote(specs, seed, self.config.log_transcripts > 0)
+            self.in_flight[ref] = (w, chunk, version)
+
+    def _wait_one(self) -> None:
+        import ray
+        from ray.exceptions import RayActorError
+
+        done, _ = ray.wait(list(self.in_flight), num_returns=1)
+        ref = done[0]
+        w, chunk, expected = self.in_flight.pop(ref)
+        try:
+            rollout: Rollout = ray.get(ref)
+        except RayActorError:
+            self._failed(w, chunk)
+            return
+        self.failures_in_a_row[w] = 0
+        if rollout.pid != self.pids[w]:
+            self.stats.restarts += 1
+            self.pids[w] = rollout.pid
+        if rollout.version != expected:  # restarted between calls: it lost the weights we had sent
+            self.versions[w] = -1
+            self.pending.appendleft(chunk)
+            self.stats.replayed += len(chunk)
+            return
+        self.stats.played += len(chunk)
+        for (key, match), game in zip(chunk, rollout.games):
+            self.finished.append(Finished(rollout.version, key, match, game))
+
+    def _failed(self, w: int, chunk: Chunk) -> None:
+        self.stats.failures += 1
+        self.stats.replayed += len(chunk)
+        self.versions[w] = -1  # a restarted worker starts without our weights
+        self.pending.appendleft(chunk)
+        self.failures_in_a_row[w] += 1
+        if self.failures_in_a_row[w] >= self.max_failures_in_a_row:
+            self.dead[w] = True
+        if all(self.dead):
+            raise RuntimeError(
+                f"all {len(self.workers)} rollout workers died {self.max_failures_in_a_row} times in a row; "
+                "see the Ray logs for why, or raise ray_max_restarts"
+            )
+
+    def _drop_older_than(self, oldest: int, version: int) -> None:
+        stale = [f for f in self.finished if f.version < oldest]
+        if not stale:
+            return
+        self.finished = [f for f in self.finished if f.version >= oldest]
+        self.stats.dropped_stale += len(stale)
+        self.stats.replayed += len(stale)
+        replay = sorted(((f.key, f.match) for f in stale), key=lambda km: km[0])
+        for start in reversed(range(0, len(replay), self.chunk_size)):
+            self.pending.appendleft(replay[start : start + self.chunk_size])
+
+    def shutdown(self) -> None:
+        import ray
+
+        for worker in self.workers:
+            ray.kill(worker, no_restart=True)
+        self.workers = []
