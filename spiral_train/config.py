@@ -117,6 +117,9 @@ class TrainConfig:
     ray_worker_gpus: float = 0.0
     ray_learner_cpus: float = 1.0
     ray_learner_gpus: float = 0.0
+    ray_chunk_games: int = 0
+    """Games per call to a worker (each chunk samples from its own seed, so in sync mode a run's results do not
+    depend on how many workers play the chunks); 0: games_per_step / ray_workers, one chunk per worker."""
     ray_max_restarts: int = 3
     """Times Ray restarts a dead rollout worker (-1: without limit); its games are played again."""
 
@@ -179,7 +182,7 @@ class TrainConfig:
         self._validate_ray()
 
     def _validate_ray(self) -> None:
-        for name in ("ray_workers", "max_staleness"):
+        for name in ("ray_workers", "max_staleness", "ray_chunk_games"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be an integer >= 0")

@@ -14,6 +14,8 @@ the version of the weights that played it; sync mode uses only games of the curr
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,14 +29,38 @@ from spiral_train.tiny import tiny_model_path
 from spiral_train.trainer import Trainer, tiny_spec
 
 
+def needed_resources(config: TrainConfig) -> tuple[float, float]:
+    """CPUs and GPUs that the run's actors ask Ray for."""
+    cpus = config.ray_workers * config.ray_worker_cpus + config.ray_learners * config.ray_learner_cpus
+    gpus = config.ray_workers * config.ray_worker_gpus + config.ray_learners * config.ray_learner_gpus
+    return cpus, gpus
+
+
+def check_resources(cpus: float, gpus: float) -> None:
+    """Fail at start, naming the options, where the cluster can never place every actor (Ray would wait)."""
+    import ray
+
+    have = ray.cluster_resources()
+    if cpus > have.get("CPU", 0.0) + 1e-9 or gpus > have.get("GPU", 0.0) + 1e-9:
+        raise RuntimeError(
+            f"the Ray cluster has {have.get('CPU', 0.0):g} CPUs and {have.get('GPU', 0.0):g} GPUs, but "
+            f"ray_workers x ray_worker_cpus/gpus + ray_learners x ray_learner_cpus/gpus asks for {cpus:g} CPUs "
+            f"and {gpus:g} GPUs: lower those options or add nodes"
+        )
+
+
 class RayTrainer(Trainer):
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
         import ray
 
         super().__init__(config, run_dir, resume=resume, log=log)
         self._owns_ray = False
+        cpus, gpus = needed_resources(config)
         if not ray.is_initialized():
-            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True)
+            # A local cluster gets a logical CPU per actor at least: Ray would otherwise leave an actor
+            # unplaced forever on a small machine (2 workers + a learner on 2 cores), and the run would hang.
+            local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
+            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
             self._owns_ray = True
         # Actors load the run's original model for its shape and tokenizer, then get the current weights;
         # checkpoint folders are pruned, so a worker restarted later could not count on finding one.
@@ -42,6 +68,7 @@ class RayTrainer(Trainer):
         self.pool: RolloutPool | None = None
         self.group: LearnerGroup | None = None
         try:
+            check_resources(cpus, gpus)
             self.group = LearnerGroup(config, source, self.model, self.learner.state_dict(), version=self.step)
             self.pool = RolloutPool(config, source, self._spec)
         except BaseException:

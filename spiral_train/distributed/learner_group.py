@@ -6,10 +6,11 @@ loss is normalised by the whole batch, as in one process) and `reduce_gradients`
 clipping. Every rank then takes the same clipped AdamW step from the same gradient, so the weights stay
 identical without a broadcast, and the update equals the one-process update up to float summation order.
 
-Why not FSDP: FSDP (and DDP's wrapper) reduce gradients inside each backward, so every rank must run the
-same number of micro-batches, which shards of a self-play batch (turns per game vary) do not guarantee; and
-on CPU with gloo in torch 2.13 FSDP2's reduce-scatter is not the tested path. Summing once per optimizer step
-works on any backend and any shard sizes; the cost is a full model copy (and optimizer) per rank, which is
+Why not FSDP (yet): FSDP2's `fully_shard` does run on CPU with gloo in torch 2.13 (checked by hand on the
+tiny Qwen3, two ranks), but it reduces gradients inside every backward, so every rank must run the same
+number of micro-batches, which shards of a self-play batch (turns per game vary, and a rank may get none)
+do not guarantee without changing how `Learner.update` cuts micro-batches. Summing once per optimizer step
+works on any backend with any shard sizes; its cost is a full model and optimizer copy per rank, which is
 what bounds the model size here. `ray_learners=1` skips torch.distributed altogether.
 
 `LearnerGroup` is what the trainer calls `self.learner`: `update`, `state_dict` and `load_state_dict`, like a
@@ -126,7 +127,7 @@ class LearnerRank:
         return self.learner.update(turns)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return cpu_weights(self.model)
 
     def state_dict(self) -> dict:
         assert self.learner is not None

@@ -12,13 +12,17 @@ weight version that played them. `collect` returns exactly one batch:
   behaviour logprobs of the sampling weights, so the older samples it uses are importance-corrected.
 
 A worker that dies (RayActorError) is restarted by Ray (`max_restarts`); its chunk goes back to the front of
-the queue, and the worker is sent the current weights before its next chunk. Chunks keep their games and
-their sampling seed, so a game played again samples exactly what it would have.
+the queue, other workers may take it, and the dead one gets no new chunk until a probe (its `pid`, retried
+with backoff: Ray answers "unavailable" while the actor restarts) shows it is back; then it is sent the
+current weights before its next chunk. Chunks keep their games and their sampling seed, so a game played
+again samples exactly what it would have. Only `ActorDiedError` (Ray gave up restarting it) counts
+towards giving a worker up.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,11 +74,13 @@ class RolloutPool:
         self.pids: list[int | None] = ray.get([w.pid.remote() for w in self.workers])
         self.versions = [-1] * len(self.workers)
         self.dead = [False] * len(self.workers)
-        self.failures_in_a_row = [0] * len(self.workers)
-        self.max_failures_in_a_row = (restarts if restarts >= 0 else 100) + 1
-        self.chunk_size = math.ceil(config.games_per_step / config.ray_workers)
+        self.died_in_a_row = [0] * len(self.workers)
+        self.max_died_in_a_row = (restarts if restarts >= 0 else 100) + 1
+        self.recovering: dict[int, tuple[float, int]] = {}
+        """Workers that failed: when to probe them next, and how many probes failed so far."""
+        self.chunk_size = config.ray_chunk_games or math.ceil(config.games_per_step / config.ray_workers)
         self.pending: deque[Chunk] = deque()
-        self.in_flight: dict[Any, tuple[int, Chunk, int]] = {}
+        self.in_flight: dict[Any, tuple[int, Chunk | None, int]] = {}
         self.finished: list[Finished] = []
         self.next_key = 0
         self.stats = PoolStats()
@@ -86,11 +92,11 @@ class RolloutPool:
         self.enqueue(matches)
         oldest = version - (self.config.max_staleness if self.config.async_mode else 0)
         while True:
-            self._drop_older_than(oldest, version)
+            self._drop_older_than(oldest)
             if len(self.finished) >= batch:
                 break
             self._dispatch(version, weights)
-            if not self.in_flight:
+            if not self.in_flight and not self.recovering:
                 raise RuntimeError(
                     f"no games left to play for a batch of {batch} (have {len(self.finished)}): this is a bug"
                 )
@@ -99,7 +105,7 @@ class RolloutPool:
         taken, self.finished = self.finished[:batch], self.finished[batch:]
         if self.config.async_mode:
             self._dispatch(version, weights)  # keep playing while the learner updates
-        return sorted(taken, key=lambda f: f.key) if not self.config.async_mode else taken
+        return taken if self.config.async_mode else sorted(taken, key=lambda f: f.key)
 
     def enqueue(self, matches: Sequence[Match]) -> None:
         keyed = []
@@ -119,9 +125,12 @@ class RolloutPool:
         """Give every idle live worker a chunk, sending it the current weights first if it lacks them."""
         busy = {w for w, _, _ in self.in_flight.values()}
         for w, worker in enumerate(self.workers):
+            if w in self.recovering and w not in busy and time.monotonic() >= self.recovering[w][0]:
+                self.in_flight[worker.pid.remote()] = (w, None, -1)  # a probe: is it back?
+                continue
             if not self.pending:
-                return
-            if w in busy or self.dead[w]:
+                continue
+            if w in busy or self.dead[w] or w in self.recovering:
                 continue
             chunk = self.pending.popleft()
             if self.versions[w] != version:
@@ -134,20 +143,32 @@ class RolloutPool:
 
     def _wait_one(self) -> None:
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import ActorDiedError, RayActorError
 
-        done, _ = ray.wait(list(self.in_flight), num_returns=1)
+        timeout = None
+        if self.recovering:
+            timeout = max(0.0, min(at for at, _ in self.recovering.values()) - time.monotonic())
+        if not self.in_flight:
+            time.sleep(timeout or 0.0)
+            return
+        done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        if not done:
+            return  # time to probe a recovering worker
         ref = done[0]
         w, chunk, expected = self.in_flight.pop(ref)
         try:
-            rollout: Rollout = ray.get(ref)
-        except RayActorError:
-            self._failed(w, chunk)
+            answer = ray.get(ref)
+        except RayActorError as err:
+            self._failed(w, chunk, died=isinstance(err, ActorDiedError))
             return
-        self.failures_in_a_row[w] = 0
-        if rollout.pid != self.pids[w]:
-            self.stats.restarts += 1
-            self.pids[w] = rollout.pid
+        self.died_in_a_row[w] = 0
+        if chunk is None:  # a probe answered: the worker is back, without our weights
+            self.recovering.pop(w, None)
+            self.versions[w] = -1
+            self._note_pid(w, answer)
+            return
+        rollout: Rollout = answer
+        self._note_pid(w, rollout.pid)
         if rollout.version != expected:  # restarted between calls: it lost the weights we had sent
             self.versions[w] = -1
             self.pending.appendleft(chunk)
@@ -157,21 +178,32 @@ class RolloutPool:
         for (key, match), game in zip(chunk, rollout.games):
             self.finished.append(Finished(rollout.version, key, match, game))
 
-    def _failed(self, w: int, chunk: Chunk) -> None:
-        self.stats.failures += 1
-        self.stats.replayed += len(chunk)
+    def _note_pid(self, w: int, pid: int) -> None:
+        if pid != self.pids[w]:
+            self.stats.restarts += 1
+            self.pids[w] = pid
+
+    def _failed(self, w: int, chunk: Chunk | None, died: bool) -> None:
+        """A call failed: replay its chunk elsewhere, and probe the worker until Ray has it back."""
+        if chunk is not None:
+            self.stats.failures += 1
+            self.stats.replayed += len(chunk)
+            self.pending.appendleft(chunk)
         self.versions[w] = -1  # a restarted worker starts without our weights
-        self.pending.appendleft(chunk)
-        self.failures_in_a_row[w] += 1
-        if self.failures_in_a_row[w] >= self.max_failures_in_a_row:
+        self.died_in_a_row[w] += died
+        if self.died_in_a_row[w] >= self.max_died_in_a_row:
             self.dead[w] = True
+            self.recovering.pop(w, None)
+        else:
+            probes = self.recovering.get(w, (0.0, 0))[1] + (chunk is None)
+            self.recovering[w] = (time.monotonic() + min(2.0, 0.1 * 2**probes), probes)
         if all(self.dead):
             raise RuntimeError(
-                f"all {len(self.workers)} rollout workers died {self.max_failures_in_a_row} times in a row; "
-                "see the Ray logs for why, or raise ray_max_restarts"
+                f"all {len(self.workers)} rollout workers died for good (Ray restarted each up to "
+                f"ray_max_restarts={self.config.ray_max_restarts} times); see the Ray logs for why"
             )
 
-    def _drop_older_than(self, oldest: int, version: int) -> None:
+    def _drop_older_than(self, oldest: int) -> None:
         stale = [f for f in self.finished if f.version < oldest]
         if not stale:
             return

@@ -102,7 +102,7 @@ class RolloutWorker:
         if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
             return Rollout(self.version, os.getpid(), [])
         self.rng.manual_seed(seed)
-        matches = [Match(s.env_id, s.seed, {role: self._seat(kind, s) for role, kind in s.seats.items()}) for s in specs]
+        matches = [Match(s.env_id, s.seed, {r: self._seat(kind, s) for r, kind in s.seats.items()}) for s in specs]
         results = self.collector.play(matches, keep_transcripts=keep_transcripts)
         games = [PlayedGame(r.returns, r.outcome, r.turns, r.transcript) for r in results]
         return Rollout(self.version, os.getpid(), games)
