@@ -6,6 +6,7 @@ tiny default model through the CLI. One cluster serves the whole module (startin
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -166,26 +167,24 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
         turn.advantage = rr.advantage
     assert len(turns) % 2 == 1, "an odd count gives the ranks unequal shards, the case worth testing"
 
+    driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
     start = {k: v.clone() for k, v in model.state_dict().items()}
     single = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id)
-    fresh_state = single.state_dict()
-    expected = single.update(turns)
-    after_single = {k: v.clone() for k, v in model.state_dict().items()}
-
-    model.load_state_dict(start)
-    group = LearnerGroup(config, str(quick_model), model, fresh_state, version=0)
+    group = LearnerGroup(config, str(quick_model), driver_model, single.state_dict(), version=0)
     try:
-        got = group.update(turns)
-        rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+        for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
+            expected = single.update(batch)
+            got = group.update(batch)
+            rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+            for name, tensor in model.state_dict().items():
+                assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
+                assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-6), (len(batch), name)
+            for key in ("loss", "grad_norm", "clip_frac", "entropy"):
+                assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (len(batch), key)
     finally:
         group.shutdown()
-    assert group.version == 1
-    for name, tensor in after_single.items():
-        assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
-        assert torch.allclose(model.state_dict()[name], tensor, atol=1e-6), name
-    assert any(not torch.equal(start[k], after_single[k]) for k in start), "the update changed nothing"
-    for key in ("loss", "grad_norm", "clip_frac", "entropy"):
-        assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+    assert group.version == 2
+    assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items()), "the updates changed nothing"
 
 
 def test_ray_options_are_checked(quick_model):
