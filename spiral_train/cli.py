@@ -100,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
     from spiral_train.plot import plot_run
-    from spiral_train.trainer import Trainer, _new_run_dir
+    from spiral_train.trainer import _new_run_dir, trainer_class
 
     path = Path(run_dir) if run_dir else _new_run_dir()
     print(f"run folder: {path}")
-    Trainer(config, path, resume=resume).run()
+    trainer_class(config)(config, path, resume=resume).run()
     png = plot_run(path)
     print(f"curves: {png}")
     summary = _final_summary(path)

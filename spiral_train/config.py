@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -111,6 +112,26 @@ class TrainConfig:
     pool_size: int = 4
     """Most snapshots kept (each one is a copy of the weights on disk under run_dir/pool/); the oldest goes."""
 
+    # distributed (Ray): rollout workers and a learner group as Ray actors (spiral_train/distributed/)
+    ray_workers: int = 0
+    """Rollout workers, each a Ray actor with its own model copy; 0 runs everything in this process."""
+    ray_learners: int = 1
+    """Learner ranks (Ray actors, data parallel under torch.distributed: gloo on CPU, nccl on CUDA)."""
+    ray_address: str | None = None
+    """A Ray cluster to join ("auto", "ray://host:10001"); None starts a local one."""
+    async_mode: bool = False
+    """Workers keep playing while the learner updates; samples are at most `max_staleness` updates old."""
+    max_staleness: int = 1
+    ray_worker_cpus: float = 1.0
+    ray_worker_gpus: float = 0.0
+    ray_learner_cpus: float = 1.0
+    ray_learner_gpus: float = 0.0
+    ray_chunk_games: int = 0
+    """Games per call to a worker (each chunk samples from its own seed, so in sync mode a run's results do not
+    depend on how many workers play the chunks); 0: games_per_step / ray_workers, one chunk per worker."""
+    ray_max_restarts: int = 3
+    """Times Ray restarts a dead rollout worker (-1: without limit); its games are played again."""
+
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad option and what it accepts."""
         _choice("rae", self.rae, RAE_MODES)
@@ -168,6 +189,31 @@ class TrainConfig:
             if key not in self.env_ids and key not in (self.eval_env_ids or []):
                 raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")
         _validate_pool(self)
+        self._validate_ray()
+
+    def _validate_ray(self) -> None:
+        for name in ("ray_workers", "max_staleness", "ray_chunk_games"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}={value!r} must be an integer >= 0")
+        _positive_int("ray_learners", self.ray_learners)
+        if self.ray_max_restarts < -1:
+            raise ConfigError(f"ray_max_restarts={self.ray_max_restarts} must be >= 0, or -1 for no limit")
+        for name in ("ray_worker_cpus", "ray_learner_cpus", "ray_worker_gpus", "ray_learner_gpus"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.ray_workers == 0 and (self.async_mode or self.ray_learners > 1 or self.ray_address):
+            raise ConfigError(
+                "async_mode, ray_learners > 1 and ray_address need Ray rollout workers: set ray_workers >= 1"
+            )
+        if self.ray_workers > 0 and self.pool_every > 0:
+            raise ConfigError(
+                f"pool_every={self.pool_every} with ray_workers={self.ray_workers}: opponent pools are not wired into "
+                "the Ray rollout workers yet (a pool seat is a model in the driver's process); set pool_every: 0 or "
+                "ray_workers: 0"
+            )
+        if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
+            raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
 
 
 class ConfigError(ValueError):

@@ -122,11 +122,11 @@ class Learner:
         if not turns:
             return {"loss": 0.0, "grad_norm": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0}
         self.model.train()
-        total_tokens = sum(len(t.response_ids) for t in turns)
+        total_tokens, total_turns = self.global_counts(sum(len(t.response_ids) for t in turns), len(turns))
         if c.loss_aggregation == "token_mean":
             denominator = float(total_tokens)
         else:  # seq_sum_const (Dr. GRPO): a constant, so long answers are not down-weighted per token
-            denominator = float(len(turns) * c.max_new_tokens)
+            denominator = float(total_turns * c.max_new_tokens)
         sums = {"loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0, "kl_ref": 0.0}
         grad_norms = []
         for _ in range(c.num_epochs):
@@ -153,6 +153,7 @@ class Learner:
                 sums["clip_frac"] += float((clipped * m).sum())
                 sums["approx_kl"] += float(((batch.old_logprobs - logp.detach()) * m).sum())
                 sums["entropy"] += float((entropy * m).sum())
+            self.reduce_gradients()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
             grad_norms.append(float(norm))
             self.optimizer.step()
@@ -168,6 +169,13 @@ class Learner:
             "kl_ref": sums["kl_ref"] / (total_tokens * n),
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+
+    def global_counts(self, tokens: int, turns: int) -> tuple[int, int]:
+        """Response tokens and turns of the whole batch; a data-parallel learner sums them over its ranks."""
+        return tokens, turns
+
+    def reduce_gradients(self) -> None:
+        """Hook before clipping: a data-parallel learner sums the gradients of its ranks here."""
 
     def state_dict(self) -> dict:
         return {

@@ -144,7 +144,7 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         c = self.config
         t0 = time.time()
-        results = self.collector.play(self.matches(), keep_transcripts=c.log_transcripts > 0)
+        results = self.collect(self.matches())
         t_collect = time.time() - t0
         turns = self.assign_advantages(results)
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
@@ -165,6 +165,10 @@ class Trainer:
         if c.log_transcripts:
             self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
         return record
+
+    def collect(self, matches: list[Match]) -> list[GameResult]:
+        """Play this step's games here; `distributed.RayTrainer` plays them on Ray rollout workers instead."""
+        return self.collector.play(matches, keep_transcripts=self.config.log_transcripts > 0)
 
     def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
         """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage."""
@@ -324,7 +328,16 @@ def train(
     """Train with a preset and overrides; returns the run folder."""
     config = make_config(preset, overrides)
     path = Path(run_dir or config.run_dir or _new_run_dir())
-    return Trainer(config, path, resume=resume).run()
+    return trainer_class(config)(config, path, resume=resume).run()
+
+
+def trainer_class(config: TrainConfig) -> type[Trainer]:
+    """`Trainer` in this process, or with `ray_workers > 0` the same loop on Ray actors (needs the ray extra)."""
+    if config.ray_workers > 0:
+        from spiral_train.distributed.driver import RayTrainer
+
+        return RayTrainer
+    return Trainer
 
 
 def _new_run_dir() -> Path:

@@ -1,0 +1,140 @@
+"""`RayTrainer`: the `Trainer` loop, with games played on Ray rollout workers and the update on a learner group.
+
+Nothing of the loop is copied: `Trainer.train_step` calls `self.collect(matches)` (overridden here to use the
+`RolloutPool`) and `self.learner.update(turns)` (here a `LearnerGroup`, which also copies the new weights
+into the driver's model). RAE, evaluation (on the driver's copy of the weights), metrics and checkpoints are
+the `Trainer`'s own, so a run resumes with `--resume` as before and a checkpoint is the same folder either
+way. What this adds per step: `train/staleness_max` and `train/staleness_mean` (updates between the weights
+that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
+`ray/worker_restarts` and `ray/games_replayed`.
+
+Versions: the learner group's `version` is the number of updates done (the step), and a game's version is
+the version of the weights that played it; sync mode uses only games of the current version.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from spiral_train.collector import GameResult, Match
+from spiral_train.config import TrainConfig
+from spiral_train.distributed.learner_group import LearnerGroup
+from spiral_train.distributed.rollouts import RolloutPool
+from spiral_train.distributed.worker import FROZEN, LEARNER, MatchSpec
+from spiral_train.tiny import tiny_model_path
+from spiral_train.trainer import Trainer, tiny_spec
+
+
+def needed_resources(config: TrainConfig) -> tuple[float, float]:
+    """CPUs and GPUs that the run's actors ask Ray for."""
+    cpus = config.ray_workers * config.ray_worker_cpus + config.ray_learners * config.ray_learner_cpus
+    gpus = config.ray_workers * config.ray_worker_gpus + config.ray_learners * config.ray_learner_gpus
+    return cpus, gpus
+
+
+def check_resources(cpus: float, gpus: float) -> None:
+    """Fail at start, naming the options, where the cluster can never place every actor (Ray would wait)."""
+    import ray
+
+    have = ray.cluster_resources()
+    if cpus > have.get("CPU", 0.0) + 1e-9 or gpus > have.get("GPU", 0.0) + 1e-9:
+        raise RuntimeError(
+            f"the Ray cluster has {have.get('CPU', 0.0):g} CPUs and {have.get('GPU', 0.0):g} GPUs, but "
+            f"ray_workers x ray_worker_cpus/gpus + ray_learners x ray_learner_cpus/gpus asks for {cpus:g} CPUs "
+            f"and {gpus:g} GPUs: lower those options or add nodes"
+        )
+
+
+class RayTrainer(Trainer):
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
+        import ray
+
+        super().__init__(config, run_dir, resume=resume, log=log)
+        self._owns_ray = False
+        cpus, gpus = needed_resources(config)
+        if not ray.is_initialized():
+            # A local cluster gets a logical CPU per actor at least: Ray would otherwise leave an actor
+            # unplaced forever on a small machine (2 workers + a learner on 2 cores), and the run would hang.
+            local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
+            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
+            self._owns_ray = True
+        # Actors load the run's original model for its shape and tokenizer, then get the current weights;
+        # checkpoint folders are pruned, so a worker restarted later could not count on finding one.
+        source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
+        self.rollouts: RolloutPool | None = None
+        self.group: LearnerGroup | None = None
+        try:
+            check_resources(cpus, gpus)
+            self.group = LearnerGroup(config, source, self.model, self.learner.state_dict(), version=self.step)
+            self.rollouts = RolloutPool(config, source, self._spec)
+        except BaseException:
+            self.shutdown()
+            raise
+        self.learner = self.group  # the loop's `self.learner.update` and `save` now go to the group
+        self.sample_versions: dict[int, list[int]] = {}
+        """Per trained step, the weight version of each game it trained on (what the staleness rule bounds)."""
+        self._queued_ahead = False
+        self._rollout_record: dict[str, Any] = {}
+
+    def _spec(self, match: Match) -> MatchSpec:
+        kind = self.config.opponent if self.config.opponent in ("random", "strong") else FROZEN
+        seats = {role: LEARNER if seat is self.policy else kind for role, seat in match.seats.items()}
+        return MatchSpec(match.env_id, match.seed, seats)
+
+    def collect(self, matches: list[Match]) -> list[GameResult]:
+        assert self.rollouts is not None and self.group is not None
+        c = self.config
+        if c.async_mode and not self._queued_ahead:
+            matches = matches + self.matches()  # one batch ahead, so workers play while the learner updates
+            self._queued_ahead = True
+        version = self.group.version
+        t0 = time.time()
+        finished = self.rollouts.collect(matches, version, self.group.weights_ref, c.games_per_step)
+        wait = time.time() - t0
+        results = []
+        for index, f in enumerate(finished):
+            for turn in f.game.turns:
+                turn.game = index
+            results.append(GameResult(index, f.match, f.game.returns, f.game.outcome, f.game.turns, f.game.transcript))
+        staleness = [version - f.version for f in finished]
+        self.sample_versions[self.step + 1] = [f.version for f in finished]
+        stats = self.rollouts.take_stats()
+        self._rollout_record = {
+            "train/staleness_max": max(staleness),
+            "train/staleness_mean": sum(staleness) / len(staleness),
+            "train/stale_dropped": stats.dropped_stale,
+            "ray/worker_failures": stats.failures,
+            "ray/worker_restarts": stats.restarts,
+            "ray/games_replayed": stats.replayed,
+            "time/rollout_wait_s": wait,
+        }
+        return results
+
+    def train_step(self) -> dict[str, Any]:
+        record = super().train_step()
+        record.update(self._rollout_record)
+        return record
+
+    def run(self) -> Path:
+        try:
+            return super().run()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop this run's actors (and the local Ray cluster, if this trainer started it)."""
+        import ray
+
+        if self.rollouts is not None:
+            self.rollouts.shutdown()
+            self.rollouts = None
+        if self.group is not None:
+            self.group.shutdown()
+            self.group = None
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+            self._owns_ray = False

@@ -1,0 +1,200 @@
+"""The learner as a group of Ray actors: data-parallel ranks under torch.distributed (gloo on CPU, nccl on CUDA).
+
+Each rank holds the whole model and runs the unchanged `Learner.update` loop on its shard of the turns; the
+two hooks of `Learner` make the ranks one learner: `global_counts` sums the token and turn counts (so the
+loss is normalised by the whole batch, as in one process) and `reduce_gradients` sums the gradients before
+clipping. Every rank then takes the same clipped AdamW step from the same gradient, so the weights stay
+identical without a broadcast, and the update equals the one-process update up to float summation order.
+
+Why not FSDP (yet): FSDP2's `fully_shard` does run on CPU with gloo in torch 2.13 (checked by hand on the
+tiny Qwen3, two ranks), but it reduces gradients inside every backward, so every rank must run the same
+number of micro-batches, which shards of a self-play batch (turns per game vary, and a rank may get none)
+do not guarantee without changing how `Learner.update` cuts micro-batches. Summing once per optimizer step
+works on any backend with any shard sizes; its cost is a full model and optimizer copy per rank, which is
+what bounds the model size here. `ray_learners=1` skips torch.distributed altogether.
+
+`LearnerGroup` is what the trainer calls `self.learner`: `update`, `state_dict` and `load_state_dict`, like a
+`Learner`. After each update it copies rank 0's weights into the driver's model (for evaluation and
+checkpoints) and puts them in the Ray object store once, for the rollout workers to fetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM
+from transformers.utils import logging as hf_logging
+
+from spiral_train.collector import Turn
+from spiral_train.config import TrainConfig
+from spiral_train.learner import Learner
+
+SUMMED = ("loss", "clip_frac", "approx_kl", "entropy", "kl_ref")
+"""Metrics each rank reports as its share (its sums over whole-batch counts): the group adds them up."""
+
+
+class DataParallelLearner(Learner):
+    """A `Learner` whose gradients and normalisers are summed over the torch.distributed group."""
+
+    def _comm_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def global_counts(self, tokens: int, turns: int) -> tuple[int, int]:
+        counts = torch.tensor([tokens, turns], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(counts)
+        return int(counts[0].item()), int(counts[1].item())
+
+    def reduce_gradients(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params]).to(self._comm_device())
+        dist.all_reduce(flat)
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    def update(self, turns: Sequence[Turn]) -> dict[str, float]:
+        if turns:
+            return super().update(turns)
+        _, total_turns = self.global_counts(0, 0)
+        if total_turns == 0:  # no rank has turns: nobody steps, as in one process
+            return super().update(turns)
+        # Other ranks have turns: take part in every collective with zero gradients, and take the same step.
+        c = self.config
+        grad_norms = []
+        for _ in range(c.num_epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.reduce_gradients()
+            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)))
+            self.optimizer.step()
+            self.scheduler.step()
+        metrics = dict.fromkeys(SUMMED, 0.0)
+        return {**metrics, "grad_norm": sum(grad_norms) / len(grad_norms), "lr": self.optimizer.param_groups[0]["lr"]}
+
+
+class LearnerRank:
+    """One rank of the group, in its own Ray actor (a plain class: Ray wraps it in `LearnerGroup`)."""
+
+    def __init__(self, config: TrainConfig, source: str, rank: int, world: int, threads: int = 1) -> None:
+        from spiral_train.trainer import load_model, resolve_device
+
+        torch.set_num_threads(max(1, threads))
+        hf_logging.disable_progress_bar()
+        self.config = config
+        self.source = source
+        self.rank = rank
+        self.world = world
+        self.device = resolve_device(config.device)
+        self.model, self.tokenizer, _ = load_model(
+            dataclasses.replace(config, model=source), self.device, log=lambda *_: None
+        )
+        self.learner: Learner | None = None
+
+    def address(self) -> tuple[str, int]:
+        """Where rank 0 listens for the others: this node's address and a free port."""
+        import ray
+
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict) -> None:
+        if self.world > 1:
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(
+                backend, init_method=f"tcp://{master[0]}:{master[1]}", rank=self.rank, world_size=self.world
+            )
+        self.model.load_state_dict(weights)
+        ref_model = None
+        if self.config.kl_coef > 0:
+            ref_model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32).to(self.device).eval()
+            ref_model.requires_grad_(False)
+        kind = DataParallelLearner if self.world > 1 else Learner
+        self.learner = kind(self.model, self.config, self.device, self.tokenizer.pad_token_id, ref_model)
+        self.learner.load_state_dict(learner_state)
+
+    def update(self, turns: Sequence[Turn]) -> dict[str, float]:
+        assert self.learner is not None, "LearnerRank.setup must run before update"
+        return self.learner.update(turns)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return cpu_weights(self.model)
+
+    def state_dict(self) -> dict:
+        assert self.learner is not None
+        return self.learner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        assert self.learner is not None
+        self.learner.load_state_dict(state)
+
+    def shutdown(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+class LearnerGroup:
+    """`ray_learners` ranks that act as one `Learner` for the trainer; `version` counts the updates done."""
+
+    def __init__(
+        self, config: TrainConfig, source: str, model: torch.nn.Module, learner_state: dict, version: int
+    ) -> None:
+        import ray
+
+        self.model = model
+        self.world = config.ray_learners
+        actor = ray.remote(LearnerRank).options(
+            num_cpus=config.ray_learner_cpus, num_gpus=config.ray_learner_gpus, max_restarts=0
+        )
+        threads = max(1, round(config.ray_learner_cpus))
+        self.ranks = [actor.remote(config, source, rank, self.world, threads) for rank in range(self.world)]
+        master = ray.get(self.ranks[0].address.remote())
+        self.weights_ref = ray.put(cpu_weights(model))
+        ray.get([r.setup.remote(master, self.weights_ref, learner_state) for r in self.ranks])
+        self.version = version
+
+    def update(self, turns: Sequence[Turn]) -> dict[str, float]:
+        """One update on all ranks (rank r gets turns r, r+N, ...); then the driver's model gets the weights."""
+        import ray
+
+        shards = [list(turns[rank :: self.world]) for rank in range(self.world)]
+        results = ray.get([r.update.remote(shard) for r, shard in zip(self.ranks, shards)])
+        merged: dict[str, Any] = dict(results[0])
+        for key in SUMMED:
+            if key in merged:
+                merged[key] = sum(m.get(key, 0.0) for m in results)
+        weights = ray.get(self.ranks[0].weights.remote())
+        self.model.load_state_dict(weights)
+        self.weights_ref = ray.put(weights)
+        self.version += 1
+        return merged
+
+    def state_dict(self) -> dict:
+        import ray
+
+        return ray.get(self.ranks[0].state_dict.remote())
+
+    def load_state_dict(self, state: dict) -> None:
+        import ray
+
+        ray.get([r.load_state_dict.remote(state) for r in self.ranks])
+
+    def shutdown(self) -> None:
+        import ray
+
+        for rank in self.ranks:
+            ray.kill(rank, no_restart=True)
+        self.ranks = []

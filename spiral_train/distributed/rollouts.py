@@ -1,0 +1,222 @@
+"""Keeps the rollout workers busy, and turns their failures into games played again, never into lost steps.
+
+The pool holds chunks of games waiting for a worker, chunks in flight, and finished games tagged with the
+weight version that played them. `collect` returns exactly one batch:
+
+- sync mode: every chunk of this step's games is played with the current weights, and only those results
+  are used (a result of any other version, from a worker Ray restarted behind our back, is played again);
+- async mode: workers keep playing queued games while the learner updates (the trainer queues one batch
+  ahead), with the newest weights the driver has sent them; a finished game whose version is more than
+  `max_staleness` updates behind the learner is dropped (counted) and played again with fresher weights,
+  and the oldest games still fresh enough are used first. The learner's PPO ratio divides by the
+  behaviour logprobs of the sampling weights, so the older samples it uses are importance-corrected.
+
+A worker that dies (RayActorError) is restarted by Ray (`max_restarts`); its chunk goes back to the front of
+the queue, other workers may take it, and the dead one gets no new chunk until a probe (its `pid`, retried
+with backoff: Ray answers "unavailable" while the actor restarts) shows it is back; then it is sent the
+current weights before its next chunk. Chunks keep their games and their sampling seed, so a game played
+again samples exactly what it would have. Only `ActorDiedError` (Ray gave up restarting it) counts
+towards giving a worker up.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spiral_train.collector import Match
+from spiral_train.config import TrainConfig
+from spiral_train.distributed.worker import MatchSpec, PlayedGame, Rollout, RolloutWorker, sample_seed
+
+Chunk = list[tuple[int, Match]]
+"""Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
+
+
+@dataclass
+class Finished:
+    version: int
+    key: int
+    match: Match
+    game: PlayedGame
+
+
+@dataclass
+class PoolStats:
+    """Counts since the last `take_stats`, for the step's metrics."""
+
+    dropped_stale: int = 0
+    failures: int = 0
+    restarts: int = 0
+    replayed: int = 0
+    played: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RolloutPool:
+    def __init__(self, config: TrainConfig, source: str, to_spec: Callable[[Match], MatchSpec]) -> None:
+        import ray
+
+        self.config = config
+        self.to_spec = to_spec
+        restarts = config.ray_max_restarts
+        actor = ray.remote(RolloutWorker).options(
+            num_cpus=config.ray_worker_cpus,
+            num_gpus=config.ray_worker_gpus,
+            max_restarts=restarts,
+            max_task_retries=0,  # the pool replays a failed chunk itself, with fresh weights
+        )
+        threads = max(1, round(config.ray_worker_cpus))
+        self.workers = [actor.remote(config, source, threads) for _ in range(config.ray_workers)]
+        self.pids: list[int | None] = ray.get([w.pid.remote() for w in self.workers])
+        self.versions = [-1] * len(self.workers)
+        self.dead = [False] * len(self.workers)
+        self.died_in_a_row = [0] * len(self.workers)
+        self.max_died_in_a_row = (restarts if restarts >= 0 else 100) + 1
+        self.recovering: dict[int, tuple[float, int]] = {}
+        """Workers that failed: when to probe them next, and how many probes failed so far."""
+        self.chunk_size = config.ray_chunk_games or math.ceil(config.games_per_step / config.ray_workers)
+        self.pending: deque[Chunk] = deque()
+        self.in_flight: dict[Any, tuple[int, Chunk | None, int]] = {}
+        self.finished: list[Finished] = []
+        self.next_key = 0
+        self.stats = PoolStats()
+
+    # -- the step's batch ---------------------------------------------------------------------------------
+
+    def collect(self, matches: Sequence[Match], version: int, weights: Any, batch: int) -> list[Finished]:
+        """Queue `matches`, and return `batch` finished games fit for training at `version`."""
+        self.enqueue(matches)
+        oldest = version - (self.config.max_staleness if self.config.async_mode else 0)
+        while True:
+            self._drop_older_than(oldest)
+            if len(self.finished) >= batch:
+                break
+            self._dispatch(version, weights)
+            if not self.in_flight and not self.recovering:
+                raise RuntimeError(
+                    f"no games left to play for a batch of {batch} (have {len(self.finished)}): this is a bug"
+                )
+            self._wait_one()
+        self.finished.sort(key=lambda f: (f.version, f.key))
+        taken, self.finished = self.finished[:batch], self.finished[batch:]
+        if self.config.async_mode:
+            self._dispatch(version, weights)  # keep playing while the learner updates
+        return taken if self.config.async_mode else sorted(taken, key=lambda f: f.key)
+
+    def enqueue(self, matches: Sequence[Match]) -> None:
+        keyed = []
+        for match in matches:
+            keyed.append((self.next_key, match))
+            self.next_key += 1
+        for start in range(0, len(keyed), self.chunk_size):
+            self.pending.append(keyed[start : start + self.chunk_size])
+
+    def take_stats(self) -> PoolStats:
+        stats, self.stats = self.stats, PoolStats()
+        return stats
+
+    # -- workers --------------------------------------------------------------------------------------------
+
+    def _dispatch(self, version: int, weights: Any) -> None:
+        """Give every idle live worker a chunk, sending it the current weights first if it lacks them."""
+        busy = {w for w, _, _ in self.in_flight.values()}
+        for w, worker in enumerate(self.workers):
+            if w in self.recovering and w not in busy and time.monotonic() >= self.recovering[w][0]:
+                self.in_flight[worker.pid.remote()] = (w, None, -1)  # a probe: is it back?
+                continue
+            if not self.pending:
+                continue
+            if w in busy or self.dead[w] or w in self.recovering:
+                continue
+            chunk = self.pending.popleft()
+            if self.versions[w] != version:
+                worker.set_weights.remote(version, weights)  # runs before the play below (actor order)
+                self.versions[w] = version
+            specs = [self.to_spec(m) for _, m in chunk]
+            seed = sample_seed(self.config.seed, specs)
+            ref = worker.play.remote(specs, seed, self.config.log_transcripts > 0)
+            self.in_flight[ref] = (w, chunk, version)
+
+    def _wait_one(self) -> None:
+        import ray
+        from ray.exceptions import ActorDiedError, RayActorError
+
+        timeout = None
+        if self.recovering:
+            timeout = max(0.0, min(at for at, _ in self.recovering.values()) - time.monotonic())
+        if not self.in_flight:
+            time.sleep(timeout or 0.0)
+            return
+        done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        if not done:
+            return  # time to probe a recovering worker
+        ref = done[0]
+        w, chunk, expected = self.in_flight.pop(ref)
+        try:
+            answer = ray.get(ref)
+        except RayActorError as err:
+            self._failed(w, chunk, died=isinstance(err, ActorDiedError))
+            return
+        self.died_in_a_row[w] = 0
+        if chunk is None:  # a probe answered: the worker is back, without our weights
+            self.recovering.pop(w, None)
+            self.versions[w] = -1
+            self._note_pid(w, answer)
+            return
+        rollout: Rollout = answer
+        self._note_pid(w, rollout.pid)
+        if rollout.version != expected:  # restarted between calls: it lost the weights we had sent
+            self.versions[w] = -1
+            self.pending.appendleft(chunk)
+            self.stats.replayed += len(chunk)
+            return
+        self.stats.played += len(chunk)
+        for (key, match), game in zip(chunk, rollout.games):
+            self.finished.append(Finished(rollout.version, key, match, game))
+
+    def _note_pid(self, w: int, pid: int) -> None:
+        if pid != self.pids[w]:
+            self.stats.restarts += 1
+            self.pids[w] = pid
+
+    def _failed(self, w: int, chunk: Chunk | None, died: bool) -> None:
+        """A call failed: replay its chunk elsewhere, and probe the worker until Ray has it back."""
+        if chunk is not None:
+            self.stats.failures += 1
+            self.stats.replayed += len(chunk)
+            self.pending.appendleft(chunk)
+        self.versions[w] = -1  # a restarted worker starts without our weights
+        self.died_in_a_row[w] += died
+        if self.died_in_a_row[w] >= self.max_died_in_a_row:
+            self.dead[w] = True
+            self.recovering.pop(w, None)
+        else:
+            probes = self.recovering.get(w, (0.0, 0))[1] + (chunk is None)
+            self.recovering[w] = (time.monotonic() + min(2.0, 0.1 * 2**probes), probes)
+        if all(self.dead):
+            raise RuntimeError(
+                f"all {len(self.workers)} rollout workers died for good (Ray restarted each up to "
+                f"ray_max_restarts={self.config.ray_max_restarts} times); see the Ray logs for why"
+            )
+
+    def _drop_older_than(self, oldest: int) -> None:
+        stale = [f for f in self.finished if f.version < oldest]
+        if not stale:
+            return
+        self.finished = [f for f in self.finished if f.version >= oldest]
+        self.stats.dropped_stale += len(stale)
+        self.stats.replayed += len(stale)
+        replay = sorted(((f.key, f.match) for f in stale), key=lambda km: km[0])
+        for start in reversed(range(0, len(replay), self.chunk_size)):
+            self.pending.appendleft(replay[start : start + self.chunk_size])
+
+    def shutdown(self) -> None:
+        import ray
+
+        for worker in self.workers:
+            ray.kill(worker, no_restart=True)
+        self.workers = []

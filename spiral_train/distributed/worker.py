@@ -1,0 +1,117 @@
+"""A rollout worker: its own model copy, generator and collector, playing the games the driver sends it.
+
+It runs as a Ray actor (see `rollouts.RolloutPool`) but is a plain class, so it carries no Ray import. The
+driver sends games as `MatchSpec`s (names, not objects: a seat holding a model cannot cross processes) and
+gets back `PlayedGame`s tagged with the weight version that played them, which is what the staleness rule
+and the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
+plays nothing until the driver sends the current weights again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+import spiral_envs
+from spiral_train.collector import Collector, Match, ModelPolicy, Seat, Turn
+from spiral_train.config import TrainConfig
+from spiral_train.generation import HFGenerator
+
+LEARNER = "learner"
+FROZEN = "frozen"
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    """A game by name: env id, seed, and per role "learner", "random", "strong" or "frozen"."""
+
+    env_id: str
+    seed: int
+    seats: dict[str, str]
+
+
+@dataclass
+class PlayedGame:
+    """A finished game without its seats (those stay with the driver, which knows its own `Match`)."""
+
+    returns: dict[str, float]
+    outcome: dict[str, Any]
+    turns: list[Turn]
+    transcript: list[dict[str, Any]]
+
+
+@dataclass
+class Rollout:
+    """What one `play` call returns: the games, the weight version that played them, and who played them."""
+
+    version: int
+    pid: int
+    games: list[PlayedGame]
+
+
+def sample_seed(run_seed: int, specs: Sequence[MatchSpec]) -> int:
+    """The sampling seed of a chunk of games, from the games alone: a chunk played again after a worker died
+    (on any worker) samples exactly what it would have, so a sync run with a kill equals one without."""
+    return random.Random(repr((run_seed, [s.seed for s in specs]))).randrange(2**63)
+
+
+class RolloutWorker:
+    def __init__(self, config: TrainConfig, source: str, threads: int = 1) -> None:
+        from spiral_train.trainer import load_model, resolve_device
+
+        torch.set_num_threads(max(1, threads))
+        hf_logging.disable_progress_bar()
+        self.config = config
+        self.device = resolve_device(config.device)
+        play_config = dataclasses.replace(config, model=source, gradient_checkpointing=False)
+        self.model, tokenizer, _ = load_model(play_config, self.device, log=lambda *_: None)
+        self.model.requires_grad_(False)
+        self.generator = HFGenerator(self.model, tokenizer, config.generation_batch_size, config.bf16)
+        self.rng = torch.Generator(device=self.device)
+        self.policy = self._policy(self.generator, tokenizer, trainable=True)
+        self.frozen: ModelPolicy | None = None
+        if config.opponent not in ("self", "random", "strong"):
+            frozen = AutoModelForCausalLM.from_pretrained(config.opponent, dtype=torch.float32).to(self.device).eval()
+            frozen_tokenizer = AutoTokenizer.from_pretrained(config.opponent)
+            generator = HFGenerator(frozen, frozen_tokenizer, config.generation_batch_size, config.bf16)
+            self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
+        self.collector = Collector(config.num_envs, config.env_kwargs)
+        self.version = -1
+
+    def _policy(self, generator: HFGenerator, tokenizer: Any, trainable: bool) -> ModelPolicy:
+        c = self.config
+        return ModelPolicy(generator, tokenizer, c.template, c.temperature, c.max_new_tokens, self.rng, trainable)
+
+    def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
+        self.model.load_state_dict(state_dict)
+        self.version = version
+        return version
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def play(self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool) -> Rollout:
+        if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
+            return Rollout(self.version, os.getpid(), [])
+        self.rng.manual_seed(seed)
+        matches = [Match(s.env_id, s.seed, {r: self._seat(kind, s) for r, kind in s.seats.items()}) for s in specs]
+        results = self.collector.play(matches, keep_transcripts=keep_transcripts)
+        games = [PlayedGame(r.returns, r.outcome, r.turns, r.transcript) for r in results]
+        return Rollout(self.version, os.getpid(), games)
+
+    def _seat(self, kind: str, spec: MatchSpec) -> Seat:
+        if kind == LEARNER:
+            return self.policy
+        if kind == FROZEN:
+            if self.frozen is None:
+                raise ValueError(f"seat kind {FROZEN!r} but opponent={self.config.opponent!r} is not a checkpoint")
+            return self.frozen
+        return spiral_envs.make_agent(kind, spec.env_id, seed=spec.seed)

@@ -1,0 +1,211 @@
+"""The trainer on a real local Ray cluster: rollout workers, a learner group, async staleness, a killed worker.
+
+Every test runs the real actors (separate processes) on the tiny quick model; the one learning test uses the
+tiny default model through the CLI. One cluster serves the whole module (starting Ray costs seconds).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+torch = pytest.importorskip("torch")
+
+from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
+from spiral_train.cli import main  # noqa: E402
+from spiral_train.collector import Collector, Match, ModelPolicy  # noqa: E402
+from spiral_train.config import ConfigError, make_config  # noqa: E402
+from spiral_train.distributed.driver import RayTrainer  # noqa: E402
+from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
+from spiral_train.generation import HFGenerator  # noqa: E402
+from spiral_train.learner import Learner  # noqa: E402
+from spiral_train.metrics import read_metrics  # noqa: E402
+from spiral_train.rae import RAE, RoleReturn  # noqa: E402
+from spiral_train.trainer import load_model  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+STEPS = 5
+COMPARED = ("train/reward_mean", "loss", "grad_norm", "train/response_len", "train/invalid_rate", "entropy")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster; 4 logical CPUs so two workers and a learner (one CPU each) fit on 2 real cores."""
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def ray_config(model: Path, **extra):
+    return make_config(
+        "tiny-cpu",
+        {
+            "model": str(model),
+            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
+            "steps": STEPS,
+            "games_per_step": 8,
+            "num_envs": 4,
+            "eval_games": 4,
+            "eval_every": STEPS,
+            "progress": False,
+            "log_transcripts": 1,
+            "ray_workers": 2,
+            **extra,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def sync_run(cluster, quick_model, tmp_path_factory):
+    """An uninterrupted sync run with two workers: the reference the other tests compare against."""
+    run_dir = tmp_path_factory.mktemp("ray") / "sync"
+    trainer = RayTrainer(ray_config(quick_model), run_dir)
+    trainer.run()
+    return trainer, run_dir
+
+
+def test_two_workers_and_a_learner_train_every_step_on_current_weights(sync_run):
+    trainer, run_dir = sync_run
+    records = read_metrics(run_dir)
+    assert [r["step"] for r in records] == list(range(STEPS + 1))
+    # sync mode: every game of step s was played by the weights after s-1 updates, and no game was lost
+    assert trainer.sample_versions == {s: [s - 1] * 8 for s in range(1, STEPS + 1)}
+    for r in records[1:]:
+        assert (r["train/staleness_max"], r["train/staleness_mean"], r["train/games"]) == (0, 0.0, 8)
+        assert r["ray/worker_failures"] == 0 and r["train/stale_dropped"] == 0
+    # the learner really updated the weights, and the driver's copy (what is saved and evaluated) has them
+    assert all(r["grad_norm"] > 0 for r in records[1:])
+    assert "eval/KuhnPoker-v1/random/win_rate" in records[-1]
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint is not None and checkpoint.name == f"step_{STEPS:06d}"
+    saved = torch.load(checkpoint / "state.pt", weights_only=False)
+    assert saved["learner"]["optimizer"]["state"], "the learner group's Adam moments are checkpointed"
+    # actors are gone once the run ends
+    assert trainer.rollouts is None and trainer.group is None
+
+
+def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, quick_model, tmp_path):
+    """One worker only, so the run can only finish if Ray restarts it and the pool uses it again; the same
+    4-game chunks as the two-worker reference, so the run must equal it step by step."""
+    _, reference_dir = sync_run
+    run_dir = tmp_path / "killed"
+    trainer = RayTrainer(ray_config(quick_model, ray_workers=1, ray_chunk_games=4), run_dir)
+    first_pid = trainer.rollouts.pids[0]
+    killed = threading.Event()
+
+    def kill_worker_mid_play() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed.is_set():
+            pool = trainer.rollouts
+            if pool is not None and trainer.step >= 2 and any(c for _, c, _ in list(pool.in_flight.values())):
+                os.kill(first_pid, signal.SIGKILL)
+                killed.set()
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=kill_worker_mid_play, daemon=True)
+    thread.start()
+    trainer.run()
+    thread.join()
+    assert killed.is_set(), "the worker was never killed mid-play; the test proves nothing"
+
+    got, expected = read_metrics(run_dir), read_metrics(reference_dir)
+    assert [r["step"] for r in got] == list(range(STEPS + 1))
+    assert sum(r["ray/worker_failures"] for r in got[1:]) >= 1, "the kill should fail a call in flight"
+    assert sum(r["ray/worker_restarts"] for r in got[1:]) == 1, "the worker should come back once, restarted"
+    # the chunk the dead worker held was played again with the same weights and seed: same run, step by step
+    for g, e in zip(got[1:], expected[1:]):
+        for key in COMPARED:
+            assert g[key] == pytest.approx(e[key], rel=1e-5, abs=1e-7), (g["step"], key)
+
+    # and a driver that stops resumes from its checkpoint with --resume, on Ray again
+    resumed = RayTrainer(ray_config(quick_model, steps=STEPS + 1), run_dir, resume=True)
+    assert resumed.step == STEPS
+    resumed.run()
+    assert [r["step"] for r in read_metrics(run_dir)] == list(range(STEPS + 2))
+
+
+def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, quick_model, tmp_path):
+    for max_staleness in (1, 0):
+        run_dir = tmp_path / f"async{max_staleness}"
+        trainer = RayTrainer(ray_config(quick_model, async_mode=True, max_staleness=max_staleness), run_dir)
+        trainer.run()
+        records = read_metrics(run_dir)
+        assert [r["step"] for r in records] == list(range(STEPS + 1))
+        for step, versions in trainer.sample_versions.items():
+            assert len(versions) == 8
+            # trained at step s means the learner has done s-1 updates: staleness = (s-1) - version
+            assert all(0 <= step - 1 - v <= max_staleness for v in versions), (step, versions)
+            assert records[step]["train/staleness_max"] == max(step - 1 - v for v in versions)
+        if max_staleness == 1:
+            # workers played the next batch during each update: async really happened
+            assert any(r["train/staleness_max"] == 1 for r in records[1:])
+        else:
+            # those games came back one update old: dropped, counted, and played again with fresh weights
+            assert sum(r["train/stale_dropped"] for r in records[1:]) > 0
+
+
+def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model):
+    config = make_config("tiny-cpu", {"model": str(quick_model), "ray_workers": 1, "ray_learners": 2})
+    model, tokenizer, _ = load_model(config, torch.device("cpu"))
+    generator = HFGenerator(model, tokenizer)
+    rng = torch.Generator().manual_seed(0)
+    policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, rng)
+    matches = [Match("KuhnPoker-v1", i, {"player_0": policy, "player_1": policy}) for i in range(5)]
+    results = Collector(5, {"KuhnPoker-v1": {"num_rounds": 1}}).play(matches)
+    turns = [t for r in results for t in r.turns]
+    returns = [RoleReturn("KuhnPoker-v1", t.role, r.returns[t.role]) for r in results for t in r.turns]
+    RAE("none").assign(returns)
+    for turn, rr in zip(turns, returns):
+        turn.advantage = rr.advantage
+    assert len(turns) % 2 == 1, "an odd count gives the ranks unequal shards, the case worth testing"
+
+    driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    single = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id)
+    group = LearnerGroup(config, str(quick_model), driver_model, single.state_dict(), version=0)
+    try:
+        for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
+            expected = single.update(batch)
+            got = group.update(batch)
+            rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+            for name, tensor in model.state_dict().items():
+                assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
+                assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-6), (len(batch), name)
+            for key in ("loss", "grad_norm", "clip_frac", "entropy"):
+                assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (len(batch), key)
+    finally:
+        group.shutdown()
+    assert group.version == 2
+    assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items()), "the updates changed nothing"
+
+
+def test_ray_options_are_checked(quick_model):
+    with pytest.raises(ConfigError, match="ray_workers"):
+        make_config("tiny-cpu", {"async_mode": True})
+    with pytest.raises(ConfigError, match="ray_learners"):
+        make_config("tiny-cpu", {"ray_workers": 2, "ray_learners": 0})
+    with pytest.raises(ConfigError, match="max_staleness"):
+        make_config("tiny-cpu", {"ray_workers": 1, "max_staleness": -1})
+
+
+def test_tiny_default_improves_against_random_on_two_workers(cluster, spiral_cache, tmp_path):
+    """The end-to-end learning test of test_train_e2e, with games on two Ray workers and a Ray learner."""
+    run_dir = tmp_path / "run"
+    args = ["--steps", "16", "--games-per-step", "32", "--eval-every", "16", "--eval-opponents", "random"]
+    code = main([*args, "--seed", "0", "--no-progress", "--run-dir", str(run_dir), "--ray-workers", "2"])
+    assert code == 0
+    records = read_metrics(run_dir)
+    first, last = records[0], records[-1]
+    key = "eval/KuhnPoker-v1/random/"
+    assert (first["step"], last["step"]) == (0, 16)
+    assert last[key + "win_rate"] >= first[key + "win_rate"] + 0.10, (first, last)
+    assert last[key + "invalid_rate"] <= first[key + "invalid_rate"] - 0.05, (first, last)
+    assert all(r["train/staleness_max"] == 0 for r in records[1:])
