@@ -141,13 +141,13 @@ class VLLMGenerator:
         }
         if kv_cache_mb is not None:
             kwargs["kv_cache_memory_bytes"] = kv_cache_mb * 2**20
-        if not self.on_gpu:
-            # vLLM 0.32's CPU runner crashes ("CPU Generator does not use offset") when a seeded request's
-            # prompt is split over two prefill chunks; unsplit prompts keep per-request seeds working
-            kwargs["enable_chunked_prefill"] = False
         if self.on_gpu:
             kwargs["enable_sleep_mode"] = True
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            # vLLM 0.32's CPU runner crashes ("CPU Generator does not use offset") when a seeded request's
+            # prompt is split over two prefill chunks; unsplit prompts keep per-request seeds working
+            kwargs["enable_chunked_prefill"] = False
         self.llm = vllm.LLM(**kwargs)
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self._asleep = False
