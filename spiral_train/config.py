@@ -23,6 +23,7 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 TEMPLATES = ("qwen3", "chat", "none")
 OPPONENTS = ("self", "random", "strong")
 DEVICES = ("auto", "cpu", "cuda")
+GENERATORS = ("hf", "vllm")
 
 
 @dataclass
@@ -132,6 +133,18 @@ class TrainConfig:
     ray_max_restarts: int = 3
     """Times Ray restarts a dead rollout worker (-1: without limit); its games are played again."""
 
+    # generation backend (vLLM)
+    generator: str = "hf"
+    """"hf" (transformers, samples from the learner's own weights) or "vllm" (a vLLM engine in this process,
+    sent the learner's weights after every update; `pip install vllm` on a GPU, see README for CPU). With no
+    `model`, "vllm" builds the tiny model with 2 heads of 32 (head_dim 32: vLLM's CPU attention needs >= 32)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of the GPU vLLM may take (weights and KV cache); the learner shares the GPU. Ignored on CPU."""
+    vllm_kv_cache_mb: int | None = None
+    """vLLM's KV cache in MiB; None: 256 on CPU, and on a GPU what vllm_gpu_memory_utilization leaves."""
+    vllm_max_model_len: int | None = None
+    """Longest prompt + answer vLLM accepts, in tokens; None: the model's own limit."""
+
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad option and what it accepts."""
         _choice("rae", self.rae, RAE_MODES)
@@ -139,6 +152,12 @@ class TrainConfig:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("template", self.template, TEMPLATES)
         _choice("device", self.device, DEVICES)
+        _choice("generator", self.generator, GENERATORS)
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
+            raise ConfigError(f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization} must be in (0, 1]")
+        for name in ("vllm_kv_cache_mb", "vllm_max_model_len"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
         for name in (
             "games_per_step",
             "num_envs",
@@ -211,6 +230,11 @@ class TrainConfig:
                 f"pool_every={self.pool_every} with ray_workers={self.ray_workers}: opponent pools are not wired into "
                 "the Ray rollout workers yet (a pool seat is a model in the driver's process); set pool_every: 0 or "
                 "ray_workers: 0"
+            )
+        if self.ray_workers > 0 and self.generator != "hf":
+            raise ConfigError(
+                f"generator={self.generator!r} with ray_workers={self.ray_workers}: Ray rollout workers generate with "
+                "transformers only for now; set generator: hf, or ray_workers: 0 to use vLLM in one process"
             )
         if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
             raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from spiral_train.config import TrainConfig
 
 
 @dataclass
@@ -33,6 +36,9 @@ class Generator(Protocol):
 
     def sync_weights(self) -> None:
         """Make generation use the learner's current weights (a no-op where they share the model)."""
+
+    def sleep(self) -> None:
+        """Free accelerator memory for the learner's update; the next `sync_weights()` wakes the backend."""
 
 
 def _cache_kwarg(model: PreTrainedModel) -> str:
@@ -74,6 +80,9 @@ class HFGenerator:
         self._cache_kwarg = _cache_kwarg(model)
 
     def sync_weights(self) -> None:
+        pass
+
+    def sleep(self) -> None:
         pass
 
     @torch.no_grad()
@@ -147,6 +156,24 @@ class HFGenerator:
                 )
             )
         return results
+
+
+def make_generator(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Generator:
+    """The backend `config.generator` names, sampling from (or kept in step with) the learner's `model`."""
+    if config.generator == "vllm":
+        from spiral_train.vllm_generator import VLLMGenerator  # imports vLLM: only when it is chosen
+
+        return VLLMGenerator(
+            model,
+            tokenizer,
+            max_model_len=config.vllm_max_model_len,
+            kv_cache_mb=config.vllm_kv_cache_mb,
+            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+            max_num_seqs=config.generation_batch_size,
+            bf16=config.bf16,
+            seed=config.seed,
+        )
+    return HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)
 
 
 def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoi
 from spiral_train.collector import Collector, GameResult, Match, ModelPolicy, Seat, Turn
 from spiral_train.config import TrainConfig, make_config, to_dict
 from spiral_train.evaluation import evaluate
-from spiral_train.generation import HFGenerator
+from spiral_train.generation import HFGenerator, make_generator
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
 from spiral_train.pool import OpponentPool, fixed_opponent_kind, opponent_kind
@@ -58,7 +58,10 @@ def tiny_spec(config: TrainConfig) -> TinySpec:
     """The tiny model warms up on every game of the run (training and evaluation), with their options."""
     env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
     kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.env_kwargs.items()))
-    return TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
+    spec = TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
+    if config.generator == "vllm":  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
+        spec = dataclasses.replace(spec, num_heads=2, num_kv_heads=1)
+    return spec
 
 
 class Trainer:
@@ -80,7 +83,7 @@ class Trainer:
         else:
             self.model, self.tokenizer, source = load_model(config, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
-        self.generator = HFGenerator(self.model, self.tokenizer, config.generation_batch_size, config.bf16)
+        self.generator = make_generator(config, self.model, self.tokenizer)
         self.rae = RAE(config.rae, config.rae_decay)
         ref_model = None
         if config.kl_coef > 0:
@@ -149,6 +152,7 @@ class Trainer:
         turns = self.assign_advantages(results)
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
         t1 = time.time()
+        self.generator.sleep()  # frees a vLLM engine's GPU memory for the update; sync_weights() wakes it
         update = self.learner.update(trained)
         self.generator.sync_weights()
         self.step += 1
