@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +132,8 @@ def wrap(model: PreTrainedModel, rank: int, alpha: float, dropout: float, target
         bias="none",
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, config)
+    with _quiet_peft():
+        peft_model = get_peft_model(model, config)
     peft_model.peft_config["default"].base_model_name_or_path = _absolute_if_local(source)
     return peft_model
 
@@ -138,7 +142,8 @@ def load_adapter(base: PreTrainedModel, adapter_dir: str | Path, trainable: bool
     """`base` with the adapter saved in `adapter_dir` attached (trainable to continue a run, else frozen)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+    with _quiet_peft():
+        return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
 
 
 def load_frozen(path: str | Path, device: torch.device) -> PreTrainedModel:
@@ -211,6 +216,14 @@ def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
     if deltas:
         raise RuntimeError(f"LoRA deltas without a base weight: {sorted(deltas)}")
     return merged
+
+
+@contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """peft asks transformers 5 for `is_gradient_checkpointing`, which warns that it is deprecated: not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def _absolute_if_local(source: str) -> str:

@@ -215,3 +215,14 @@ def test_lora_options_are_checked_and_reachable_from_the_cli(monkeypatch):
     with pytest.raises(ConfigError, match=r"spiral-envs\[lora\]"):
         make_config("tiny-cpu", {"lora_rank": 8})
     make_config("tiny-cpu", {"lora_rank": 0})  # full fine-tuning never needs peft
+
+
+def test_named_target_modules_adapt_only_those_projections(quick_model):
+    config = lora_config(quick_model, steps=1, lora_rank=2, lora_target_modules=["q_proj", "v_proj"])
+    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
+    adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad}
+    assert adapted == {"q_proj", "v_proj"}
+    attn = model.get_base_model().model.layers[0].self_attn
+    per_layer = sum(m.in_features + m.out_features for m in (attn.q_proj.base_layer, attn.v_proj.base_layer))
+    expected = 2 * per_layer * model.get_base_model().config.num_hidden_layers
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
