@@ -9,10 +9,16 @@ invalid, turn; the cost per token is what a real model of that shape costs).
     .venv/bin/python benchmarks/lora.py                      # CPU, 1 thread, both models, 4 configurations each
     .venv/bin/python benchmarks/lora.py --models tiny --rank 16
     .venv/bin/python benchmarks/lora.py --device cuda --models /path/to/model --games 64
+    .venv/bin/python benchmarks/lora.py --speed              # compute time only, interleaved, one process
 
 Reported per configuration: median wall seconds per step after one warm-up step (and its update part), CPU
-seconds per step of the process (robust to a shared machine), peak RSS (ru_maxrss), peak RSS minus the RSS
-once the trainer was built (what training adds), trainable parameters, and the checkpoint's size.
+seconds per step and per update of the process, peak RSS (ru_maxrss), peak RSS minus the RSS once the trainer
+was built (what training adds), trainable parameters, and the checkpoint's size. Each configuration runs
+under glibc's default allocator and with MALLOC_MMAP_THRESHOLD_=65536: under the default, freed large
+blocks stay in the heap, and LoRA's many small tensors between them kept peak RSS *above* full fine-tuning's
+here although LoRA holds fewer live bytes (its saved activations were smaller, and it has no weight gradients
+or Adam moments); with a fixed threshold, large blocks go back to the OS on free and RSS follows live memory.
+On a loaded machine the per-process times are noisy; `--speed` times compute alone, interleaved.
 """
 
 from __future__ import annotations
@@ -108,6 +114,61 @@ def one(spec: dict) -> dict:
     return out
 
 
+def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
+    """Compute time only: all four configurations in one process, timed in turns on one fixed batch.
+
+    On a shared machine the per-process wall times swing with other jobs' load; here every configuration
+    repeats the same update (and the same generation call) in interleaved rounds, and the fastest round of
+    each is kept, which is the least disturbed one.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from spiral_train.collector import Collector, Match, ModelPolicy
+    from spiral_train.config import make_config
+    from spiral_train.generation import HFGenerator
+    from spiral_train.learner import Learner
+    from spiral_train.trainer import load_model
+
+    device = torch.device(args.device)
+    variants = {}
+    for use_lora, gc in itertools.product((False, True), (False, True)):
+        overrides = {"model": model, "micro_batch_size": args.micro_batch, "gradient_checkpointing": gc}
+        config = make_config("tiny-cpu", {**overrides, "lora_rank": args.rank if use_lora else 0})
+        net, tokenizer, _ = load_model(config, device, log=lambda *_: None)
+        variants[(use_lora, gc)] = (Learner(net, config, device, tokenizer.pad_token_id), HFGenerator(net, tokenizer))
+    learner, generator = variants[(False, False)]
+    policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(0))
+    matches = [Match("KuhnPoker-v1", i, {"player_0": policy, "player_1": policy}) for i in range(args.games)]
+    turns = [t for r in Collector(args.games).play(matches, keep_transcripts=False) for t in r.turns]
+    for i, turn in enumerate(turns):
+        turn.advantage = 1.0 if i % 2 else -1.0
+    prompts = [t.prompt_ids for t in turns]
+    times: dict[tuple, dict[str, list[float]]] = {key: {"update": [], "generate": []} for key in variants}
+    for _ in range(args.speed_rounds):
+        for key, (learner, generator) in variants.items():
+            t0 = time.perf_counter()
+            learner.update(turns)
+            times[key]["update"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            generator.generate(prompts, temperature=1.0, max_new_tokens=8, generator=torch.Generator().manual_seed(0))
+            times[key]["generate"].append(time.perf_counter() - t0)
+    rows = []
+    for (use_lora, gc), t in times.items():
+        mode = f"lora r{args.rank}" if use_lora else "full"
+        rows.append({"model": name, "mode": mode, "gc": gc, "update_s": min(t["update"]), "gen_s": min(t["generate"])})
+    print(f"\n{name}: {len(turns)} turns, fastest of {args.speed_rounds} interleaved rounds, {args.threads} thread(s)")
+    print("| mode | grad ckpt | update s | generate s | update vs full | generate vs full |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        full = next(f for f in rows if f["mode"] == "full" and f["gc"] == r["gc"])
+        print(
+            f"| {r['mode']} | {'on' if r['gc'] else 'off'} | {r['update_s']:.2f} | {r['gen_s']:.2f} | "
+            f"x{r['update_s'] / full['update_s']:.2f} | x{r['gen_s'] / full['gen_s']:.2f} |"
+        )
+    return rows
+
+
 def build_big(folder: Path) -> str:
     subprocess.run(
         [
@@ -147,10 +208,18 @@ def main() -> None:
         help="glibc MALLOC_MMAP_THRESHOLD_ values (bytes) to run every configuration under; 0 keeps glibc's dynamic "
         "default, under which freed large blocks stay in the heap and peak RSS overstates live memory",
     )
+    parser.add_argument("--speed", action="store_true", help="only the interleaved compute-time comparison")
+    parser.add_argument("--speed-rounds", type=int, default=3)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
+        return
+    if args.speed:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.models:
+                model = None if name == "tiny" else build_big(Path(tmp) / "big") if name == "big" else name
+                speed(model, name, args)
         return
 
     with tempfile.TemporaryDirectory() as tmp:
