@@ -145,6 +145,19 @@ class TrainConfig:
     vllm_max_model_len: int | None = None
     """Longest prompt + answer vLLM accepts, in tokens; None: the model's own limit."""
 
+    # LoRA (spiral_train/lora.py): train low-rank adapters only, the base model frozen
+    lora_rank: int = 0
+    """Rank of the LoRA adapters (needs peft); 0 fine-tunes every weight."""
+    lora_alpha: float = 32.0
+    """Adapter scale is lora_alpha / lora_rank: a fixed alpha keeps the best learning rate about the same
+    across ranks (LoRA's usual 1/r parametrisation)."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapter input while learning. Keep 0: the sampler runs without dropout, so any dropout
+    makes the learner's logprobs differ from the behaviour logprobs and the first PPO ratio is no longer 1."""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    """peft target_modules: ["all-linear"] (every attention and MLP projection, not the output head) or
+    module names, e.g. [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]."""
+
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad option and what it accepts."""
         _choice("rae", self.rae, RAE_MODES)
@@ -209,6 +222,7 @@ class TrainConfig:
                 raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")
         _validate_pool(self)
         self._validate_ray()
+        self._validate_lora()
 
     def _validate_ray(self) -> None:
         for name in ("ray_workers", "max_staleness", "ray_chunk_games"):
@@ -238,6 +252,26 @@ class TrainConfig:
             )
         if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
             raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
+
+    def _validate_lora(self) -> None:
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ConfigError(f"lora_rank={self.lora_rank!r} must be an integer >= 0 (0 fine-tunes every weight)")
+        if self.lora_alpha <= 0:
+            raise ConfigError(f"lora_alpha={self.lora_alpha} must be > 0 (the adapter scale is lora_alpha/lora_rank)")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout={self.lora_dropout} must be in [0, 1) (0 keeps updates on-policy)")
+        if not self.lora_target_modules:
+            raise ConfigError("lora_target_modules is empty; use [all-linear] or module names such as q_proj")
+        if self.lora_rank > 0 and self.ray_workers > 0:
+            raise ConfigError(
+                f"lora_rank={self.lora_rank} with ray_workers={self.ray_workers}: the Ray workers and learner ranks "
+                "do not build LoRA models yet; set lora_rank: 0, or ray_workers: 0 to train LoRA in one process"
+            )
+        if self.lora_rank > 0:
+            from spiral_train.lora import INSTALL_HINT, peft_missing
+
+            if peft_missing():
+                raise ConfigError(f"lora_rank={self.lora_rank} needs the peft package: {INSTALL_HINT}")
 
 
 class ConfigError(ValueError):

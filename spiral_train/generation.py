@@ -42,8 +42,12 @@ class Generator(Protocol):
 
 
 def _cache_kwarg(model: PreTrainedModel) -> str:
-    """transformers 5 renamed `past_key_values` to `cache`; accept both so either release works."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    """transformers 5 renamed `past_key_values` to `cache`; accept both so either release works.
+
+    A peft (LoRA) wrapper's forward takes **kwargs and passes them on, so ask the model inside it.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 import spiral_envs
+from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
 from spiral_train.collector import Collector, GameResult, Match, ModelPolicy, Seat, Turn
 from spiral_train.config import TrainConfig, make_config, to_dict
@@ -46,10 +47,11 @@ def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[An
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+    model = lora.load_weights(source, device)  # for a LoRA checkpoint, its base model
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
+    model = lora.prepare(model, config, source)  # LoRA adapters, when lora_rank > 0 or `source` holds one
     model.eval()
     return model, tokenizer, source
 
@@ -85,8 +87,8 @@ class Trainer:
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         self.generator = make_generator(config, self.model, self.tokenizer)
         self.rae = RAE(config.rae, config.rae_decay)
-        ref_model = None
-        if config.kl_coef > 0:
+        ref_model = lora.BaseReference(self.model) if config.kl_coef > 0 and lora.is_peft(self.model) else None
+        if config.kl_coef > 0 and ref_model is None:
             ref_model = (
                 AutoModelForCausalLM.from_pretrained(
                     config.model or str(tiny_model_path(tiny_spec(config), log=log)), dtype=torch.float32
@@ -261,6 +263,7 @@ class Trainer:
             "torch_global_rng": torch.get_rng_state(),
             "config": to_dict(self.config),
             "pool": self.pool.state_dict() if self.pool is not None else None,
+            "model_base": lora.adapter_base(self.model),  # LoRA: the checkpoint holds only the adapter
         }
         path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
         if self.pool is not None:
@@ -284,7 +287,8 @@ class Trainer:
             return None
         if kind in ("random", "strong"):
             return lambda env_id, seed: spiral_envs.make_agent(kind, env_id, seed=seed)
-        frozen = AutoModelForCausalLM.from_pretrained(kind, dtype=torch.float32).to(self.device).eval()
+        kind = lora.model_folder(kind)  # a checkpoint folder names its model/ subfolder
+        frozen = lora.load_frozen(kind, self.device)  # a LoRA checkpoint is merged into its base
         frozen_tokenizer = AutoTokenizer.from_pretrained(kind)
         policy = ModelPolicy(
             HFGenerator(frozen, frozen_tokenizer, self.config.generation_batch_size, self.config.bf16),

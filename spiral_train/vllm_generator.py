@@ -67,6 +67,14 @@ def check_cpu_head_dim(model: PreTrainedModel, supported: list[int]) -> None:
         )
 
 
+def engine_weights(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """What the engine must hold: the model's state dict, or for a LoRA model its adapters merged into the
+    base under the base's names (vLLM knows nothing of peft's wrapper names)."""
+    from spiral_train import lora
+
+    return lora.merged_state_dict(model) if lora.is_peft(model) else model.state_dict()
+
+
 def save_whole_state_dict(model: PreTrainedModel, folder: Path) -> None:
     """The model's config and EVERY tensor of its state dict, tied ones included, as one safetensors file.
 
@@ -80,7 +88,7 @@ def save_whole_state_dict(model: PreTrainedModel, folder: Path) -> None:
     model.config.save_pretrained(folder)
     tensors: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in engine_weights(model).items():
         tensor = tensor.detach().to("cpu").contiguous()
         pointer = tensor.untyped_storage().data_ptr()
         tensors[name] = tensor.clone() if pointer in storages else tensor  # safetensors refuses shared memory
@@ -169,7 +177,7 @@ class VLLMGenerator:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
             shutil.rmtree(self._weights_dir / f"sync-{self._syncs - 1}", ignore_errors=True)
         else:
-            weights = [(name, tensor.detach()) for name, tensor in self.model.state_dict().items()]
+            weights = [(name, tensor.detach()) for name, tensor in engine_weights(self.model).items()]
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         if self._asleep:
             self.llm.wake_up(tags=["kv_cache"])

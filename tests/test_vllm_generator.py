@@ -79,6 +79,31 @@ def draw(generator, prompts, temperature: float, seed: int, max_new_tokens: int 
 
 
 @pytest.mark.vllm
+def test_lora_model_syncs_its_merged_weights(vllm_model_dir):
+    """With --lora-rank the learner is a peft model: the engine gets the adapters merged into the base."""
+    from spiral_train import lora
+    from spiral_train.vllm_generator import VLLMGenerator
+
+    base, tokenizer = load(vllm_model_dir)
+    model = lora.wrap(base, 4, 32.0, 0.0, ["all-linear"], str(vllm_model_dir))
+    prompts = kuhn_prompts(tokenizer, 16)
+    engine = VLLMGenerator(model, tokenizer, max_model_len=1024, kv_cache_mb=64)
+    try:
+        before = draw(engine, prompts, 1.0, seed=3)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # peft starts lora_B at zero (a no-op adapter): give it a real update
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.add_(0.5 * torch.randn(param.shape, generator=g))
+        assert max_gap([x.logprobs for x in before], learner_logprobs(model, prompts, before, 1.0)) > 1e-2
+        engine.sync_weights()
+        gens = draw(engine, prompts, 1.0, seed=5, max_new_tokens=16)
+        assert max_gap([x.logprobs for x in gens], learner_logprobs(model, prompts, gens, 1.0)) < 1e-4
+    finally:
+        engine.close()
+
+
+@pytest.mark.vllm
 @pytest.mark.parametrize("from_disk", [False, True], ids=["in-memory", "from-disk"])
 def test_sync_then_vllm_logprobs_equal_the_learners(vllm_model_dir, from_disk):
     from spiral_train.vllm_generator import VLLMGenerator
