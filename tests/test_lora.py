@@ -10,6 +10,7 @@ import torch
 
 pytest.importorskip("peft")
 
+from helpers import small_config
 from transformers import AutoModelForCausalLM
 
 from spiral_train import lora
@@ -23,23 +24,7 @@ from spiral_train.trainer import Trainer, load_model
 
 
 def lora_config(model: Path, steps: int, **extra):
-    return make_config(
-        "tiny-cpu",
-        {
-            "model": str(model),
-            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
-            "steps": steps,
-            "games_per_step": 6,
-            "num_envs": 3,
-            "eval_games": 0,
-            "progress": False,
-            "log_transcripts": 1,
-            "lora_rank": 4,
-            "lr": 1e-2,
-            "warmup_steps": 0,
-            **extra,
-        },
-    )
+    return small_config(model, steps, **{"lora_rank": 4, "lr": 1e-2, "warmup_steps": 0, **extra})
 
 
 def is_adapter_key(name: str) -> bool:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import small_config
 from safetensors.torch import load_model
 from transformers import AutoModelForCausalLM
 
 from spiral_train.checkpoint import latest_checkpoint, load_state
 from spiral_train.cli import main
-from spiral_train.config import make_config
 from spiral_train.metrics import read_metrics
 from spiral_train.pool import WEIGHTS_FILE
 from spiral_train.rae import RAE, RoleReturn
@@ -20,23 +20,8 @@ from spiral_train.trainer import Trainer
 
 
 def pool_config(model: Path, steps: int, **extra):
-    return make_config(
-        "tiny-cpu",
-        {
-            "model": str(model),
-            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
-            "steps": steps,
-            "games_per_step": 6,
-            "num_envs": 6,
-            "eval_games": 0,
-            "progress": False,
-            "log_transcripts": 0,
-            "pool_every": 2,
-            "pool_size": 2,
-            "pool_share": 0.5,
-            **extra,
-        },
-    )
+    settings = {"num_envs": 6, "log_transcripts": 0, "pool_every": 2, "pool_size": 2, "pool_share": 0.5}
+    return small_config(model, steps, **{**settings, **extra})
 
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

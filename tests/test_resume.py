@@ -8,31 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from helpers import small_config
 
 from spiral_train.checkpoint import latest_checkpoint
-from spiral_train.config import make_config
 from spiral_train.metrics import read_metrics
 from spiral_train.trainer import Trainer
-
-
-def small_config(model: Path, steps: int, **extra):
-    return make_config(
-        "tiny-cpu",
-        {
-            "model": str(model),
-            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
-            "steps": steps,
-            "games_per_step": 6,
-            "num_envs": 3,
-            "eval_games": 0,
-            "progress": False,
-            "log_transcripts": 1,
-            **extra,
-        },
-    )
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:

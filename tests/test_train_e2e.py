@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import E2E_ARGS
+
 from spiral_train.cli import main
 from spiral_train.metrics import read_metrics
 
@@ -12,17 +14,7 @@ def test_tiny_default_improves_against_random(spiral_cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
     code = main(
         [
-            "--steps",
-            "16",
-            "--games-per-step",
-            "32",
-            "--eval-every",
-            "16",
-            "--eval-opponents",
-            "random",
-            "--seed",
-            "0",
-            "--no-progress",
+            *E2E_ARGS,
             "--run-dir",
             str(run_dir),
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import E2E_ARGS
 
 import spiral_envs
 from spiral_train.cli import main
@@ -196,17 +197,7 @@ def test_tiny_run_with_vllm_improves_against_random(vllm_model_dir, tmp_path, ca
         [
             "--generator",
             "vllm",
-            "--steps",
-            "16",
-            "--games-per-step",
-            "32",
-            "--eval-every",
-            "16",
-            "--eval-opponents",
-            "random",
-            "--seed",
-            "0",
-            "--no-progress",
+            *E2E_ARGS,
             "--run-dir",
             str(run_dir),
         ]

@@ -1,0 +1,36 @@
+"""Settings the tests share: one small run, and the end-to-end run both generation backends must pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spiral_train.config import TrainConfig, make_config
+
+
+def small_config(model: Path, steps: int, **extra) -> TrainConfig:
+    """A few seconds a step on CPU: one-round Kuhn Poker, 6 games a step, no evaluation."""
+    return make_config(
+        "tiny-cpu",
+        {
+            "model": str(model),
+            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
+            "steps": steps,
+            "games_per_step": 6,
+            "num_envs": 3,
+            "eval_games": 0,
+            "progress": False,
+            "log_transcripts": 1,
+            **extra,
+        },
+    )
+
+
+E2E_ARGS = [
+    "--steps", "16",
+    "--games-per-step", "32",
+    "--eval-every", "16",
+    "--eval-opponents", "random",
+    "--seed", "0",
+    "--no-progress",
+]  # fmt: skip
+"""The end-to-end learning run of the tiny default (16 steps, seed 0), as `spiral-train` arguments."""
