@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 import spiral_envs
+from spiral_train import lora
 from spiral_train.collector import Collector, Match, ModelPolicy, Seat, Turn
 from spiral_train.config import TrainConfig
 from spiral_train.generation import HFGenerator
@@ -79,8 +80,9 @@ class RolloutWorker:
         self.policy = self._policy(self.generator, tokenizer, trainable=True)
         self.frozen: ModelPolicy | None = None
         if config.opponent not in ("self", "random", "strong"):
-            frozen = AutoModelForCausalLM.from_pretrained(config.opponent, dtype=torch.float32).to(self.device).eval()
-            frozen_tokenizer = AutoTokenizer.from_pretrained(config.opponent)
+            folder = lora.model_folder(config.opponent)  # as the Trainer does: a checkpoint, or a LoRA one
+            frozen = lora.load_frozen(folder, self.device)
+            frozen_tokenizer = AutoTokenizer.from_pretrained(folder)
             generator = HFGenerator(frozen, frozen_tokenizer, config.generation_batch_size, config.bf16)
             self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
         self.collector = Collector(config.num_envs, config.env_kwargs)
