@@ -18,6 +18,8 @@ import pytest
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 
+from helpers import small_config  # noqa: E402
+
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
 from spiral_train.cli import main  # noqa: E402
 from spiral_train.collector import Collector, Match, ModelPolicy  # noqa: E402
@@ -45,22 +47,8 @@ def cluster():
 
 
 def ray_config(model: Path, **extra):
-    return make_config(
-        "tiny-cpu",
-        {
-            "model": str(model),
-            "env_kwargs": {"KuhnPoker-v1": {"num_rounds": 1}},
-            "steps": STEPS,
-            "games_per_step": 8,
-            "num_envs": 4,
-            "eval_games": 4,
-            "eval_every": STEPS,
-            "progress": False,
-            "log_transcripts": 1,
-            "ray_workers": 2,
-            **extra,
-        },
-    )
+    settings = {"games_per_step": 8, "num_envs": 4, "eval_games": 4, "eval_every": STEPS, "ray_workers": 2}
+    return small_config(model, STEPS, **{**settings, **extra})
 
 
 @pytest.fixture(scope="module")
