@@ -48,7 +48,8 @@ def cluster():
 
 def ray_config(model: Path, **extra):
     settings = {"games_per_step": 8, "num_envs": 4, "eval_games": 4, "eval_every": STEPS, "ray_workers": 2}
-    return small_config(model, STEPS, **{**settings, **extra})
+    steps = extra.pop("steps", STEPS)
+    return small_config(model, steps, **{**settings, **extra})
 
 
 @pytest.fixture(scope="module")
