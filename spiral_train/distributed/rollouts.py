@@ -25,7 +25,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from spiral_train.collector import Match
@@ -52,8 +52,6 @@ class PoolStats:
     failures: int = 0
     restarts: int = 0
     replayed: int = 0
-    played: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class RolloutPool:
@@ -174,7 +172,6 @@ class RolloutPool:
             self.pending.appendleft(chunk)
             self.stats.replayed += len(chunk)
             return
-        self.stats.played += len(chunk)
         for (key, match), game in zip(chunk, rollout.games):
             self.finished.append(Finished(rollout.version, key, match, game))
 
