@@ -132,6 +132,10 @@ class TrainConfig:
     depend on how many workers play the chunks); 0: games_per_step / ray_workers, one chunk per worker."""
     ray_max_restarts: int = 3
     """Times Ray restarts a dead rollout worker (-1: without limit); its games are played again."""
+    ray_learner_strategy: str = "ddp"
+    """How `ray_learners` ranks share the update: "ddp", each holds the whole model and Adam state and the
+    gradients are summed once a step; "fsdp", torch FSDP2 (ZeRO-3 style) shards weights, gradients and Adam
+    state over the ranks, for a model that one device cannot train."""
 
     # generation backend (vLLM)
     generator: str = "hf"
@@ -235,6 +239,12 @@ class TrainConfig:
         for name in ("ray_worker_cpus", "ray_learner_cpus", "ray_worker_gpus", "ray_learner_gpus"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        _choice("ray_learner_strategy", self.ray_learner_strategy, ("ddp", "fsdp"))
+        if self.ray_learner_strategy == "fsdp" and self.ray_learners < 2:
+            raise ConfigError(
+                f"ray_learner_strategy='fsdp' with ray_learners={self.ray_learners}: sharding needs 2 ranks or more; "
+                "raise ray_learners, or use ray_learner_strategy: ddp"
+            )
         if self.ray_workers == 0 and (self.async_mode or self.ray_learners > 1 or self.ray_address):
             raise ConfigError(
                 "async_mode, ray_learners > 1 and ray_address need Ray rollout workers: set ray_workers >= 1"
@@ -262,11 +272,6 @@ class TrainConfig:
             raise ConfigError(f"lora_dropout={self.lora_dropout} must be in [0, 1) (0 keeps updates on-policy)")
         if not self.lora_target_modules:
             raise ConfigError("lora_target_modules is empty; use [all-linear] or module names such as q_proj")
-        if self.lora_rank > 0 and self.ray_workers > 0:
-            raise ConfigError(
-                f"lora_rank={self.lora_rank} with ray_workers={self.ray_workers}: the Ray workers and learner ranks "
-                "do not build LoRA models yet; set lora_rank: 0, or ray_workers: 0 to train LoRA in one process"
-            )
         if self.lora_rank > 0:
             from spiral_train.lora import INSTALL_HINT, peft_missing
 

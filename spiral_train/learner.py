@@ -119,10 +119,10 @@ class Learner:
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
         c = self.config
-        if not turns:
+        total_tokens, total_turns = self.global_counts(sum(len(t.response_ids) for t in turns), len(turns))
+        if total_turns == 0:  # nothing to learn from (on any rank): no step, so the schedule does not move
             return {"loss": 0.0, "grad_norm": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0}
         self.model.train()
-        total_tokens, total_turns = self.global_counts(sum(len(t.response_ids) for t in turns), len(turns))
         if c.loss_aggregation == "token_mean":
             denominator = float(total_tokens)
         else:  # seq_sum_const (Dr. GRPO): a constant, so long answers are not down-weighted per token
@@ -133,33 +133,19 @@ class Learner:
             order = list(range(len(turns)))
             self.rng.shuffle(order)
             self.optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(order), c.micro_batch_size):
-                chunk = [turns[i] for i in order[start : start + c.micro_batch_size]]
-                batch = make_batch(chunk, self.pad_id, self.device)
-                with autocast(self.device, c.bf16):
-                    logp, entropy = response_logprobs(self.model, batch, c.temperature)
-                token_loss, clipped = clipped_pg_loss(logp, batch.old_logprobs, batch.advantages, c.clip_eps)
-                if self.ref_model is not None and c.kl_coef > 0:
-                    with torch.no_grad(), autocast(self.device, c.bf16):
-                        ref_logp, _ = response_logprobs(self.ref_model, batch, c.temperature)
-                    log_ratio = ref_logp - logp
-                    kl = torch.exp(log_ratio) - log_ratio - 1.0  # k3 estimator, >= 0
-                    token_loss = token_loss + c.kl_coef * kl
-                    sums["kl_ref"] += float((kl.detach() * batch.response_mask).sum())
-                m = batch.response_mask
-                loss = (token_loss * m).sum() / denominator
-                loss.backward()
-                sums["loss"] += float(loss.detach())
-                sums["clip_frac"] += float((clipped * m).sum())
-                sums["approx_kl"] += float(((batch.old_logprobs - logp.detach()) * m).sum())
-                sums["entropy"] += float((entropy * m).sum())
+            chunks = [
+                [turns[i] for i in order[s : s + c.micro_batch_size]] for s in range(0, len(order), c.micro_batch_size)
+            ]
+            for chunk in self.micro_batches(chunks):
+                self.backward(chunk, denominator, sums)
             self.reduce_gradients()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
-            grad_norms.append(float(norm))
+            grad_norms.append(float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm))  # DTensor: FSDP
             self.optimizer.step()
             self.scheduler.step()
         self.model.eval()
         n = c.num_epochs
+        total_tokens = max(1, total_tokens)
         return {
             "loss": sums["loss"] / n,
             "grad_norm": sum(grad_norms) / n,
@@ -169,6 +155,33 @@ class Learner:
             "kl_ref": sums["kl_ref"] / (total_tokens * n),
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+
+    def backward(self, chunk: list[Turn], denominator: float, sums: dict[str, float]) -> None:
+        """Accumulate one micro-batch's share of the loss gradient, and add its metric sums to `sums`."""
+        c = self.config
+        batch = make_batch(chunk, self.pad_id, self.device)
+        with autocast(self.device, c.bf16):
+            logp, entropy = response_logprobs(self.model, batch, c.temperature)
+        token_loss, clipped = clipped_pg_loss(logp, batch.old_logprobs, batch.advantages, c.clip_eps)
+        if self.ref_model is not None and c.kl_coef > 0:
+            with torch.no_grad(), autocast(self.device, c.bf16):
+                ref_logp, _ = response_logprobs(self.ref_model, batch, c.temperature)
+            log_ratio = ref_logp - logp
+            kl = torch.exp(log_ratio) - log_ratio - 1.0  # k3 estimator, >= 0
+            token_loss = token_loss + c.kl_coef * kl
+            sums["kl_ref"] += float((kl.detach() * batch.response_mask).sum())
+        m = batch.response_mask
+        loss = (token_loss * m).sum() / denominator
+        loss.backward()
+        sums["loss"] += float(loss.detach())
+        sums["clip_frac"] += float((clipped * m).sum())
+        sums["approx_kl"] += float(((batch.old_logprobs - logp.detach()) * m).sum())
+        sums["entropy"] += float((entropy * m).sum())
+
+    def micro_batches(self, chunks: list[list[Turn]]) -> list[list[Turn]]:
+        """Hook: the micro-batches of one pass; a sharded learner pads them with empty ones so every rank runs
+        as many forward and backward passes (each is a collective there)."""
+        return chunks
 
     def global_counts(self, tokens: int, turns: int) -> tuple[int, int]:
         """Response tokens and turns of the whole batch; a data-parallel learner sums them over its ranks."""

@@ -56,6 +56,18 @@ def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[An
     return model, tokenizer, source
 
 
+def reference_model(config: TrainConfig, model: Any, source: str) -> Any:
+    """The KL anchor (None without a KL term): for LoRA the same model with its adapters off, which costs no
+    memory; else a frozen fp32 copy of the starting weights, loaded on CPU from `source`."""
+    if config.kl_coef <= 0:
+        return None
+    if lora.is_peft(model):
+        return lora.BaseReference(model)
+    ref = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
 def tiny_spec(config: TrainConfig) -> TinySpec:
     """The tiny model warms up on every game of the run (training and evaluation), with their options."""
     env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
@@ -87,16 +99,9 @@ class Trainer:
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         self.generator = make_generator(config, self.model, self.tokenizer)
         self.rae = RAE(config.rae, config.rae_decay)
-        ref_model = lora.BaseReference(self.model) if config.kl_coef > 0 and lora.is_peft(self.model) else None
-        if config.kl_coef > 0 and ref_model is None:
-            ref_model = (
-                AutoModelForCausalLM.from_pretrained(
-                    config.model or str(tiny_model_path(tiny_spec(config), log=log)), dtype=torch.float32
-                )
-                .to(self.device)
-                .eval()
-            )
-            ref_model.requires_grad_(False)
+        source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
+        ref_model = reference_model(config, self.model, source)
+        ref_model = ref_model.to(self.device) if isinstance(ref_model, torch.nn.Module) else ref_model
         self.learner = Learner(self.model, config, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)

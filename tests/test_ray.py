@@ -7,6 +7,7 @@ tiny default model through the CLI. One cluster serves the whole module (startin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import signal
 import threading
@@ -26,8 +27,9 @@ from spiral_train.collector import Collector, Match, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
 from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
+from spiral_train.distributed.worker import LEARNER, MatchSpec  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
-from spiral_train.learner import Learner  # noqa: E402
+from spiral_train.learner import Learner, make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.rae import RAE, RoleReturn  # noqa: E402
 from spiral_train.trainer import load_model  # noqa: E402
@@ -141,8 +143,19 @@ def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, qu
             assert sum(r["train/stale_dropped"] for r in records[1:]) > 0
 
 
-def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model):
-    config = make_config("tiny-cpu", {"model": str(quick_model), "ray_workers": 1, "ray_learners": 2})
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model, strategy):
+    """Replicated (ddp) or sharded (fsdp), two ranks make the one-process update: weights, metrics, Adam state."""
+    config = make_config(
+        "tiny-cpu",
+        {
+            "model": str(quick_model),
+            "ray_workers": 1,
+            "ray_learners": 2,
+            "ray_learner_strategy": strategy,
+            "micro_batch_size": 2,
+        },
+    )
     model, tokenizer, _ = load_model(config, torch.device("cpu"))
     generator = HFGenerator(model, tokenizer)
     rng = torch.Generator().manual_seed(0)
@@ -155,6 +168,8 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
     for turn, rr in zip(turns, returns):
         turn.advantage = rr.advantage
     assert len(turns) % 2 == 1, "an odd count gives the ranks unequal shards, the case worth testing"
+    shard_sizes = (len(turns[0::2]), len(turns[1::2]))
+    assert shard_sizes[0] > 2 >= shard_sizes[1], "rank 0 should run more micro-batches of 2 than rank 1"
 
     driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -164,16 +179,71 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
         for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
             expected = single.update(batch)
             got = group.update(batch)
-            rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+            if strategy == "ddp":
+                rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+                for name in model.state_dict():
+                    assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
             for name, tensor in model.state_dict().items():
-                assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
                 assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-6), (len(batch), name)
             for key in ("loss", "grad_norm", "clip_frac", "entropy"):
                 assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (len(batch), key)
+        # the group's learner state is the one-process format: a checkpoint resumes with any strategy
+        state, reference = group.state_dict(), single.state_dict()
+        assert state["scheduler"] == reference["scheduler"]
+        assert state["optimizer"]["param_groups"] == reference["optimizer"]["param_groups"]
+        assert state["optimizer"]["state"].keys() == reference["optimizer"]["state"].keys()
+        for index, moments in reference["optimizer"]["state"].items():
+            for name, value in moments.items():
+                assert torch.allclose(state["optimizer"]["state"][index][name], value, atol=1e-7), (index, name)
+        group.load_state_dict(state)  # and loads back into the ranks (sharded again under fsdp): same next update
+        single.update(turns[:3])
+        group.update(turns[:3])
+        for name, tensor in model.state_dict().items():
+            assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-6), ("reloaded", name)
     finally:
         group.shutdown()
-    assert group.version == 2
+    assert group.version == 3
     assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items()), "the updates changed nothing"
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cluster, quick_model, tmp_path, strategy):
+    config = ray_config(
+        quick_model, ray_workers=1, ray_learners=2, ray_learner_strategy=strategy, lora_rank=4, eval_games=0, steps=1
+    )
+    trainer = RayTrainer(config, tmp_path / strategy)
+    try:
+        before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.train_step()
+        after = trainer.model.state_dict()
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        assert changed and all("lora_" in k for k in changed), sorted(changed)[:5]
+
+        # the worker, sent the current weights, samples from the merged model: its logprobs are the learner's
+        worker = trainer.rollouts.workers[0]
+        ray.get(worker.set_weights.remote(trainer.group.version, trainer.group.weights_ref))
+        spec = MatchSpec("KuhnPoker-v1", 7, {"player_0": LEARNER, "player_1": LEARNER})
+        rollout = ray.get(worker.play.remote([spec], 0, False))
+        turns = rollout.games[0].turns
+        batch = make_batch(turns, trainer.tokenizer.pad_token_id, torch.device("cpu"))
+        with torch.no_grad():
+            logp, _ = response_logprobs(trainer.model, batch, config.temperature)
+        played = batch.old_logprobs * batch.response_mask
+        assert torch.allclose(logp * batch.response_mask, played, atol=1e-4)
+        with torch.no_grad(), trainer.model.disable_adapter():
+            base_logp, _ = response_logprobs(trainer.model, batch, config.temperature)
+        assert not torch.allclose(base_logp * batch.response_mask, played, atol=1e-3), "adapters changed nothing"
+
+        checkpoint = trainer.save()
+        assert (checkpoint / "model" / "adapter_model.safetensors").exists()
+        assert not (checkpoint / "model" / "model.safetensors").exists(), "a LoRA checkpoint holds the adapter only"
+    finally:
+        trainer.shutdown()
+    resumed = RayTrainer(dataclasses.replace(config, steps=2), tmp_path / strategy, resume=True)
+    assert resumed.step == 1
+    assert all(torch.equal(v, after[k]) for k, v in resumed.model.state_dict().items())
+    resumed.run()
+    assert [r["step"] for r in read_metrics(tmp_path / strategy)][-1] == 2
 
 
 def test_ray_options_are_checked(quick_model):
@@ -183,6 +253,10 @@ def test_ray_options_are_checked(quick_model):
         make_config("tiny-cpu", {"ray_workers": 2, "ray_learners": 0})
     with pytest.raises(ConfigError, match="max_staleness"):
         make_config("tiny-cpu", {"ray_workers": 1, "max_staleness": -1})
+    with pytest.raises(ConfigError, match="ray_learner_strategy"):
+        make_config("tiny-cpu", {"ray_workers": 1, "ray_learners": 2, "ray_learner_strategy": "zero"})
+    with pytest.raises(ConfigError, match="2 ranks or more"):
+        make_config("tiny-cpu", {"ray_workers": 1, "ray_learner_strategy": "fsdp"})
 
 
 def test_tiny_default_improves_against_random_on_two_workers(cluster, spiral_cache, tmp_path):

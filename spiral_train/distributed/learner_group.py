@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from transformers import AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
+from spiral_train import lora
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.learner import Learner
@@ -61,24 +61,6 @@ class DataParallelLearner(Learner):
             p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
 
-    def update(self, turns: Sequence[Turn]) -> dict[str, float]:
-        if turns:
-            return super().update(turns)
-        _, total_turns = self.global_counts(0, 0)
-        if total_turns == 0:  # no rank has turns: nobody steps, as in one process
-            return super().update(turns)
-        # Other ranks have turns: take part in every collective with zero gradients, and take the same step.
-        c = self.config
-        grad_norms = []
-        for _ in range(c.num_epochs):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.reduce_gradients()
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)))
-            self.optimizer.step()
-            self.scheduler.step()
-        metrics = dict.fromkeys(SUMMED, 0.0)
-        return {**metrics, "grad_norm": sum(grad_norms) / len(grad_norms), "lr": self.optimizer.param_groups[0]["lr"]}
-
 
 class LearnerRank:
     """One rank of the group, in its own Ray actor (a plain class: Ray wraps it in `LearnerGroup`)."""
@@ -93,8 +75,11 @@ class LearnerRank:
         self.rank = rank
         self.world = world
         self.device = resolve_device(config.device)
+        self.sharded = config.ray_learner_strategy == "fsdp"
+        # an FSDP rank loads the model on CPU and moves only its own shards to the device
+        load_device = torch.device("cpu") if self.sharded else self.device
         self.model, self.tokenizer, _ = load_model(
-            dataclasses.replace(config, model=source), self.device, log=lambda *_: None
+            dataclasses.replace(config, model=source), load_device, log=lambda *_: None
         )
         self.learner: Learner | None = None
 
@@ -108,18 +93,28 @@ class LearnerRank:
         return ray.util.get_node_ip_address(), port
 
     def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict) -> None:
+        from spiral_train.trainer import reference_model
+
         if self.world > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(
                 backend, init_method=f"tcp://{master[0]}:{master[1]}", rank=self.rank, world_size=self.world
             )
         self.model.load_state_dict(weights)
-        ref_model = None
-        if self.config.kl_coef > 0:
-            ref_model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32).to(self.device).eval()
-            ref_model.requires_grad_(False)
-        kind = DataParallelLearner if self.world > 1 else Learner
-        self.learner = kind(self.model, self.config, self.device, self.tokenizer.pad_token_id, ref_model)
+        ref_model = reference_model(self.config, self.model, self.source)
+        pad_id = self.tokenizer.pad_token_id
+        if self.sharded:
+            from spiral_train.distributed.sharding import ShardedLearner, shard
+
+            shard(self.model, self.device)
+            if isinstance(ref_model, torch.nn.Module):
+                shard(ref_model, self.device)
+            self.learner = ShardedLearner(self.model, self.config, self.device, pad_id, ref_model)
+        else:
+            if isinstance(ref_model, torch.nn.Module):
+                ref_model = ref_model.to(self.device)
+            kind = DataParallelLearner if self.world > 1 else Learner
+            self.learner = kind(self.model, self.config, self.device, pad_id, ref_model)
         self.learner.load_state_dict(learner_state)
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
@@ -127,6 +122,11 @@ class LearnerRank:
         return self.learner.update(turns)
 
     def weights(self) -> dict[str, torch.Tensor]:
+        """The whole state dict on CPU; under FSDP a collective whose result is rank 0's ({} elsewhere)."""
+        if self.sharded:
+            from spiral_train.distributed.sharding import full_weights
+
+            return full_weights(self.model)
         return cpu_weights(self.model)
 
     def state_dict(self) -> dict:
@@ -146,6 +146,11 @@ def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def play_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What rollout workers load: a plain transformers state dict on CPU (LoRA adapters merged in)."""
+    return {k: v.to("cpu") for k, v in lora.merged_state_dict(model).items()}
+
+
 class LearnerGroup:
     """`ray_learners` ranks that act as one `Learner` for the trainer; `version` counts the updates done."""
 
@@ -162,9 +167,19 @@ class LearnerGroup:
         threads = max(1, round(config.ray_learner_cpus))
         self.ranks = [actor.remote(config, source, rank, self.world, threads) for rank in range(self.world)]
         master = ray.get(self.ranks[0].address.remote())
-        self.weights_ref = ray.put(cpu_weights(model))
-        ray.get([r.setup.remote(master, self.weights_ref, learner_state) for r in self.ranks])
+        self.sharded = config.ray_learner_strategy == "fsdp"
+        weights = ray.put(cpu_weights(model))
+        ray.get([r.setup.remote(master, weights, learner_state) for r in self.ranks])
+        self.weights_ref = ray.put(play_weights(model))
+        """The rollout workers' weights in the object store, put once per update."""
         self.version = version
+
+    def _rank0(self, method: str, *args: Any) -> Any:
+        """Rank 0's answer to `method`; under FSDP every rank must take part (gathering shards is a collective)."""
+        import ray
+
+        ranks = self.ranks if self.sharded else self.ranks[:1]
+        return ray.get([getattr(rank, method).remote(*args) for rank in ranks])[0]
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
         """One update on all ranks (rank r gets turns r, r+N, ...); then the driver's model gets the weights."""
@@ -176,16 +191,13 @@ class LearnerGroup:
         for key in SUMMED:
             if key in merged:
                 merged[key] = sum(m.get(key, 0.0) for m in results)
-        weights = ray.get(self.ranks[0].weights.remote())
-        self.model.load_state_dict(weights)
-        self.weights_ref = ray.put(weights)
+        self.model.load_state_dict(self._rank0("weights"))
+        self.weights_ref = ray.put(play_weights(self.model))
         self.version += 1
         return merged
 
     def state_dict(self) -> dict:
-        import ray
-
-        return ray.get(self.ranks[0].state_dict.remote())
+        return self._rank0("state_dict")
 
     def load_state_dict(self, state: dict) -> None:
         import ray

@@ -72,7 +72,8 @@ class RolloutWorker:
         hf_logging.disable_progress_bar()
         self.config = config
         self.device = resolve_device(config.device)
-        play_config = dataclasses.replace(config, model=source, gradient_checkpointing=False)
+        # a plain model: the driver sends whole state dicts, LoRA adapters merged in (a LoRA source is merged too)
+        play_config = dataclasses.replace(config, model=source, gradient_checkpointing=False, lora_rank=0)
         self.model, tokenizer, _ = load_model(play_config, self.device, log=lambda *_: None)
         self.model.requires_grad_(False)
         self.generator = HFGenerator(self.model, tokenizer, config.generation_batch_size, config.bf16)
