@@ -6,16 +6,15 @@ loss is normalised by the whole batch, as in one process) and `reduce_gradients`
 clipping. Every rank then takes the same clipped AdamW step from the same gradient, so the weights stay
 identical without a broadcast, and the update equals the one-process update up to float summation order.
 
-Why not FSDP (yet): FSDP2's `fully_shard` does run on CPU with gloo in torch 2.13 (checked by hand on the
-tiny Qwen3, two ranks), but it reduces gradients inside every backward, so every rank must run the same
-number of micro-batches, which shards of a self-play batch (turns per game vary, and a rank may get none)
-do not guarantee without changing how `Learner.update` cuts micro-batches. Summing once per optimizer step
-works on any backend with any shard sizes; its cost is a full model and optimizer copy per rank, which is
-what bounds the model size here. `ray_learners=1` skips torch.distributed altogether.
+Two strategies (`ray_learner_strategy`): "ddp" is the above, which sums once per optimizer step and so
+works with any shard sizes, at the cost of a whole model and Adam state per rank; "fsdp" shards both
+(`sharding.ShardedLearner`, torch FSDP2) for models one device cannot train. `ray_learners=1` skips
+torch.distributed altogether. LoRA works with both: the ranks build the same adapters as the driver.
 
 `LearnerGroup` is what the trainer calls `self.learner`: `update`, `state_dict` and `load_state_dict`, like a
 `Learner`. After each update it copies rank 0's weights into the driver's model (for evaluation and
-checkpoints) and puts them in the Ray object store once, for the rollout workers to fetch.
+checkpoints) and puts them in the Ray object store once, as a plain state dict with any LoRA adapters
+merged in, for the rollout workers to fetch.
 """
 
 from __future__ import annotations
