@@ -140,7 +140,8 @@ class TrainConfig:
     # generation backend (vLLM)
     generator: str = "hf"
     """"hf" (transformers, samples from the learner's own weights) or "vllm" (a vLLM engine in this process,
-    sent the learner's weights after every update; `pip install vllm` on a GPU, see README for CPU). With no
+    sent the learner's weights after every update; with ray_workers, one engine inside each rollout worker,
+    sent the weights with each new version; `pip install vllm` on a GPU, see README for CPU). With no
     `model`, "vllm" builds the tiny model with 2 heads of 32 (head_dim 32: vLLM's CPU attention needs >= 32)."""
     vllm_gpu_memory_utilization: float = 0.3
     """Share of the GPU vLLM may take (weights and KV cache); the learner shares the GPU. Ignored on CPU."""
@@ -254,11 +255,6 @@ class TrainConfig:
                 f"pool_every={self.pool_every} with ray_workers={self.ray_workers}: opponent pools are not wired into "
                 "the Ray rollout workers yet (a pool seat is a model in the driver's process); set pool_every: 0 or "
                 "ray_workers: 0"
-            )
-        if self.ray_workers > 0 and self.generator != "hf":
-            raise ConfigError(
-                f"generator={self.generator!r} with ray_workers={self.ray_workers}: Ray rollout workers generate with "
-                "transformers only for now; set generator: hf, or ray_workers: 0 to use vLLM in one process"
             )
         if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
             raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')

@@ -211,9 +211,17 @@ class RolloutPool:
         for start in reversed(range(0, len(replay), self.chunk_size)):
             self.pending.appendleft(replay[start : start + self.chunk_size])
 
-    def shutdown(self) -> None:
+    def shutdown(self, close_timeout_s: float = 30.0) -> None:
+        """Kill the workers, letting each idle one first close its vLLM engine (and remove any weights folder it
+        wrote). A busy, dead or recovering worker (or one slower than `close_timeout_s`) is killed all the same:
+        its engine runs inside its process, so the kill frees it too."""
         import ray
 
+        busy = {w for w, _, _ in self.in_flight.values()} | set(self.recovering)
+        idle = [w for i, w in enumerate(self.workers) if i not in busy and not self.dead[i]]
+        closing = [w.close.remote() for w in idle] if self.config.generator == "vllm" else []
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=close_timeout_s)
         for worker in self.workers:
             ray.kill(worker, no_restart=True)
         self.workers = []

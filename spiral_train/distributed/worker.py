@@ -5,6 +5,22 @@ driver sends games as `MatchSpec`s (names, not objects: a seat holding a model c
 gets back `PlayedGame`s tagged with the weight version that played them, which is what the staleness rule
 and the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
+
+Generation backend: the one `config.generator` names (`generation.make_generator`). With "vllm" each worker
+holds its own vLLM engine, run inside the actor's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, forced here:
+an engine in a child process would cost a process more per worker and a weights folder on disk per sync) and
+with vLLM's single-process executor (one device per engine, so vLLM never starts Ray itself). `set_weights`
+loads what the driver sends (a plain transformers state dict, whatever produced it) into the worker's HF
+model, then `generator.sync_weights()` hands that whole state dict to the engine; with transformers the sync
+is a no-op. The worker's HF model then only holds weights, so with vLLM it stays on the CPU: on a GPU worker
+the device memory is the engine's alone (its KV cache: `vllm_gpu_memory_utilization` of the GPU Ray gave the
+actor, `ray_worker_gpus`, a fraction being fine; on CPU `vllm_kv_cache_mb`, default 256 MiB).
+
+The engine never sleeps here: a worker only generates, and Ray gives it its own share of the device, so there
+is no learner to free memory for (sleep mode matters only in the one-process trainer, where engine and learner
+share a GPU), and sleeping would add a wake-up (weights and KV cache re-allocated) before every chunk. Where
+workers and learner ranks are placed on the same GPU by fractions, size `vllm_gpu_memory_utilization` so both
+fit. A checkpoint opponent (`opponent=DIR`) is a frozen transformers model on the worker's device.
 """
 
 from __future__ import annotations
@@ -24,7 +40,7 @@ import spiral_envs
 from spiral_train import lora
 from spiral_train.collector import Collector, Match, ModelPolicy, Seat, Turn
 from spiral_train.config import TrainConfig
-from spiral_train.generation import HFGenerator
+from spiral_train.generation import Generator, HFGenerator, make_generator
 
 LEARNER = "learner"
 FROZEN = "frozen"
@@ -74,9 +90,14 @@ class RolloutWorker:
         self.device = resolve_device(config.device)
         # a plain model: the driver sends whole state dicts, LoRA adapters merged in (a LoRA source is merged too)
         play_config = dataclasses.replace(config, model=source, gradient_checkpointing=False, lora_rank=0)
-        self.model, tokenizer, _ = load_model(play_config, self.device, log=lambda *_: None)
+        uses_vllm = config.generator == "vllm"
+        if uses_vllm:  # in this process, whatever the driver's environment says (see the module docstring)
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        # with vLLM the HF model only holds the weights the engine is given: it never runs, so it stays on CPU
+        model_device = torch.device("cpu") if uses_vllm else self.device
+        self.model, tokenizer, _ = load_model(play_config, model_device, log=lambda *_: None)
         self.model.requires_grad_(False)
-        self.generator = HFGenerator(self.model, tokenizer, config.generation_batch_size, config.bf16)
+        self.generator: Generator = make_generator(play_config, self.model, tokenizer)
         self.rng = torch.Generator(device=self.device)
         self.policy = self._policy(self.generator, tokenizer, trainable=True)
         self.frozen: ModelPolicy | None = None
@@ -88,20 +109,38 @@ class RolloutWorker:
             self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
         self.collector = Collector(config.num_envs, config.env_kwargs)
         self.version = -1
+        self.sync_error: BaseException | None = None
 
-    def _policy(self, generator: HFGenerator, tokenizer: Any, trainable: bool) -> ModelPolicy:
+    def _policy(self, generator: Generator, tokenizer: Any, trainable: bool) -> ModelPolicy:
         c = self.config
         return ModelPolicy(generator, tokenizer, c.template, c.temperature, c.max_new_tokens, self.rng, trainable)
 
     def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
-        self.model.load_state_dict(state_dict)
+        """Take the driver's weights: into the HF model, then into the generator (a vLLM engine's own copy)."""
+        self.version = -1  # a failed sync must not leave a worker playing old weights under a new version
+        try:
+            self.model.load_state_dict(state_dict)
+            self.generator.sync_weights()
+        except BaseException as err:
+            self.sync_error = err  # the driver does not wait on this call: its next `play` reports the error
+            raise
+        self.sync_error = None
         self.version = version
         return version
+
+    def close(self) -> None:
+        """Shut a vLLM engine down (and remove any weights folder it wrote); `RolloutPool.shutdown` calls it
+        before killing the actor. Nothing to do for transformers."""
+        close = getattr(self.generator, "close", None)
+        if close is not None:
+            close()
 
     def pid(self) -> int:
         return os.getpid()
 
     def play(self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool) -> Rollout:
+        if self.sync_error is not None:
+            raise RuntimeError(f"this worker failed to load the weights the driver sent: {self.sync_error!r}")
         if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
             return Rollout(self.version, os.getpid(), [])
         self.rng.manual_seed(seed)
