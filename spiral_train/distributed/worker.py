@@ -5,10 +5,16 @@ driver sends games as `MatchSpec`s (names, not objects: a seat holding a model c
 gets back `PlayedGame`s tagged with the weight version that played them, which is what the staleness rule
 and the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
+
+Opponent pools: a "pool" seat plays the snapshot its `MatchSpec.pool_step` names. Its weights (a plain
+transformers state dict, LoRA merged) travel through the Ray object store, passed along with the chunk as a
+reference the worker fetches only when that snapshot is not the one its single frozen pool model holds, so a
+worker keeps one extra model whatever the pool size, and loads a snapshot once per change of draw.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import random
@@ -28,15 +34,19 @@ from spiral_train.generation import HFGenerator
 
 LEARNER = "learner"
 FROZEN = "frozen"
+POOL = "pool"
 
 
 @dataclass(frozen=True)
 class MatchSpec:
-    """A game by name: env id, seed, and per role "learner", "random", "strong" or "frozen"."""
+    """A game by name: env id, seed, and per role "learner", "random", "strong", "frozen" or "pool"."""
 
     env_id: str
     seed: int
     seats: dict[str, str]
+    pool_step: int | None = None
+    """The snapshot a "pool" seat plays: the one drawn when the game was planned, not when it is played (a
+    chunk replayed after a failure, or queued a step ahead in async mode, keeps its own snapshot)."""
 
 
 @dataclass
@@ -87,6 +97,11 @@ class RolloutWorker:
             self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
         self.collector = Collector(config.num_envs, config.env_kwargs)
         self.version = -1
+        self.pool: ModelPolicy | None = None
+        """The frozen seat of pool games (built at the first pool game), holding snapshot `pool_step`."""
+        self.pool_step: int | None = None
+        self.pool_loads = 0
+        """How many snapshots were loaded into the pool model (once per change of the snapshot asked for)."""
 
     def _policy(self, generator: HFGenerator, tokenizer: Any, trainable: bool) -> ModelPolicy:
         c = self.config
@@ -100,9 +115,18 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def play(self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool) -> Rollout:
+    def play(
+        self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool, pool: tuple[int, Any] | None = None
+    ) -> Rollout:
+        """Play a chunk; `pool` is (snapshot step, its weights or their object reference) when it has pool games.
+
+        `pool` is a tuple so that Ray passes a reference inside it as is (it resolves only top-level arguments):
+        the weights are fetched only when this worker does not hold that snapshot already.
+        """
         if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
             return Rollout(self.version, os.getpid(), [])
+        if pool is not None:
+            self._load_pool(*pool)
         self.rng.manual_seed(seed)
         matches = [Match(s.env_id, s.seed, {r: self._seat(kind, s) for r, kind in s.seats.items()}) for s in specs]
         results = self.collector.play(matches, keep_transcripts=keep_transcripts)
@@ -116,4 +140,33 @@ class RolloutWorker:
             if self.frozen is None:
                 raise ValueError(f"seat kind {FROZEN!r} but opponent={self.config.opponent!r} is not a checkpoint")
             return self.frozen
+        if kind == POOL:
+            if self.pool is None or spec.pool_step != self.pool_step:
+                raise ValueError(
+                    f"a pool seat of snapshot {spec.pool_step} but this worker holds snapshot {self.pool_step}: the "
+                    "driver must send that snapshot's weights with the chunk (this is a bug)"
+                )
+            return self.pool
         return spiral_envs.make_agent(kind, spec.env_id, seed=spec.seed)
+
+    def _load_pool(self, step: int, weights: Any) -> None:
+        """Hold snapshot `step` in the one frozen pool model (fetched and loaded only if it is another one)."""
+        if step == self.pool_step:
+            return
+        if not isinstance(weights, dict):  # an object reference: fetch it now that it is needed
+            import ray
+
+            weights = ray.get(weights)
+        if self.pool is None:
+            frozen = copy.deepcopy(self.model).eval()  # the same plain transformers model as the learner seat's
+            generator = HFGenerator(frozen, self.policy.tokenizer, self.config.generation_batch_size, self.config.bf16)
+            self.pool = self._policy(generator, self.policy.tokenizer, trainable=False)
+        self.pool_step = None  # a load that fails half way holds no snapshot
+        self.pool.generator.model.load_state_dict(weights)
+        self.pool_step = step
+        self.pool_loads += 1
+
+    def pool_snapshot(self) -> tuple[int | None, int, dict[str, torch.Tensor]]:
+        """The snapshot step the pool model holds, how many loads it took, and its weights (for tests)."""
+        weights = {} if self.pool is None else {k: v.cpu() for k, v in self.pool.generator.model.state_dict().items()}
+        return self.pool_step, self.pool_loads, weights
