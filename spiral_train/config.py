@@ -250,12 +250,6 @@ class TrainConfig:
             raise ConfigError(
                 "async_mode, ray_learners > 1 and ray_address need Ray rollout workers: set ray_workers >= 1"
             )
-        if self.ray_workers > 0 and self.pool_every > 0:
-            raise ConfigError(
-                f"pool_every={self.pool_every} with ray_workers={self.ray_workers}: opponent pools are not wired into "
-                "the Ray rollout workers yet (a pool seat is a model in the driver's process); set pool_every: 0 or "
-                "ray_workers: 0"
-            )
         if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
             raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
 

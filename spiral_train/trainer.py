@@ -25,7 +25,7 @@ from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoi
 from spiral_train.collector import Collector, GameResult, Match, ModelPolicy, Seat, Turn
 from spiral_train.config import TrainConfig, make_config, to_dict
 from spiral_train.evaluation import evaluate
-from spiral_train.generation import HFGenerator, make_generator
+from spiral_train.generation import Generator, HFGenerator, make_generator
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
 from spiral_train.pool import OpponentPool, fixed_opponent_kind, opponent_kind
@@ -97,7 +97,7 @@ class Trainer:
         else:
             self.model, self.tokenizer, source = load_model(config, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
-        self.generator = make_generator(config, self.model, self.tokenizer)
+        self.generator = self.build_generator()
         self.rae = RAE(config.rae, config.rae_decay)
         source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
         ref_model = reference_model(config, self.model, source)
@@ -125,6 +125,10 @@ class Trainer:
         self.collector = Collector(config.num_envs, config.env_kwargs)
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
+
+    def build_generator(self) -> Generator:
+        """The learner seat's sampler, the `generator` option's; `RayTrainer`'s driver only evaluates."""
+        return make_generator(self.config, self.model, self.tokenizer)
 
     # -- one step -------------------------------------------------------------------------------------
 

@@ -8,6 +8,13 @@ way. What this adds per step: `train/staleness_max` and `train/staleness_mean` (
 that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
 `ray/worker_restarts` and `ray/games_replayed`.
 
+Opponent pools: the driver owns the pool (its list, draws, snapshots on disk and its one frozen copy, as in
+one process); each drawn snapshot goes to the object store once, as a plain transformers state dict (LoRA
+merged), and the workers play it in their own frozen pool model. A pool game is a `PoolMatch`, which names
+the snapshot drawn when it was planned, and keeps the driver's seat objects, so RAE's opponent kinds and
+`train/pool/*` read the results as in one process; `train/pool/opponent_step` is the mean snapshot step of
+the batch's pool games (in async mode a batch can hold games planned before the latest draw).
+
 Versions: the learner group's `version` is the number of updates done (the step), and a game's version is
 the version of the weights that played it; sync mode uses only games of the current version.
 """
@@ -17,14 +24,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spiral_train import lora
 from spiral_train.collector import GameResult, Match
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.learner_group import LearnerGroup
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.distributed.worker import FROZEN, LEARNER, MatchSpec
+from spiral_train.distributed.worker import FROZEN, LEARNER, POOL, MatchSpec
+from spiral_train.generation import Generator, HFGenerator
 from spiral_train.tiny import tiny_model_path
 from spiral_train.trainer import Trainer, tiny_spec
 
@@ -49,6 +59,17 @@ def check_resources(cpus: float, gpus: float) -> None:
         )
 
 
+@dataclass
+class PoolMatch(Match):
+    """A game against the opponent pool, with the snapshot drawn for the step that planned it.
+
+    The driver's pool seat is one object whatever snapshot it holds, and in async mode (or a replay) a game
+    is played after the next draw; the snapshot step travels with the game instead.
+    """
+
+    pool_step: int = 0
+
+
 class RayTrainer(Trainer):
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
         import ray
@@ -67,10 +88,12 @@ class RayTrainer(Trainer):
         source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
         self.rollouts: RolloutPool | None = None
         self.group: LearnerGroup | None = None
+        self.pool_refs: dict[int, Any] = {}
+        """Snapshot step -> object reference of its weights, while a drawn or outstanding game needs it."""
         try:
             check_resources(cpus, gpus)
             self.group = LearnerGroup(config, source, self.model, self.learner.state_dict(), version=self.step)
-            self.rollouts = RolloutPool(config, source, self._spec)
+            self.rollouts = RolloutPool(config, source, self._spec, self.pool_refs.__getitem__)
         except BaseException:
             self.shutdown()
             raise
@@ -80,10 +103,35 @@ class RayTrainer(Trainer):
         self._queued_ahead = False
         self._rollout_record: dict[str, Any] = {}
 
+    def build_generator(self) -> Generator:
+        """Transformers, whatever `generator` says: the workers sample, the driver only evaluates, and a vLLM
+        engine here would hold device memory outside what Ray accounts for."""
+        c = self.config
+        return HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
+
+    def matches(self) -> list[Match]:
+        """The `Trainer`'s games, with pool games as `PoolMatch`es and the drawn snapshot in the object store."""
+        matches = super().matches()
+        pool = self.pool
+        if pool is None or pool.drawn is None or pool.policy is None:
+            return matches
+        if pool.drawn not in self.pool_refs:  # the pool's frozen copy holds the drawn snapshot now
+            import ray
+
+            weights = lora.merged_state_dict(pool.policy.generator.model)
+            self.pool_refs[pool.drawn] = ray.put({name: tensor.to("cpu") for name, tensor in weights.items()})
+        return [
+            PoolMatch(m.env_id, m.seed, m.seats, pool.drawn) if any(s is pool.policy for s in m.seats.values()) else m
+            for m in matches
+        ]
+
     def _spec(self, match: Match) -> MatchSpec:
         kind = self.config.opponent if self.config.opponent in ("random", "strong") else FROZEN
+        pool_step = match.pool_step if isinstance(match, PoolMatch) else None
+        if pool_step is not None:
+            kind = POOL  # the seat that is not the learner's plays the snapshot
         seats = {role: LEARNER if seat is self.policy else kind for role, seat in match.seats.items()}
-        return MatchSpec(match.env_id, match.seed, seats)
+        return MatchSpec(match.env_id, match.seed, seats, pool_step)
 
     def collect(self, matches: list[Match]) -> list[GameResult]:
         assert self.rollouts is not None and self.group is not None
@@ -112,6 +160,14 @@ class RayTrainer(Trainer):
             "ray/games_replayed": stats.replayed,
             "time/rollout_wait_s": wait,
         }
+        if self.pool is not None:
+            played = [f.match.pool_step for f in finished if isinstance(f.match, PoolMatch)]
+            if played:
+                self._rollout_record["train/pool/opponent_step"] = sum(played) / len(played)
+            # keep a snapshot's weights in the object store only while a game may still play it
+            needed = {m.pool_step for m in self.rollouts.outstanding() if isinstance(m, PoolMatch)}
+            for step in set(self.pool_refs) - needed - {self.pool.drawn}:
+                del self.pool_refs[step]
         return results
 
     def train_step(self) -> dict[str, Any]:

@@ -17,6 +17,10 @@ with backoff: Ray answers "unavailable" while the actor restarts) shows it is ba
 current weights before its next chunk. Chunks keep their games and their sampling seed, so a game played
 again samples exactly what it would have. Only `ActorDiedError` (Ray gave up restarting it) counts
 towards giving a worker up.
+
+Opponent pools: a chunk's pool games all play one snapshot (chunks are cut where the snapshot changes), and
+the chunk travels with (that snapshot's step, the object reference of its weights), which the worker fetches
+only if it holds another snapshot; so a replayed chunk, or one queued a step ahead, plays its own snapshot.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +59,19 @@ class PoolStats:
 
 
 class RolloutPool:
-    def __init__(self, config: TrainConfig, source: str, to_spec: Callable[[Match], MatchSpec]) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: str,
+        to_spec: Callable[[Match], MatchSpec],
+        pool_weights: Callable[[int], Any] | None = None,
+    ) -> None:
         import ray
 
         self.config = config
         self.to_spec = to_spec
+        self.pool_weights = pool_weights
+        """Snapshot step -> the object reference of its weights, for chunks with pool games."""
         restarts = config.ray_max_restarts
         actor = ray.remote(RolloutWorker).options(
             num_cpus=config.ray_worker_cpus,
@@ -110,8 +122,26 @@ class RolloutPool:
         for match in matches:
             keyed.append((self.next_key, match))
             self.next_key += 1
-        for start in range(0, len(keyed), self.chunk_size):
-            self.pending.append(keyed[start : start + self.chunk_size])
+        self.pending.extend(self._chunks(keyed))
+
+    def _chunks(self, keyed: Sequence[tuple[int, Match]]) -> list[Chunk]:
+        """Cut games into chunks of `chunk_size`, and also where the pool snapshot changes (a worker holds one)."""
+        chunks: list[Chunk] = []
+        snapshot: int | None = None
+        for key, match in keyed:
+            step = self.to_spec(match).pool_step
+            if not chunks or len(chunks[-1]) == self.chunk_size or (step is not None and snapshot not in (None, step)):
+                chunks.append([])
+                snapshot = None
+            chunks[-1].append((key, match))
+            snapshot = step if step is not None else snapshot
+        return chunks
+
+    def outstanding(self) -> Iterator[Match]:
+        """Every game queued, in flight or finished but not yet used (whose pool weights must stay available)."""
+        for chunk in [*self.pending, *(c for _, c, _ in self.in_flight.values() if c is not None)]:
+            yield from (match for _, match in chunk)
+        yield from (f.match for f in self.finished)
 
     def take_stats(self) -> PoolStats:
         stats, self.stats = self.stats, PoolStats()
@@ -136,7 +166,13 @@ class RolloutPool:
                 self.versions[w] = version
             specs = [self.to_spec(m) for _, m in chunk]
             seed = sample_seed(self.config.seed, specs)
-            ref = worker.play.remote(specs, seed, self.config.log_transcripts > 0)
+            pool = None
+            steps = {s.pool_step for s in specs if s.pool_step is not None}
+            if steps:
+                assert len(steps) == 1 and self.pool_weights is not None, steps  # `_chunks` cuts at snapshot changes
+                step = steps.pop()
+                pool = (step, self.pool_weights(step))
+            ref = worker.play.remote(specs, seed, self.config.log_transcripts > 0, pool)
             self.in_flight[ref] = (w, chunk, version)
 
     def _wait_one(self) -> None:
@@ -208,8 +244,7 @@ class RolloutPool:
         self.stats.dropped_stale += len(stale)
         self.stats.replayed += len(stale)
         replay = sorted(((f.key, f.match) for f in stale), key=lambda km: km[0])
-        for start in reversed(range(0, len(replay), self.chunk_size)):
-            self.pending.appendleft(replay[start : start + self.chunk_size])
+        self.pending.extendleft(reversed(self._chunks(replay)))
 
     def shutdown(self, close_timeout_s: float = 30.0) -> None:
         """Kill the workers, letting each idle one first close its vLLM engine (and remove any weights folder it

@@ -21,10 +21,16 @@ is no learner to free memory for (sleep mode matters only in the one-process tra
 share a GPU), and sleeping would add a wake-up (weights and KV cache re-allocated) before every chunk. Where
 workers and learner ranks are placed on the same GPU by fractions, size `vllm_gpu_memory_utilization` so both
 fit. A checkpoint opponent (`opponent=DIR`) is a frozen transformers model on the worker's device.
+
+Opponent pools: a "pool" seat plays the snapshot its `MatchSpec.pool_step` names. Its weights (a plain
+transformers state dict, LoRA merged) travel through the Ray object store, passed along with the chunk as a
+reference the worker fetches only when that snapshot is not the one its single frozen pool model holds, so a
+worker keeps one extra model whatever the pool size, and loads a snapshot once per change of draw.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import random
@@ -44,15 +50,19 @@ from spiral_train.generation import Generator, HFGenerator, make_generator
 
 LEARNER = "learner"
 FROZEN = "frozen"
+POOL = "pool"
 
 
 @dataclass(frozen=True)
 class MatchSpec:
-    """A game by name: env id, seed, and per role "learner", "random", "strong" or "frozen"."""
+    """A game by name: env id, seed, and per role "learner", "random", "strong", "frozen" or "pool"."""
 
     env_id: str
     seed: int
     seats: dict[str, str]
+    pool_step: int | None = None
+    """The snapshot a "pool" seat plays: the one drawn when the game was planned, not when it is played (a
+    chunk replayed after a failure, or queued a step ahead in async mode, keeps its own snapshot)."""
 
 
 @dataclass
@@ -110,6 +120,11 @@ class RolloutWorker:
         self.collector = Collector(config.num_envs, config.env_kwargs)
         self.version = -1
         self.sync_error: BaseException | None = None
+        self.pool: ModelPolicy | None = None
+        """The frozen seat of pool games (built at the first pool game), holding snapshot `pool_step`."""
+        self.pool_step: int | None = None
+        self.pool_loads = 0
+        """How many snapshots were loaded into the pool model (once per change of the snapshot asked for)."""
 
     def _policy(self, generator: Generator, tokenizer: Any, trainable: bool) -> ModelPolicy:
         c = self.config
@@ -138,11 +153,20 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def play(self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool) -> Rollout:
+    def play(
+        self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool, pool: tuple[int, Any] | None = None
+    ) -> Rollout:
+        """Play a chunk; `pool` is (snapshot step, its weights or their object reference) when it has pool games.
+
+        `pool` is a tuple so that Ray passes a reference inside it as is (it resolves only top-level arguments):
+        the weights are fetched only when this worker does not hold that snapshot already.
+        """
         if self.sync_error is not None:
             raise RuntimeError(f"this worker failed to load the weights the driver sent: {self.sync_error!r}")
         if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
             return Rollout(self.version, os.getpid(), [])
+        if pool is not None:
+            self._load_pool(*pool)
         self.rng.manual_seed(seed)
         matches = [Match(s.env_id, s.seed, {r: self._seat(kind, s) for r, kind in s.seats.items()}) for s in specs]
         results = self.collector.play(matches, keep_transcripts=keep_transcripts)
@@ -156,4 +180,34 @@ class RolloutWorker:
             if self.frozen is None:
                 raise ValueError(f"seat kind {FROZEN!r} but opponent={self.config.opponent!r} is not a checkpoint")
             return self.frozen
+        if kind == POOL:
+            if self.pool is None or spec.pool_step != self.pool_step:
+                raise ValueError(
+                    f"a pool seat of snapshot {spec.pool_step} but this worker holds snapshot {self.pool_step}: the "
+                    "driver must send that snapshot's weights with the chunk (this is a bug)"
+                )
+            return self.pool
         return spiral_envs.make_agent(kind, spec.env_id, seed=spec.seed)
+
+    def _load_pool(self, step: int, weights: Any) -> None:
+        """Hold snapshot `step` in the one frozen pool model (fetched and loaded only if it is another one)."""
+        if step == self.pool_step:
+            return
+        if not isinstance(weights, dict):  # an object reference: fetch it now that it is needed
+            import ray
+
+            weights = ray.get(weights)
+        if self.pool is None:
+            # the same plain transformers model as the learner seat's (on the device: with vLLM that one stays on CPU)
+            frozen = copy.deepcopy(self.model).to(self.device).eval()
+            generator = HFGenerator(frozen, self.policy.tokenizer, self.config.generation_batch_size, self.config.bf16)
+            self.pool = self._policy(generator, self.policy.tokenizer, trainable=False)
+        self.pool_step = None  # a load that fails half way holds no snapshot
+        self.pool.generator.model.load_state_dict(weights)
+        self.pool_step = step
+        self.pool_loads += 1
+
+    def pool_snapshot(self) -> tuple[int | None, int, dict[str, torch.Tensor]]:
+        """The snapshot step the pool model holds, how many loads it took, and its weights (for tests)."""
+        weights = {} if self.pool is None else {k: v.cpu() for k, v in self.pool.generator.model.state_dict().items()}
+        return self.pool_step, self.pool_loads, weights
