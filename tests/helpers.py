@@ -34,3 +34,14 @@ E2E_ARGS = [
     "--no-progress",
 ]  # fmt: skip
 """The end-to-end learning run of the tiny default (16 steps, seed 0), as `spiral-train` arguments."""
+
+
+def perturb(model, seed: int) -> None:
+    """Change v_proj, o_proj and the (tied) output head: Qwen3 normalises q and k, so scaling them is a no-op."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "v_proj" in name or "o_proj" in name or name in ("lm_head.weight", "model.embed_tokens.weight"):
+                param.add_(0.3 * param.std() * torch.randn(param.shape, generator=g))

@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 pytest.importorskip("vllm")
 
-from helpers import small_config  # noqa: E402
+from helpers import perturb, small_config  # noqa: E402
 
 from spiral_train.collector import Match  # noqa: E402
 from spiral_train.distributed.driver import RayTrainer  # noqa: E402
@@ -54,15 +54,6 @@ def quick_vllm_model(spiral_cache) -> Path:
 
 def vllm_config(model: Path, steps: int, **extra):
     return small_config(model, steps, generator="vllm", vllm_kv_cache_mb=KV_CACHE_MB, **extra)
-
-
-def perturb(model, seed: int) -> None:
-    """Change v_proj, o_proj and the (tied) output head: Qwen3 normalises q and k, so scaling them is a no-op."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "v_proj" in name or "o_proj" in name or name in ("lm_head.weight", "model.embed_tokens.weight"):
-                param.add_(0.3 * param.std() * torch.randn(param.shape, generator=g))
 
 
 def max_gap_to_learner(model, turns, temperature: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import E2E_ARGS
+from helpers import E2E_ARGS, perturb
 
 import spiral_envs
 from spiral_train.cli import main
@@ -63,15 +63,6 @@ def learner_logprobs(model, prompts, generations, temperature: float) -> list[li
 
 def max_gap(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
-
-
-def perturb(model, seed: int) -> None:
-    """Change v_proj, o_proj and the (tied) output head: Qwen3 normalises q and k, so scaling them is a no-op."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "v_proj" in name or "o_proj" in name or name in ("lm_head.weight", "model.embed_tokens.weight"):
-                param.add_(0.3 * param.std() * torch.randn(param.shape, generator=g))
 
 
 def draw(generator, prompts, temperature: float, seed: int, max_new_tokens: int = 12):
