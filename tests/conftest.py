@@ -24,3 +24,13 @@ def quick_model(spiral_cache) -> Path:
 
     spec = TinySpec(env_ids=("TicTacToe-v0", "KuhnPoker-v1"), warmup_steps=40, warmup_batch=16)
     return tiny_model_path(spec, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster per test module; 4 logical CPUs so two workers and a learner (one CPU each) fit on
+    2 real cores."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -40,14 +40,6 @@ STEPS = 5
 COMPARED = ("train/reward_mean", "loss", "grad_norm", "train/response_len", "train/invalid_rate", "entropy")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster; 4 logical CPUs so two workers and a learner (one CPU each) fit on 2 real cores."""
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def ray_config(model: Path, **extra):
     settings = {"games_per_step": 8, "num_envs": 4, "eval_games": 4, "eval_every": STEPS, "ray_workers": 2}
     steps = extra.pop("steps", STEPS)

@@ -36,14 +36,6 @@ STEPS = 5
 ENV = "KuhnPoker-v1"
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster; 4 logical CPUs so two workers and a learner (one CPU each) fit on 2 real cores."""
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def pool_config(model: Path, **extra):
     # near greedy, the quick model opens with a valid bet, so the pool seat gets to answer (see tests/test_pool.py)
     settings = {

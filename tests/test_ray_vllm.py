@@ -34,14 +34,6 @@ KV_CACHE_MB = 16
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster; 4 logical CPUs so two workers and a learner (one CPU each) fit on 2 real cores."""
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def quick_vllm_model(spiral_cache) -> Path:
     """conftest's `quick_model`, built with 2 heads of 32 (head_dim 32) so that vLLM's CPU attention runs it."""
     from spiral_train.tiny import TinySpec, tiny_model_path
