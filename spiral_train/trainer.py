@@ -56,14 +56,14 @@ def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[An
     return model, tokenizer, source
 
 
-def reference_model(config: TrainConfig, model: Any, source: str) -> Any:
+def reference_model(config: TrainConfig, model: Any, source: str, device: torch.device) -> Any:
     """The KL anchor (None without a KL term): for LoRA the same model with its adapters off, which costs no
-    memory; else a frozen fp32 copy of the starting weights, loaded on CPU from `source`."""
+    memory; else a frozen fp32 copy of the starting weights, loaded from `source` onto `device`."""
     if config.kl_coef <= 0:
         return None
     if lora.is_peft(model):
         return lora.BaseReference(model)
-    ref = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    ref = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
     ref.requires_grad_(False)
     return ref
 
@@ -99,9 +99,9 @@ class Trainer:
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         self.generator = self.build_generator()
         self.rae = RAE(config.rae, config.rae_decay)
-        source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
-        ref_model = reference_model(config, self.model, source)
-        ref_model = ref_model.to(self.device) if isinstance(ref_model, torch.nn.Module) else ref_model
+        self.source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
+        """The run's starting model (not a checkpoint's): the KL anchor, and what Ray actors load first."""
+        ref_model = reference_model(config, self.model, self.source, self.device)
         self.learner = Learner(self.model, config, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)

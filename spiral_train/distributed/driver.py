@@ -35,8 +35,7 @@ from spiral_train.distributed.learner_group import LearnerGroup
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.distributed.worker import FROZEN, LEARNER, POOL, MatchSpec
 from spiral_train.generation import Generator, HFGenerator
-from spiral_train.tiny import tiny_model_path
-from spiral_train.trainer import Trainer, tiny_spec
+from spiral_train.trainer import Trainer
 
 
 def needed_resources(config: TrainConfig) -> tuple[float, float]:
@@ -83,17 +82,16 @@ class RayTrainer(Trainer):
             local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
             ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
             self._owns_ray = True
-        # Actors load the run's original model for its shape and tokenizer, then get the current weights;
-        # checkpoint folders are pruned, so a worker restarted later could not count on finding one.
-        source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
         self.rollouts: RolloutPool | None = None
         self.group: LearnerGroup | None = None
         self.pool_refs: dict[int, Any] = {}
         """Snapshot step -> object reference of its weights, while a drawn or outstanding game needs it."""
         try:
             check_resources(cpus, gpus)
-            self.group = LearnerGroup(config, source, self.model, self.learner.state_dict(), version=self.step)
-            self.rollouts = RolloutPool(config, source, self._spec, self.pool_refs.__getitem__)
+            # Actors load `self.source`, the run's original model, for its shape and tokenizer, then get the current
+            # weights; checkpoint folders are pruned, so a worker restarted later could not count on finding one.
+            self.group = LearnerGroup(config, self.source, self.model, self.learner.state_dict(), version=self.step)
+            self.rollouts = RolloutPool(config, self.source, self._spec, self.pool_refs.__getitem__)
         except BaseException:
             self.shutdown()
             raise

@@ -76,9 +76,9 @@ class LearnerRank:
         self.device = resolve_device(config.device)
         self.sharded = config.ray_learner_strategy == "fsdp"
         # an FSDP rank loads the model on CPU and moves only its own shards to the device
-        load_device = torch.device("cpu") if self.sharded else self.device
+        self.load_device = torch.device("cpu") if self.sharded else self.device
         self.model, self.tokenizer, _ = load_model(
-            dataclasses.replace(config, model=source), load_device, log=lambda *_: None
+            dataclasses.replace(config, model=source), self.load_device, log=lambda *_: None
         )
         self.learner: Learner | None = None
 
@@ -100,18 +100,16 @@ class LearnerRank:
                 backend, init_method=f"tcp://{master[0]}:{master[1]}", rank=self.rank, world_size=self.world
             )
         self.model.load_state_dict(weights)
-        ref_model = reference_model(self.config, self.model, self.source)
+        ref_model = reference_model(self.config, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
         if self.sharded:
             from spiral_train.distributed.sharding import ShardedLearner, shard
 
             shard(self.model, self.device)
-            if isinstance(ref_model, torch.nn.Module):
+            if isinstance(ref_model, torch.nn.Module):  # a copy (not LoRA's adapters-off view): shard it too
                 shard(ref_model, self.device)
             self.learner = ShardedLearner(self.model, self.config, self.device, pad_id, ref_model)
         else:
-            if isinstance(ref_model, torch.nn.Module):
-                ref_model = ref_model.to(self.device)
             kind = DataParallelLearner if self.world > 1 else Learner
             self.learner = kind(self.model, self.config, self.device, pad_id, ref_model)
         self.learner.load_state_dict(learner_state)

@@ -93,21 +93,18 @@ class ShardedLearner(DataParallelLearner):
 
     def state_dict(self) -> dict:
         """The full optimizer state (on rank 0; {} elsewhere), keyed like `torch.optim.Optimizer.state_dict`."""
-        return {
-            "optimizer": to_indexed(get_optimizer_state_dict(self.model, self.optimizer, options=FULL)),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": self.rng.getstate(),
-        }
+        optimizer = to_indexed(get_optimizer_state_dict(self.model, self.optimizer, options=FULL))
+        return {**super().state_dict(), "optimizer": optimizer}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["optimizer"]["state"]:
-            full = to_named(state["optimizer"], trainable_names(self.model))
-            options = StateDictOptions(full_state_dict=True)
-            set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=full, options=options)
-        else:
+        if not state["optimizer"]["state"]:
             # a fresh optimizer: there is nothing to shard, and set_optimizer_state_dict would first create the
             # state with a zero-gradient step, leaving Adam's step count at 1 and the next bias correction wrong
-            self.optimizer.load_state_dict(state["optimizer"])
+            super().load_state_dict(state)
+            return
+        full = to_named(state["optimizer"], trainable_names(self.model))
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=full, options=options)
         self.scheduler.load_state_dict(state["scheduler"])
         self.rng.setstate(state["rng"])
 
