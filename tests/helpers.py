@@ -34,6 +34,19 @@ E2E_ARGS = [
     "--no-progress",
 ]  # fmt: skip
 """The end-to-end learning run of the tiny default (16 steps, seed 0), as `spiral-train` arguments."""
+E2E_KEY = "eval/KuhnPoker-v1/random/"
+"""Where the end-to-end run's evaluation against `RandomAgent` is logged."""
+
+
+def run_e2e(run_dir: Path, *extra: str) -> list[dict]:
+    """The end-to-end learning run, with `extra` flags; its metrics records, checked to span steps 0 to 16."""
+    from spiral_train.cli import main
+    from spiral_train.metrics import read_metrics
+
+    assert main([*E2E_ARGS, *extra, "--run-dir", str(run_dir)]) == 0
+    records = read_metrics(run_dir)
+    assert (records[0]["step"], records[-1]["step"]) == (0, 16)
+    return records
 
 
 def perturb(model, seed: int) -> None:

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import E2E_ARGS, perturb
+from helpers import E2E_KEY, perturb, run_e2e
 
 import spiral_envs
-from spiral_train.cli import main
 from spiral_train.collector import Turn
 from spiral_train.config import ConfigError, make_config
 from spiral_train.learner import make_batch, response_logprobs
-from spiral_train.metrics import read_metrics
 from spiral_train.prompts import render_prompt
 from spiral_train.tiny import tiny_model_path
 from spiral_train.trainer import tiny_spec
-
-KEY = "eval/KuhnPoker-v1/random/"
 
 
 @pytest.fixture(scope="module")
@@ -183,24 +179,12 @@ def test_generator_options_are_validated():
 @pytest.mark.vllm
 def test_tiny_run_with_vllm_improves_against_random(vllm_model_dir, tmp_path, capsys):
     """The hf backend's end-to-end test (test_train_e2e.py), same seed and steps, with `--generator vllm`."""
-    run_dir = tmp_path / "run"
-    code = main(
-        [
-            "--generator",
-            "vllm",
-            *E2E_ARGS,
-            "--run-dir",
-            str(run_dir),
-        ]
-    )
-    assert code == 0
-    records = read_metrics(run_dir)
+    records = run_e2e(tmp_path / "run", "--generator", "vllm")
     first, last = records[0], records[-1]
-    assert (first["step"], last["step"]) == (0, 16)
-    assert last[KEY + "win_rate"] >= first[KEY + "win_rate"] + 0.10, (first, last)
+    assert last[E2E_KEY + "win_rate"] >= first[E2E_KEY + "win_rate"] + 0.10, (first, last)
     # this model's warm-up leaves fewer invalid answers than the default's (7.8% of evaluation games at step 0,
     # against 34% for the default model), so "5 points fewer" is out of reach; it must not get worse
-    assert last[KEY + "invalid_rate"] <= first[KEY + "invalid_rate"], (first, last)
+    assert last[E2E_KEY + "invalid_rate"] <= first[E2E_KEY + "invalid_rate"], (first, last)
     assert last["train/invalid_rate"] < records[1]["train/invalid_rate"]
     # on-policy: the first pass of each update sees ratio 1, so vLLM's logprobs are the learner's
     assert all(abs(r["approx_kl"]) < 1e-4 for r in records[1:]), [r["approx_kl"] for r in records[1:]]
