@@ -19,10 +19,9 @@ import pytest
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 
-from helpers import small_config  # noqa: E402
+from helpers import E2E_KEY, run_e2e, small_config  # noqa: E402
 
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
-from spiral_train.cli import main  # noqa: E402
 from spiral_train.collector import Collector, Match, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
 from spiral_train.distributed.driver import RayTrainer  # noqa: E402
@@ -32,7 +31,7 @@ from spiral_train.generation import HFGenerator  # noqa: E402
 from spiral_train.learner import Learner, make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.rae import RAE, RoleReturn  # noqa: E402
-from spiral_train.trainer import load_model  # noqa: E402
+from spiral_train.trainer import load_model, reference_model  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -135,8 +134,8 @@ def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, qu
             assert sum(r["train/stale_dropped"] for r in records[1:]) > 0
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model, strategy):
+@pytest.mark.parametrize(("strategy", "kl_coef"), [("ddp", 0.0), ("fsdp", 0.0), ("fsdp", 0.5)])
+def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model, strategy, kl_coef):
     """Replicated (ddp) or sharded (fsdp), two ranks make the one-process update: weights, metrics, Adam state."""
     config = make_config(
         "tiny-cpu",
@@ -146,6 +145,7 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
             "ray_learners": 2,
             "ray_learner_strategy": strategy,
             "micro_batch_size": 2,
+            "kl_coef": kl_coef,  # > 0: the sharded reference model joins every micro-batch, padding ones too
         },
     )
     model, tokenizer, _ = load_model(config, torch.device("cpu"))
@@ -165,7 +165,8 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
 
     driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    single = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id)
+    ref_model = reference_model(config, model, str(quick_model), torch.device("cpu"))
+    single = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id, ref_model)
     group = LearnerGroup(config, str(quick_model), driver_model, single.state_dict(), version=0)
     try:
         for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
@@ -177,8 +178,10 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
                     assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
             for name, tensor in model.state_dict().items():
                 assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-6), (len(batch), name)
-            for key in ("loss", "grad_norm", "clip_frac", "entropy"):
+            for key in ("loss", "grad_norm", "clip_frac", "entropy", "kl_ref"):
                 assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (len(batch), key)
+            if kl_coef and batch is not turns:  # after one update the policy has left its reference
+                assert expected["kl_ref"] > 1e-4, expected["kl_ref"]
         # the group's learner state is the one-process format: a checkpoint resumes with any strategy
         state, reference = group.state_dict(), single.state_dict()
         assert state["scheduler"] == reference["scheduler"]
@@ -253,14 +256,8 @@ def test_ray_options_are_checked(quick_model):
 
 def test_tiny_default_improves_against_random_on_two_workers(cluster, spiral_cache, tmp_path):
     """The end-to-end learning test of test_train_e2e, with games on two Ray workers and a Ray learner."""
-    run_dir = tmp_path / "run"
-    args = ["--steps", "16", "--games-per-step", "32", "--eval-every", "16", "--eval-opponents", "random"]
-    code = main([*args, "--seed", "0", "--no-progress", "--run-dir", str(run_dir), "--ray-workers", "2"])
-    assert code == 0
-    records = read_metrics(run_dir)
+    records = run_e2e(tmp_path / "run", "--ray-workers", "2")
     first, last = records[0], records[-1]
-    key = "eval/KuhnPoker-v1/random/"
-    assert (first["step"], last["step"]) == (0, 16)
-    assert last[key + "win_rate"] >= first[key + "win_rate"] + 0.10, (first, last)
-    assert last[key + "invalid_rate"] <= first[key + "invalid_rate"] - 0.05, (first, last)
+    assert last[E2E_KEY + "win_rate"] >= first[E2E_KEY + "win_rate"] + 0.10, (first, last)
+    assert last[E2E_KEY + "invalid_rate"] <= first[E2E_KEY + "invalid_rate"] - 0.05, (first, last)
     assert all(r["train/staleness_max"] == 0 for r in records[1:])
