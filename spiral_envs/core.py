@@ -50,7 +50,8 @@ class GameState(ABC, Generic[A]):
 
     @abstractmethod
     def returns(self) -> tuple[float, float]:
-        """Zero-sum outcome of a finished game: (+1, -1), (-1, +1) or (0, 0)."""
+        """Zero-sum outcome of a finished game: (+1, -1), (-1, +1) or (0, 0) for a win, loss or draw; a game
+        may score in its own units instead, still zero-sum (Kuhn Poker with `scoring="chips"`: the net chips)."""
 
     @abstractmethod
     def player_view(self, player: int) -> dict[str, Any]:

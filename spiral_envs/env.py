@@ -29,7 +29,8 @@ class TextGameEnv(AECEnv):
     """A two-player zero-sum text game as a PettingZoo `AECEnv`.
 
     `observe(agent)` is the full prompt text for that role; `step(answer)` takes the model's raw answer.
-    Rewards are 0 until the end, then +1/-1/0 (or the invalid-move penalty and its negation).
+    Rewards are 0 until the end, then the game's zero-sum returns (+1/-1/0, or a game's own units such as Kuhn
+    Poker's chips scoring), or the invalid-move penalty and its negation.
 
     Options (each game's constructor passes them through):
         history: "full" shows every past move, "current" only the rules and the position; None takes the

@@ -32,6 +32,8 @@ class ModelPolicy:
     max_new_tokens: int
     torch_rng: torch.Generator
     trainable: bool = True
+    truncated_is_invalid: bool = True
+    """An answer cut off at `max_new_tokens` is played as no move at all (see `TrainConfig`)."""
 
     def prompt_ids(self, observation: str) -> list[int]:
         text = render_prompt(self.template, observation, getattr(self.tokenizer, "apply_chat_template", None))
@@ -143,11 +145,13 @@ class Collector:
             prompts, temperature=policy.temperature, max_new_tokens=policy.max_new_tokens, generator=policy.torch_rng
         )
         for (game, agent, obs), prompt, gen in zip(batch, prompts, generations):
-            game.env.step(gen.text)
+            truncated = gen.finish_reason == "length"
+            game.env.step("" if truncated and policy.truncated_is_invalid else gen.text)
             info = game.env.infos.get(agent, {})
             valid = not info.get("invalid_move", False)
             if keep:
-                game.transcript.append({"role": agent, "observation": obs, "answer": gen.text, "valid": valid})
+                entry = {"role": agent, "observation": obs, "answer": gen.text, "valid": valid}
+                game.transcript.append({**entry, "truncated": True} if truncated else entry)
             if policy.trainable:
                 game.turns.append(
                     Turn(

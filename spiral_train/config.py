@@ -22,6 +22,7 @@ LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 TEMPLATES = ("qwen3", "chat", "none")
 OPPONENTS = ("self", "random", "strong")
+EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
 GENERATORS = ("hf", "vllm")
 
@@ -45,6 +46,10 @@ class TrainConfig:
     template: str = "qwen3"
     """How an observation becomes a prompt: "qwen3" (the paper's), "chat" (the tokenizer's template), "none"."""
     max_new_tokens: int = 8
+    truncated_is_invalid: bool = True
+    """An answer cut off at `max_new_tokens` commits to no move (an invalid answer), whatever it holds so far:
+    otherwise a lenient parser hides a format that has stopped ending (measured: `\\boxed{[bet]}]}]}` until
+    the token limit)."""
     temperature: float = 1.0
     top_k: int = 0
 
@@ -87,8 +92,13 @@ class TrainConfig:
     """Games per (env, opponent); the model plays half of them in each seat, on fixed seeds."""
     eval_env_ids: list[str] | None = None
     """Defaults to `env_ids`."""
-    eval_opponents: list[str] = field(default_factory=lambda: ["random", "strong"])
+    eval_opponents: list[str] = field(default_factory=lambda: ["random", "strong", "exploiter"])
+    """"random", "strong" (the game's exact or scripted expert) and "exploiter" (Kuhn Poker: an exact best
+    response to the policy the strategy metrics measured at that evaluation)."""
     eval_temperature: float = 1.0
+    eval_probe_samples: int = 64
+    """Answers sampled per decision point for the strategy metrics (Kuhn Poker: the 12 states of the first
+    hand; TicTacToe: 120 fixed positions with an eighth as many each); 0 turns them off."""
 
     # bookkeeping
     run_dir: str | None = None
@@ -189,7 +199,7 @@ class TrainConfig:
             "generation_batch_size",
         ):
             _positive_int(name, getattr(self, name))
-        for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k"):
+        for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_probe_samples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.rae_decay < 1.0:
@@ -221,7 +231,7 @@ class TrainConfig:
                 f"opponent={self.opponent!r} must be one of {list(OPPONENTS)} or an existing checkpoint folder"
             )
         for kind in self.eval_opponents:
-            _choice("eval_opponents", kind, ("random", "strong"))
+            _choice("eval_opponents", kind, EVAL_OPPONENTS)
         for key in self.env_kwargs:
             if key not in self.env_ids and key not in (self.eval_env_ids or []):
                 raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")

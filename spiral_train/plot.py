@@ -1,4 +1,10 @@
-"""`spiral-train plot RUN_DIR`: the run's curves as one PNG, because people would rather look than read."""
+"""`spiral-train plot RUN_DIR`: the run's curves as one PNG, because people would rather look than read.
+
+The panels are what tells learning from collapse: exploitability and optimal-move rates (the strategy), win
+rate and mean return against each opponent with their 95% intervals as bands, invalid and truncated answers,
+entropy, response length and the RAE baselines. The self-play reward mean is not drawn: it is 0 by
+construction.
+"""
 
 from __future__ import annotations
 
@@ -18,35 +24,53 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     records = read_metrics(run_dir)
     out = Path(out) if out else run_dir / "curves.png"
     panels = [
-        ("Evaluation win rate", lambda k: k.startswith("eval/") and k.endswith("/win_rate")),
-        ("Evaluation invalid rate", lambda k: k.startswith("eval/") and k.endswith("/invalid_rate")),
-        ("Training reward and invalid rate", lambda k: k in ("train/reward_mean", "train/invalid_rate")),
-        ("RAE baselines", lambda k: k.startswith("rae/baseline/")),
-        ("Loss", lambda k: k in ("loss",)),
+        ("Exploitability: NashConv (0 = equilibrium)", lambda k: k.endswith("/strategy/nash_conv")),
+        ("Optimal-move rate (minimax)", lambda k: k.endswith("/strategy/optimal_move_rate")),
+        ("Evaluation win rate", lambda k: _rate(k, "win_rate")),
+        ("Evaluation mean return", lambda k: _rate(k, "mean_return")),
+        (
+            "Invalid and truncated answers",
+            lambda k: k in ("train/invalid_rate", "train/truncated_rate") or k.endswith("/strategy/invalid_rate"),
+        ),
+        ("Entropy (token; move choice per state)", lambda k: k == "entropy" or k.endswith("/strategy/entropy")),
         ("Response length (tokens)", lambda k: k == "train/response_len"),
+        ("RAE baselines", lambda k: k.startswith("rae/baseline/")),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
     for ax, (title, wanted) in zip(axes.flat, panels):
         keys = sorted({k for r in records for k in r if wanted(k)})
         for key in keys:
-            points = [(r["step"], r[key]) for r in records if key in r]
-            ax.plot(
-                [p[0] for p in points],
+            points = [(r["step"], r[key], r.get(f"{key}_lo"), r.get(f"{key}_hi")) for r in records if key in r]
+            steps = [p[0] for p in points]
+            (line,) = ax.plot(
+                steps,
                 [p[1] for p in points],
                 marker="o" if len(points) < 30 else None,
                 markersize=3,
-                label=key.replace("eval/", "").replace("rae/baseline/", ""),
+                label=key.replace("eval/", "").replace("rae/baseline/", "").replace("/strategy", ""),
             )
-        ax.set_title(title)
+            if all(p[2] is not None and p[3] is not None for p in points):  # the 95% interval as a band
+                ax.fill_between(
+                    steps, [p[2] for p in points], [p[3] for p in points], color=line.get_color(), alpha=0.2
+                )
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         if keys:
             ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes, alpha=0.5)
     fig.suptitle(f"spiral-train: {run_dir}")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _rate(key: str, name: str) -> bool:
+    """An evaluation rate against an opponent: `eval/<env>/<opponent>/<name>`, not a strategy metric."""
+    parts = key.split("/")
+    return len(parts) == 4 and parts[0] == "eval" and parts[2] not in ("strategy", "policy") and parts[3] == name
 
 
 def main(argv: list[str] | None = None) -> int:

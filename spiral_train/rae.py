@@ -8,6 +8,13 @@ the advantage of every turn the role played in a game is A = R - b, with b read 
 The baselines are further split by the kind of opponent ("self" in pure self-play; "pool", "random",
 "strong" or "frozen" otherwise): a role's expected return against a weak snapshot or a scripted expert is
 not its expected return against itself, and one mixed baseline would mis-credit every game of either kind.
+
+Invalid answers. A game that an invalid answer ended says nothing about how well the roles *play*, so it
+never moves a baseline: the baseline is the expected return of games played to their end. The offending
+role's turns get `penalty - b`, which stays negative however often the role fails (had its forfeits entered
+the EMA, a role that started answering invalidly would drag its own baseline towards the penalty and its
+advantage towards 0: measured, that let a format collapse run away). The other role did nothing to earn its
+win, so its turns get advantage 0.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class RoleReturn:
     advantage: float = 0.0
     opponent: str = "self"
     """The kind of opponent this role faced: "self" (pure self-play), "pool", "random", "strong", "frozen"."""
+    ended_by: str | None = None
+    """Who ended the game with an invalid answer: None (played to the end), "self" (this role), "opponent"."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -45,6 +54,8 @@ class RAE:
 
     def assign(self, returns: Sequence[RoleReturn]) -> None:
         """Fill in advantages, in order (games earlier in the batch update the baseline first)."""
+        if self.mode not in ("none", "ema", "batch"):
+            raise ValueError(f"RAE mode {self.mode!r} is unknown; use 'ema', 'batch' or 'none'")
         if self.mode == "none":
             for r in returns:
                 r.advantage = r.reward
@@ -53,20 +64,24 @@ class RAE:
                 key = r.key
                 baseline = self.baselines.get(key, 0.0)
                 r.advantage = r.reward - baseline
-                self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward
-        elif self.mode == "batch":
+                self.baselines[key] = baseline  # a role has its baseline (0 at first) from its first game
+                if r.ended_by is None:
+                    self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward
+        else:
             groups: dict[tuple[str, str, str], list[RoleReturn]] = defaultdict(list)
             for r in returns:
                 groups[r.key].append(r)
             for key, members in groups.items():
+                played = [m.reward for m in members if m.ended_by is None]
+                mean = statistics.fmean(played) if played else self.baselines.get(key, 0.0)
                 rewards = [m.reward for m in members]
-                mean = statistics.fmean(rewards)
                 std = statistics.pstdev(rewards) if len(rewards) > 1 else 0.0
                 for m in members:
                     m.advantage = (m.reward - mean) / (std + 1e-6)
                 self.baselines[key] = mean
-        else:
-            raise ValueError(f"RAE mode {self.mode!r} is unknown; use 'ema', 'batch' or 'none'")
+        for r in returns:
+            if r.ended_by == "opponent":
+                r.advantage = 0.0
 
     def state_dict(self) -> dict:
         baselines = [[env_id, role, kind, value] for (env_id, role, kind), value in self.baselines.items()]

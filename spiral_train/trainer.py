@@ -120,6 +120,7 @@ class Trainer:
             config.max_new_tokens,
             self.torch_rng,
             trainable=True,
+            truncated_is_invalid=config.truncated_is_invalid,
         )
         self.opponent = self._make_opponent()
         self.collector = Collector(config.num_envs, config.env_kwargs)
@@ -195,7 +196,10 @@ class Trainer:
                 by_role[turn.role].append(turn)
             for role, role_turns in by_role.items():
                 kind = opponent_kind(result.match, self.policy, self.pool, fixed_opponent_kind(self.config.opponent))
-                role_returns.append(RoleReturn(result.match.env_id, role, result.returns[role], opponent=kind))
+                rr = RoleReturn(
+                    result.match.env_id, role, result.returns[role], opponent=kind, ended_by=ended_by(result, role)
+                )
+                role_returns.append(rr)
                 owners.append(role_turns)
         self.rae.assign(role_returns)
         turns = []
@@ -236,6 +240,7 @@ class Trainer:
             c.eval_temperature,
             self.collector,
             seed=c.seed,
+            probe_samples=c.eval_probe_samples,
         )
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -307,8 +312,20 @@ class Trainer:
             self.config.max_new_tokens,
             self.torch_rng,
             trainable=False,
+            truncated_is_invalid=self.config.truncated_is_invalid,
         )
         return lambda env_id, seed: policy
+
+
+def ended_by(result: GameResult, role: str) -> str | None:
+    """Who ended the game with an invalid answer, as `role` sees it: None, "self" or "opponent".
+
+    The offender is the role with the lower return (it took the invalid-move penalty, the other its negation).
+    """
+    if not result.outcome.get("invalid_move"):
+        return None
+    other = min(result.returns, key=result.returns.get)
+    return "self" if other == role else "opponent"
 
 
 def _transcript(result: GameResult) -> dict[str, Any]:

@@ -38,14 +38,28 @@ E2E_KEY = "eval/KuhnPoker-v1/random/"
 """Where the end-to-end run's evaluation against `RandomAgent` is logged."""
 
 
+STRATEGY_KEY = "eval/KuhnPoker-v1/strategy/"
+"""Where the end-to-end run's strategy metrics (NashConv of the measured first-hand policy) are logged."""
+
+
 def run_e2e(run_dir: Path, *extra: str) -> list[dict]:
-    """The end-to-end learning run, with `extra` flags; its metrics records, checked to span steps 0 to 16."""
+    """The end-to-end run, with `extra` flags; its metrics records, checked to span steps 0 to 16 and to hold,
+    at both evaluations, the strategy metrics and the rates with intervals that every run must log.
+
+    What it asserts holds on any machine and seed: a fixed-seed run's numbers differ between CPUs, so whether
+    it *learns* is measured over seeds by `benchmarks/learning.py`, not asserted here.
+    """
     from spiral_train.cli import main
     from spiral_train.metrics import read_metrics
 
     assert main([*E2E_ARGS, *extra, "--run-dir", str(run_dir)]) == 0
     records = read_metrics(run_dir)
     assert (records[0]["step"], records[-1]["step"]) == (0, 16)
+    for record in (records[0], records[-1]):
+        assert 0.0 <= record[STRATEGY_KEY + "nash_conv_lo"] <= record[STRATEGY_KEY + "nash_conv_hi"] <= 2.5
+        assert 0.0 <= record[STRATEGY_KEY + "invalid_rate"] <= 1.0
+        for rate in ("win_rate", "invalid_rate"):
+            assert record[E2E_KEY + rate + "_lo"] <= record[E2E_KEY + rate] <= record[E2E_KEY + rate + "_hi"]
     return records
 
 

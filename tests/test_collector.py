@@ -87,3 +87,15 @@ def test_behaviour_logprobs_match_the_learner_recomputation(quick_model):
         logp, _ = response_logprobs(policy.generator.model, batch, temperature=1.0)
     diff = ((logp - batch.old_logprobs) * batch.response_mask).abs().max().item()
     assert diff < 1e-4
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_played_as_no_move(quick_model):
+    """One new token cannot hold a whole answer: every game ends at its first turn, by an invalid move."""
+    policy = make_policy(quick_model)
+    policy.max_new_tokens = 1
+    matches = [Match("KuhnPoker-v1", s, {"player_0": policy, "player_1": policy}) for s in range(4)]
+    for result in Collector(num_envs=4).play(matches):
+        assert result.outcome["invalid_move"]
+        (turn,) = result.turns
+        assert turn.truncated and not turn.valid
+        assert result.transcript[0]["truncated"]

@@ -15,6 +15,7 @@ from spiral_envs.games.kuhn_poker import (
     CARDS,
     KuhnPoker,
     KuhnPokerEnv,
+    KuhnPokerMatchNashAgent,
     KuhnPokerNashAgent,
     KuhnPokerState,
 )
@@ -369,7 +370,7 @@ def test_nash_agent_wins_chips_from_a_random_agent_in_both_seats():
     env = spiral_envs.make("KuhnPoker-v1", num_rounds=1)
     for seat in ("player_0", "player_1"):
         other = "player_1" if seat == "player_0" else "player_0"
-        agents = {seat: make_agent("strong", "KuhnPoker-v1", seed=1), other: RandomAgent(seed=2)}
+        agents = {seat: KuhnPokerNashAgent(seed=1), other: RandomAgent(seed=2)}
         total = sum(play(env, agents, seed)[seat] for seed in range(2000))
         assert total / 2000 > 0.05  # exact expectation: 1/6 chip a round in either seat
 
@@ -380,4 +381,21 @@ def test_nash_agent_answers_in_the_paper_format_and_is_seeded():
     info = env.infos[env.agent_selection]
     answers = [KuhnPokerNashAgent(seed=7)(str(env.observe(env.agent_selection)), info) for _ in range(2)]
     assert answers[0] == answers[1] and answers[0] in (boxed("[check]"), boxed("[bet]"))
-    assert isinstance(env.game, KuhnPoker) and env.strong_agent is KuhnPokerNashAgent
+    assert isinstance(env.game, KuhnPoker) and env.strong_agent is KuhnPokerMatchNashAgent
+
+
+def test_strong_agent_wins_five_round_matches_from_a_random_agent_in_both_seats():
+    """The match equilibrium (the strong agent) expects about +0.2 to +0.3 of a match against random play."""
+    env = spiral_envs.make("KuhnPoker-v1")
+    for seat in ("player_0", "player_1"):
+        other = "player_1" if seat == "player_0" else "player_0"
+        agents = {seat: make_agent("strong", "KuhnPoker-v1", seed=1), other: RandomAgent(seed=2)}
+        total = 0.0
+        for seed in range(400):
+            env.reset(seed=seed)
+            while not env.terminations[env.agent_selection]:
+                env.step(
+                    agents[env.agent_selection](str(env.observe(env.agent_selection)), env.infos[env.agent_selection])
+                )
+            total += env.rewards[seat]
+        assert total / 400 > 0.05

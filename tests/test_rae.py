@@ -64,3 +64,37 @@ def test_state_round_trip():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="ema"):
         RAE("bogus").assign(returns(("K", "player_0", 1.0)))
+
+
+def test_invalid_answers_never_move_the_baseline_and_stay_pushed_down():
+    """A role that keeps answering invalidly keeps getting penalty - b with b the return of games played to
+    their end; had its forfeits entered the EMA, the penalty's advantage would sink towards 0."""
+    rae = RAE("ema", decay=0.95)
+    for _ in range(400):
+        batch = [
+            RoleReturn("K", "player_0", 0.5),
+            RoleReturn("K", "player_0", -1.0, ended_by="self"),
+            RoleReturn("K", "player_1", 1.0, ended_by="opponent"),
+        ]
+        rae.assign(batch)
+    baseline = rae.baselines[("K", "player_0", "self")]
+    assert baseline == pytest.approx(0.5, abs=1e-6)
+    assert batch[1].advantage == pytest.approx(-1.5, abs=1e-6)
+    assert batch[2].advantage == 0.0  # a win the opponent's invalid answer handed over earns nothing
+    assert rae.baselines[("K", "player_1", "self")] == 0.0  # only unearned wins so far: still its start
+
+
+@pytest.mark.parametrize("mode", ["none", "batch"])
+def test_every_mode_gives_an_unearned_win_no_credit(mode):
+    rae = RAE(mode)
+    batch = [
+        RoleReturn("K", "player_0", 1.0),
+        RoleReturn("K", "player_0", -1.0),
+        RoleReturn("K", "player_0", -1.0, ended_by="self"),
+        RoleReturn("K", "player_1", 1.0, ended_by="opponent"),
+    ]
+    rae.assign(batch)
+    assert batch[3].advantage == 0.0
+    assert batch[2].advantage < 0
+    if mode == "batch":  # the mean is that of the games played to the end (0 here), the scale that of all
+        assert rae.baselines[("K", "player_0", "self")] == 0.0

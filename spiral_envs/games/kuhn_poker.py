@@ -2,7 +2,10 @@
 
 Each round both players ante 1 chip and get one card of J < Q < K; one betting round follows ([check], [bet],
 [call], [fold]), where a bet and a call each put 1 more chip in the pot. The first to act alternates by round
-(player_0 in round 1). Chips are net winnings; after the last round the chip leader wins the game.
+(player_0 in round 1). Chips are net winnings. Two scorings: "match" (the default, as in the paper) gives
++1/-1 to the chip leader after the last round and 0/0 on equal chips; "chips" returns the net chips themselves,
+the classic game in which the first to act expects -1/18 chip a round. `spiral_envs.games.kuhn_theory` solves
+both exactly.
 
 This is `-v1` because TextArena's KuhnPoker (which SPIRAL trains on) has three bugs we do not copy: a bet or
 a call never reaches the pot (every hand is worth 1 chip, so betting means nothing), the game goes to whoever
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
@@ -26,6 +30,8 @@ RANK = {card: rank for rank, card in enumerate(CARDS)}
 OPEN = ("check", "bet")
 FACING_BET = ("call", "fold")
 PAST_TENSE = {"check": "checked", "bet": "bet", "call": "called", "fold": "folded"}
+SCORINGS = ("match", "chips")
+"""How a finished game is scored: +1/-1/0 to the chip leader ("match"), or the net chips ("chips")."""
 
 
 class RoundResult(NamedTuple):
@@ -67,11 +73,15 @@ def actor(starter: int, index: int) -> int:
 
 
 class KuhnPokerState(GameState[str]):
-    """Chips, the current round (cards, betting, pot) and the finished rounds; actions are "check" etc."""
+    """Chips, the current round (cards, betting, pot) and the finished rounds; actions are "check" etc.
 
-    def __init__(self, rng: random.Random, num_rounds: int) -> None:
+    `returns()` follows `scoring` (see `SCORINGS`): under "chips" it is the net chips, so it can exceed 1.
+    """
+
+    def __init__(self, rng: random.Random, num_rounds: int, scoring: str = "match") -> None:
         self.rng = rng
         self.num_rounds = num_rounds
+        self.scoring = check_scoring(scoring)
         self.chips = [0, 0]
         self.results: list[RoundResult] = []
         self.known_rounds: tuple[list[PastRound], list[PastRound]] = ([], [])
@@ -139,6 +149,8 @@ class KuhnPokerState(GameState[str]):
         return 0 if self.chips[0] > self.chips[1] else 1
 
     def returns(self) -> tuple[float, float]:
+        if self.scoring == "chips":
+            return (float(self.chips[0]), float(self.chips[1]))
         return zero_sum_returns(self.winner())
 
     def player_view(self, player: int) -> dict[str, Any]:
@@ -148,6 +160,7 @@ class KuhnPokerState(GameState[str]):
             "chips": (self.chips[0], self.chips[1]),
             "round": self.round,
             "num_rounds": self.num_rounds,
+            "scoring": self.scoring,
             "starts": self.starter == player,
             "betting": tuple(self.betting),
             "pot": self.pot,
@@ -168,6 +181,13 @@ class KuhnPokerState(GameState[str]):
                     f"({signed(self.chips[winner])} to {signed(self.chips[1 - winner])})"
                 )
         return result
+
+
+def check_scoring(scoring: str) -> str:
+    """`scoring` itself if it is one of `SCORINGS`, else a ValueError naming the allowed values."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring={scoring!r} is not a scoring; use one of {list(SCORINGS)}")
+    return scoring
 
 
 def signed(chips: int) -> str:
@@ -199,15 +219,16 @@ def round_text(result: PastRound, player: int) -> str:
 class KuhnPoker(TextGame[str]):
     default_history = "full"
 
-    def __init__(self, num_rounds: int = 5) -> None:
+    def __init__(self, num_rounds: int = 5, scoring: str = "match") -> None:
         if isinstance(num_rounds, bool) or not isinstance(num_rounds, int):
             raise TypeError(f"num_rounds must be an int >= 1 (rounds per game), got {num_rounds!r}")
         if num_rounds < 1:
             raise ValueError(f"num_rounds must be >= 1 (rounds per game), got {num_rounds}")
         self.num_rounds = num_rounds
+        self.scoring = check_scoring(scoring)
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
-        return KuhnPokerState(rng, self.num_rounds)
+        return KuhnPokerState(rng, self.num_rounds, self.scoring)
 
     def rules(self, player: int) -> str:
         n = self.num_rounds
@@ -215,6 +236,11 @@ class KuhnPoker(TextGame[str]):
             "Player 0 acts first in round 1, and the first to act alternates each round."
             if n > 1
             else "Player 0 acts first."
+        )
+        outcome = (
+            "After the last round the player with more chips wins the game; equal chips is a draw."
+            if self.scoring == "match"
+            else "Your score for the game is your net chips after the last round."
         )
         return (
             f"You are Player {player} in Kuhn Poker, a two-player card game of {n} round{'s' if n > 1 else ''}.\n"
@@ -225,8 +251,7 @@ class KuhnPoker(TextGame[str]):
             "is pending); facing a bet, [call] puts 1 chip in the pot to match it and [fold] gives up the round, "
             "leaving the pot to your opponent. If both players check, or a bet is called, the cards are shown "
             "and the higher card takes the pot.\n"
-            "Your chips are your net winnings, starting at 0. After the last round the player with more chips "
-            "wins the game; equal chips is a draw.\n"
+            f"Your chips are your net winnings, starting at 0. {outcome}\n"
             "Write your move in square brackets, e.g. [check]."
         )
 
@@ -315,24 +340,85 @@ class KuhnPokerNashAgent:
         raise ValueError(f"no move is due in this view: betting {betting!r}, starts={view['starts']}")
 
     def __call__(self, observation: str, info: dict[str, Any]) -> str:
-        policy = self.policy(info["view"])
-        draw = self.rng.random()
-        chosen = None
-        cumulative = 0.0
-        for action, p in policy.items():
-            if p:
-                chosen = action
-                cumulative += float(p)
-                if draw < cumulative:
-                    break
-        return boxed(action_text(chosen))  # type: ignore[arg-type]
+        return sample_answer(self.policy(info["view"]), self.rng)
+
+
+def sample_answer(policy: Mapping[str, Fraction | float], rng: random.Random) -> str:
+    """The boxed answer of an action drawn from `policy` (action -> probability, in the rules' order)."""
+    draw = rng.random()
+    chosen = None
+    cumulative = 0.0
+    for action, p in policy.items():
+        if p:
+            chosen = action
+            cumulative += float(p)
+            if draw < cumulative:
+                break
+    return boxed(action_text(chosen))  # type: ignore[arg-type]
+
+
+MatchPolicy = Callable[[int, int, str, tuple[str, ...]], Mapping[str, Any]]
+"""`(round, my_chips, card, betting) -> {action: probability}`; see `spiral_envs.games.kuhn_theory`."""
+
+
+def policy_in_view(policy: MatchPolicy, view: dict[str, Any]) -> Mapping[str, Any]:
+    """What a match policy plays for the player whose view this is."""
+    my_chips = view["chips"][view["player"]]
+    return policy(view["round"], my_chips, view["card"], tuple(view["betting"]))
+
+
+class KuhnPokerPolicyAgent:
+    """Plays any match policy, e.g. a best response from `kuhn_theory.best_response` to exploit a measured one."""
+
+    def __init__(self, policy: MatchPolicy, seed: int | None = None) -> None:
+        self.match_policy = policy
+        self.rng = random.Random(seed)
+
+    def policy(self, view: dict[str, Any]) -> Mapping[str, Any]:
+        """The probability of each legal action for the player whose view this is."""
+        return policy_in_view(self.match_policy, view)
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        return sample_answer(self.policy(info["view"]), self.rng)
+
+
+class KuhnPokerMatchNashAgent:
+    """The exact equilibrium of the whole match as the env scores it (`kuhn_theory.solve_match`).
+
+    Unlike `KuhnPokerNashAgent` it knows that the rounds are linked by the chips: under match scoring only
+    the chip leader after the last round wins, so each round is played for the match. No opponent expects more
+    than the value of the game against it, in either seat. The equilibrium of each (num_rounds, scoring) is
+    solved on its first move, in well under a second, and cached.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def policy(self, view: dict[str, Any]) -> Mapping[str, Any]:
+        """The equilibrium probability of each legal action for the player whose view this is."""
+        from spiral_envs.games.kuhn_theory import solve_match  # kuhn_theory imports this module
+
+        return policy_in_view(solve_match(view["num_rounds"], view["scoring"]).policy, view)
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        return sample_answer(self.policy(info["view"]), self.rng)
 
 
 class KuhnPokerEnv(TextGameEnv):
-    """`KuhnPoker-v1`; `num_rounds` rounds a game (5 by default), plus the options of `TextGameEnv`."""
+    """`KuhnPoker-v1`; `num_rounds` rounds a game (5 by default), `scoring` (see `SCORINGS`), and the options
+    of `TextGameEnv`.
+
+    `invalid_move_penalty` None means the worst legal result: -1 under match scoring, -2 chips a round under
+    chips scoring (so an invalid answer never beats playing on); a number is used as given.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "kuhn_poker_v1"}
-    strong_agent = KuhnPokerNashAgent
+    strong_agent = KuhnPokerMatchNashAgent
 
-    def __init__(self, num_rounds: int = 5, **options: Any) -> None:
-        super().__init__(KuhnPoker(num_rounds), **options)
+    def __init__(
+        self, num_rounds: int = 5, scoring: str = "match", invalid_move_penalty: float | None = None, **options: Any
+    ) -> None:
+        game = KuhnPoker(num_rounds, scoring)
+        if invalid_move_penalty is None:
+            invalid_move_penalty = -1.0 if scoring == "match" else -2.0 * num_rounds
+        super().__init__(game, invalid_move_penalty=invalid_move_penalty, **options)

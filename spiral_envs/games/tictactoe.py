@@ -147,6 +147,28 @@ def _negamax(board: tuple[int | None, ...], player: int) -> int:
     return max(-_negamax(_place(board, cell, player), 1 - player) for cell in _free(board))
 
 
+def minimax_value(board: tuple[int | None, ...], player: int) -> int:
+    """The game-theoretic value for `player` to move on `board`: 1 a forced win, 0 a draw, -1 a forced loss.
+
+    On a finished board it is the result for `player` (1 if `player` owns a line, -1 if the other does, 0 if
+    the board is full without one).
+    """
+    value = _negamax(tuple(board), player)
+    return (value > 0) - (value < 0)
+
+
+def optimal_moves(board: tuple[int | None, ...], player: int) -> list[int]:
+    """The free cells, in order, that keep `player`'s minimax value (win, draw or loss, however slowly).
+
+    Empty on a finished board. Every cell keeps a lost game lost, so then all free cells are listed.
+    """
+    board = tuple(board)
+    if line_winner(board) is not None:
+        return []
+    value = minimax_value(board, player)
+    return [cell for cell in _free(board) if -minimax_value(_place(board, cell, player), 1 - player) == value]
+
+
 class TicTacToeEnv(TextGameEnv):
     """`TicTacToe-v0`; takes the options of `TextGameEnv`."""
 

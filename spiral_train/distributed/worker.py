@@ -128,7 +128,16 @@ class RolloutWorker:
 
     def _policy(self, generator: Generator, tokenizer: Any, trainable: bool) -> ModelPolicy:
         c = self.config
-        return ModelPolicy(generator, tokenizer, c.template, c.temperature, c.max_new_tokens, self.rng, trainable)
+        return ModelPolicy(
+            generator,
+            tokenizer,
+            c.template,
+            c.temperature,
+            c.max_new_tokens,
+            self.rng,
+            trainable,
+            c.truncated_is_invalid,
+        )
 
     def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
         """Take the driver's weights: into the HF model, then into the generator (a vLLM engine's own copy)."""
