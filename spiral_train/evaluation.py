@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 import torch
 
@@ -29,17 +28,17 @@ EVAL_OPPONENTS = ("random", "strong", "exploiter")
 
 
 def eval_matches(
-    env_id: str, opponent: str, policy: ModelPolicy, games: int, exploiter: Callable[[int], Any] | None = None
+    env_id: str, opponent: str, policy: ModelPolicy, games: int, exploiter: Sequence[Callable] | None = None
 ) -> list[Match]:
     """`games` games on seeds 1e6.., the model in seat player_0 for even games and player_1 for odd ones.
 
-    `exploiter(seat)` is the best-response match policy for that seat, for opponent "exploiter"."""
+    `exploiter[seat]` is the best-response match policy for that seat, for opponent "exploiter"."""
     matches = []
     for i in range(games):
         seed = EVAL_SEED_BASE + i
         model_role, other_role = ("player_0", "player_1") if i % 2 == 0 else ("player_1", "player_0")
         if opponent == "exploiter":
-            agent = KuhnPokerPolicyAgent(exploiter(int(other_role[-1])), seed=seed)
+            agent = KuhnPokerPolicyAgent(exploiter[int(other_role[-1])], seed=seed)
         else:
             agent = spiral_envs.make_agent(opponent, env_id, seed=seed)
         matches.append(Match(env_id, seed, {model_role: policy, other_role: agent}))

@@ -67,9 +67,9 @@ def round_policy(probes: Sequence[Probe], counts: Sequence[dict[str, int]]) -> d
 
 def kuhn_strategy(
     policy: ModelPolicy, env_id: str, env_kwargs: dict[str, Any], samples: int, bootstrap: int = 200, seed: int = 0
-) -> tuple[dict[str, float], Callable[..., dict[str, float]]]:
+) -> tuple[dict[str, float], tuple[Callable[..., dict[str, float]], ...]]:
     """Metrics of the model's first-hand policy (keys relative to `eval/<env_id>/`), and a best response to
-    it as a match policy for the exploiter opponent."""
+    it for each seat (a match policy; index 0 plays as player_0) for the exploiter opponent."""
     as_match = kuhn_theory.round_policy_as_match_policy
     env = spiral_envs.make(env_id, **env_kwargs)
     num_rounds, scoring = env.game.num_rounds, env.game.scoring
@@ -97,8 +97,7 @@ def kuhn_strategy(
     seat_values = [kuhn_theory.best_response(as_match(measured), num_rounds, scoring, seat) for seat in (0, 1)]
     metrics["strategy/best_response_gain/player_0"] = seat_values[0][0]
     metrics["strategy/best_response_gain/player_1"] = seat_values[1][0]
-    exploiters = [br for _, br in seat_values]
-    return metrics, lambda seat: exploiters[seat]
+    return metrics, tuple(br for _, br in seat_values)
 
 
 def _aggressive(probe: Probe) -> str:

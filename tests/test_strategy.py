@@ -86,7 +86,7 @@ def test_kuhn_strategy_metrics_of_a_real_model(quick_model):
     env = spiral_envs.make("KuhnPoker-v1", **ONE_ROUND_CHIPS)
     env.reset(seed=3)
     for seat in (0, 1):
-        agent = KuhnPokerPolicyAgent(exploiter(seat), seed=0)
+        agent = KuhnPokerPolicyAgent(exploiter[seat], seed=0)
         env.reset(seed=3)
         if seat == 1:
             env.step(spiral_envs.boxed("[check]"))
