@@ -24,7 +24,6 @@ from spiral_train.collector import Collector, GameResult, Match, ModelPolicy
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
 EVAL_SEED_BASE = 1_000_000
-EVAL_OPPONENTS = ("random", "strong", "exploiter")
 
 
 def eval_matches(

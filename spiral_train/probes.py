@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import spiral_envs
+from spiral_envs.games import kuhn_theory
+from spiral_envs.games.tictactoe import optimal_moves
 from spiral_train.collector import ModelPolicy
-
-KUHN_LINES = ((), ("check",), ("bet",), ("check", "bet"))
-"""The four betting lines at which a Kuhn Poker player acts; with three cards, the 12 states of a hand."""
 
 
 @dataclass(frozen=True)
@@ -43,23 +42,22 @@ def _play_to(env: Any, moves: Sequence[str]) -> None:
 
 @functools.cache
 def kuhn_probes(env_id: str, env_kwargs_json: str = "{}") -> tuple[Probe, ...]:
-    """The 12 information states of the first hand, each reached by playing the real env from a seed found
-    by search (card of the player to act x betting line), in a fixed order."""
+    """The 12 information states of the first hand (`kuhn_theory.INFO_STATES`, in its order), each reached by
+    playing the real env from a seed found by search (the card of the player to act, then the betting line)."""
     kwargs = json.loads(env_kwargs_json)
     env = spiral_envs.make(env_id, **kwargs)
     probes = []
-    for line in KUHN_LINES:
-        for card in ("J", "Q", "K"):
-            for seed in range(10_000):
-                env.reset(seed=seed)
-                _play_to(env, line)
-                info = env.infos[env.agent_selection]
-                if info["view"]["card"] == card:
-                    break
-            else:  # pragma: no cover - a deal of three cards finds every card within a few seeds
-                raise RuntimeError(f"no seed deals {card} to the player to act after {line} in {env_id}")
-            obs = str(env.observe(env.agent_selection))
-            probes.append(Probe(obs, tuple(info["legal_actions"]), (card, line)))
+    for card, line in kuhn_theory.INFO_STATES:
+        for seed in range(10_000):
+            env.reset(seed=seed)
+            _play_to(env, line)
+            info = env.infos[env.agent_selection]
+            if info["view"]["card"] == card:
+                break
+        else:  # pragma: no cover - a deal of three cards finds every card within a few seeds
+            raise RuntimeError(f"no seed deals {card} to the player to act after {line} in {env_id}")
+        obs = str(env.observe(env.agent_selection))
+        probes.append(Probe(obs, tuple(info["legal_actions"]), (card, line)))
     return tuple(probes)
 
 
@@ -67,8 +65,6 @@ def kuhn_probes(env_id: str, env_kwargs_json: str = "{}") -> tuple[Probe, ...]:
 def tictactoe_probes(env_id: str, env_kwargs_json: str = "{}", count: int = 120, seed: int = 0) -> tuple[Probe, ...]:
     """`count` distinct non-terminal positions reached by uniformly random play from seeded games, each with
     its minimax-optimal moves (those that keep the value of the position for the player to move)."""
-    from spiral_envs.games.tictactoe import optimal_moves
-
     kwargs = json.loads(env_kwargs_json)
     env = spiral_envs.make(env_id, **kwargs)
     rng = random.Random(seed)
@@ -97,7 +93,8 @@ def tictactoe_probes(env_id: str, env_kwargs_json: str = "{}", count: int = 120,
 
 def sample_moves(policy: ModelPolicy, probes: Sequence[Probe], samples: int) -> list[list[str | None]]:
     """`samples` answers of `policy` at each probe, in one batched generation, each read as a legal move
-    text (as the probe lists it) or None: no legal move, or an answer cut off at the token limit."""
+    text (as the probe lists it) or None: no legal move, or (with `policy.truncated_is_invalid`, as in play)
+    an answer cut off at the token limit."""
     prompts = [policy.prompt_ids(p.observation) for p in probes for _ in range(samples)]
     generations = policy.generator.generate(
         prompts, temperature=policy.temperature, max_new_tokens=policy.max_new_tokens, generator=policy.torch_rng
@@ -108,7 +105,7 @@ def sample_moves(policy: ModelPolicy, probes: Sequence[Probe], samples: int) -> 
         row = []
         for gen in generations[i * samples : (i + 1) * samples]:
             move = spiral_envs.extract_move(gen.text)
-            if gen.finish_reason == "length" or move is None:
+            if move is None or (gen.finish_reason == "length" and policy.truncated_is_invalid):
                 row.append(None)
             else:
                 row.append(legal.get(spiral_envs.normalize_move(move)))

@@ -64,9 +64,9 @@ class RAE:
                 key = r.key
                 baseline = self.baselines.get(key, 0.0)
                 r.advantage = r.reward - baseline
-                self.baselines[key] = baseline  # a role has its baseline (0 at first) from its first game
-                if r.ended_by is None:
-                    self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward
+                # a role has its baseline (0 at first) from its first game; only games played out move it
+                played = r.ended_by is None
+                self.baselines[key] = self.decay * baseline + (1.0 - self.decay) * r.reward if played else baseline
         else:
             groups: dict[tuple[str, str, str], list[RoleReturn]] = defaultdict(list)
             for r in returns:

@@ -324,8 +324,8 @@ def ended_by(result: GameResult, role: str) -> str | None:
     """
     if not result.outcome.get("invalid_move"):
         return None
-    other = min(result.returns, key=result.returns.get)
-    return "self" if other == role else "opponent"
+    offender = min(result.returns, key=result.returns.get)
+    return "self" if offender == role else "opponent"
 
 
 def _transcript(result: GameResult) -> dict[str, Any]:
