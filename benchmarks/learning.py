@@ -6,11 +6,13 @@ mean over seeds with a t-interval, next to each seed's value. Run by hand (each 
     python benchmarks/learning.py default                # the default run, seeds 0 1 2
     python benchmarks/learning.py tictactoe              # spiral-train --env-ids TicTacToe-v0
     python benchmarks/learning.py rae --steps 30         # RAE ema / batch / none on two asymmetric games
+    python benchmarks/learning.py rae --only Kuhn        # only the rows whose name holds "Kuhn"
     python benchmarks/learning.py opponents              # self-play against a fixed random or strong opponent
 
 Tables: `default` and `tictactoe` report the bar of the learning issue (NashConv of the first-hand policy,
-invalid and cut-off answers, optimal-move rate); `rae` compares the three advantage estimators on TicTacToe and
-on one-round chip-scored Kuhn Poker (a fixed starter, so the roles are asymmetric: -1/18 for the first player);
+invalid and cut-off answers, optimal-move rate); `rae` compares the three advantage estimators (with the
+per-state baseline off, so that RAE alone is measured, and once on) on TicTacToe and on one-round chip-scored
+Kuhn Poker (a fixed starter, so the roles are asymmetric: -1/18 for the first player);
 `opponents` trains one-round chip-scored Kuhn Poker by self-play or against a fixed opponent and judges each
 by exploitability. Runs go to `runs/bench/<table>/<name>/seed<k>`; a finished run is read, not run again.
 """
@@ -36,9 +38,12 @@ TABLES: dict[str, dict[str, list[str]]] = {
     "default": {"spiral-train": []},
     "tictactoe": {"TicTacToe": TICTACTOE},
     "rae": {
-        f"{game} rae={mode}": [*args, "--rae", mode]
+        f"{game} {name}": [*args, *flags]
         for game, args in (("TicTacToe", TICTACTOE), ("Kuhn 1 round, chips", KUHN_ONE_ROUND_CHIPS))
-        for mode in ("ema", "batch", "none")
+        for name, flags in (
+            *((f"rae={mode}", ["--rae", mode, "--no-state-baseline"]) for mode in ("ema", "batch", "none")),
+            ("rae=ema + state baseline", ["--rae", "ema", "--state-baseline"]),
+        )
     },
     "opponents": {
         f"opponent={kind}": [*KUHN_ONE_ROUND_CHIPS, "--opponent", kind] for kind in ("self", "random", "strong")
@@ -80,6 +85,8 @@ def summary(records: list[dict]) -> dict[str, float]:
     for key in sorted(last):
         if key.endswith("/strong/win_rate"):
             out["win vs strong: last - first"] = last[key] - first[key]
+            # the rise counts where the last interval clears the first one
+            out["win vs strong: last lo - first hi"] = last[key + "_lo"] - first[key + "_hi"]
     return out
 
 
@@ -98,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one torch thread)")
     parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--only", help="run only the rows whose name holds this text, e.g. Kuhn")
     args = parser.parse_args(argv)
-    jobs = [(name, flags, seed) for name, flags in TABLES[args.table].items() for seed in args.seeds]
+    table = {name: flags for name, flags in TABLES[args.table].items() if args.only is None or args.only in name}
+    jobs = [(name, flags, seed) for name, flags in table.items() for seed in args.seeds]
     root = Path(args.out) / args.table
 
     def one(job):
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         results = list(pool.map(one, jobs))
     columns = sorted({k for _, _, r in results for k in r})
     print(f"\n| run | {' | '.join(columns)} |\n|---|{'---|' * len(columns)}")
-    for name in TABLES[args.table]:
+    for name in table:
         rows = [r for n, _, r in results if n == name]
         cells = [interval([r[c] for r in rows if c in r]) if any(c in r for r in rows) else "" for c in columns]
         print(f"| {name} | {' | '.join(cells)} |")

@@ -8,7 +8,7 @@ prompt = spiral_envs.qwen3_prompt(str(env.observe(env.agent_selection)))
 
 from spiral_envs.agents import Agent, RandomAgent, boxed, make_agent
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, zero_sum_returns
-from spiral_envs.env import TextGameEnv
+from spiral_envs.env import HISTORY_MODES, TextGameEnv
 from spiral_envs.parsing import extract_move
 from spiral_envs.prompts import TEMPLATES, chat_messages, chat_prompt, qwen3_prompt
 from spiral_envs.registry import (
@@ -27,6 +27,7 @@ register("SimpleNegotiation-v1", "spiral_envs.games.negotiation:SimpleNegotiatio
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "HISTORY_MODES",
     "TEMPLATES",
     "TERMINAL",
     "Agent",

@@ -104,3 +104,27 @@ class RAE:
         """`rae/baseline/<env>/<role>` for self-play (the name plots and the README use), else `.../<kind>`."""
         env_id, role, kind = key
         return f"rae/baseline/{env_id}/{role}" + ("" if kind == "self" else f"/{kind}")
+
+
+def state_baselines(keys: Sequence[object], rewards: Sequence[float], played: Sequence[bool]) -> list[float | None]:
+    """A baseline per turn from the other turns of the batch taken at the same state, or None where there are none.
+
+    `keys[i]` names turn i's state (its env, role, opponent kind and exact prompt), `rewards[i]` its role's return
+    and `played[i]` whether its game was played to its end. Turn i's baseline is the mean return of the *other*
+    played turns with its key (leave-one-out, so a turn never sets its own baseline): where a state recurs, as
+    every first-hand state of Kuhn Poker does, the advantages of its answers then sum to about zero, so the
+    tokens every answer shares (the format) get no net push, and only what tells answers apart does. A role
+    baseline cannot do that: both legal answers of a losing state (a J facing a bet) sit below it, and pushing
+    both down leaks probability to invalid answers (measured, docs/learning.md).
+    """
+    sums: dict[object, float] = defaultdict(float)
+    counts: dict[object, int] = defaultdict(int)
+    for key, reward, ok in zip(keys, rewards, played):
+        if ok:
+            sums[key] += reward
+            counts[key] += 1
+    out: list[float | None] = []
+    for key, reward, ok in zip(keys, rewards, played):
+        n, total = counts[key] - ok, sums[key] - (reward if ok else 0.0)
+        out.append(total / n if n > 0 else None)
+    return out

@@ -100,6 +100,21 @@ def kuhn_strategy(
     return metrics, tuple(br for _, br in seat_values)
 
 
+def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, dict[str, float]]:
+    """The measured first-hand policy back from an evaluation record's `eval/<env_id>/policy/...` keys, as
+    `kuhn_theory` takes it (card, betting) -> action -> probability: to judge a run after the fact."""
+    policy = {}
+    for card, line in kuhn_theory.INFO_STATES:
+        legal = kuhn_theory.legal_actions(line)
+        aggressive = "call" if "call" in legal else "bet"
+        key = f"eval/{env_id}/policy/{card}/{KUHN_STATE_NAMES[line]}/{aggressive}"
+        if key not in record:
+            raise KeyError(f"{key} is not in the record: was it an evaluation step with eval_probe_samples > 0?")
+        p = record[key]
+        policy[(card, line)] = {a: (p if a == aggressive else 1.0 - p) for a in legal}
+    return policy
+
+
 def _aggressive(probe: Probe) -> str:
     """The move a policy row is reported by: bet when no bet is pending, call facing one."""
     return "call" if probe.key[1] and probe.key[1][-1] == "bet" else "bet"

@@ -29,7 +29,7 @@ from spiral_train.generation import Generator, HFGenerator, make_generator
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
 from spiral_train.pool import OpponentPool, fixed_opponent_kind, opponent_kind
-from spiral_train.rae import RAE, RoleReturn
+from spiral_train.rae import RAE, RoleReturn, state_baselines
 from spiral_train.tiny import TinySpec, tiny_model_path
 
 
@@ -71,7 +71,7 @@ def reference_model(config: TrainConfig, model: Any, source: str, device: torch.
 def tiny_spec(config: TrainConfig) -> TinySpec:
     """The tiny model warms up on every game of the run (training and evaluation), with their options."""
     env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
-    kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.env_kwargs.items()))
+    kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.game_kwargs().items()))
     spec = TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
     if config.generator == "vllm":  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
         spec = dataclasses.replace(spec, num_heads=2, num_kv_heads=1)
@@ -123,7 +123,7 @@ class Trainer:
             truncated_is_invalid=config.truncated_is_invalid,
         )
         self.opponent = self._make_opponent()
-        self.collector = Collector(config.num_envs, config.env_kwargs)
+        self.collector = Collector(config.num_envs, config.game_kwargs())
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
 
@@ -187,7 +187,9 @@ class Trainer:
         return self.collector.play(matches, keep_transcripts=self.config.log_transcripts > 0)
 
     def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
-        """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage."""
+        """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage,
+        except that with `state_baseline` a turn whose exact prompt recurs in the batch is measured against the
+        other turns at that prompt (`rae.state_baselines`)."""
         role_returns: list[RoleReturn] = []
         owners: list[list[Turn]] = []
         for result in results:
@@ -202,11 +204,19 @@ class Trainer:
                 role_returns.append(rr)
                 owners.append(role_turns)
         self.rae.assign(role_returns)
-        turns = []
+        turns, owner_of = [], []
         for rr, role_turns in zip(role_returns, owners):
             for turn in role_turns:
                 turn.advantage = rr.advantage
                 turns.append(turn)
+                owner_of.append(rr)
+        if self.config.state_baseline:
+            keys = [(*rr.key, tuple(t.prompt_ids)) for rr, t in zip(owner_of, turns)]
+            played = [rr.ended_by is None for rr in owner_of]
+            baselines = state_baselines(keys, [rr.reward for rr in owner_of], played)
+            for turn, rr, baseline in zip(turns, owner_of, baselines):
+                if baseline is not None and rr.ended_by != "opponent":
+                    turn.advantage = rr.reward - baseline
         return turns
 
     def rollout_stats(self, results: list[GameResult], turns: list[Turn]) -> dict[str, float]:

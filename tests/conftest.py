@@ -22,7 +22,13 @@ def quick_model(spiral_cache) -> Path:
     pytest.importorskip("torch")
     from spiral_train.tiny import TinySpec, tiny_model_path
 
-    spec = TinySpec(env_ids=("TicTacToe-v0", "KuhnPoker-v1"), warmup_steps=400, warmup_batch=16)
+    current = '{"history": "current"}'  # what the runs show by default (`TrainConfig.history`)
+    spec = TinySpec(
+        env_ids=("TicTacToe-v0", "KuhnPoker-v1"),
+        env_kwargs=(("KuhnPoker-v1", current), ("TicTacToe-v0", current)),
+        warmup_steps=400,
+        warmup_batch=16,
+    )
     return tiny_model_path(spec, log=lambda *_: None)
 
 

@@ -20,6 +20,9 @@ def small_config(model: Path, steps: int, **extra) -> TrainConfig:
             "eval_games": 0,
             "progress": False,
             "log_transcripts": 1,
+            "save_every": 1,
+            # resume tests stop a run of N steps and continue it as one of M: a decaying schedule would differ
+            "lr_schedule": "constant",
             **extra,
         },
     )
@@ -30,6 +33,7 @@ E2E_ARGS = [
     "--games-per-step", "32",
     "--eval-every", "16",
     "--eval-opponents", "random",
+    "--eval-games", "64",
     "--seed", "0",
     "--no-progress",
 ]  # fmt: skip

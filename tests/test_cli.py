@@ -24,6 +24,8 @@ from spiral_train.config import ConfigError, make_config
         (["--eval-opponents", "random", "god"], "eval_opponents='god' is not allowed"),
         (["--env-weights", "1", "2"], "env_weights=[1.0, 2.0] must give one weight >= 0 per env id"),
         (["--steps", "ten"], "steps='ten' must be an integer"),
+        (["--history", "past"], "history='past' is not allowed; choose one of ['full', 'current']"),
+        (["--rae", "batch", "--state-baseline"], 'state_baseline=True needs rae="ema" or "none"'),
         (["--preset", "huge"], "preset='huge' is unknown; choose one of ['tiny-cpu', 'paper-qwen3-4b']"),
     ],
 )
@@ -57,6 +59,17 @@ def test_paper_preset_has_the_paper_hyperparameters():
     config = make_config("paper-qwen3-4b", {"device": "cpu"})
     assert (config.lr, config.temperature, config.games_per_step, config.steps) == (1e-6, 1.0, 128, 400)
     assert config.rae == "ema" and config.rae_decay == 0.95
+    assert config.game_kwargs()["KuhnPoker-v1"] == {"history": "full"}  # the paper shows every past move
+    assert (config.state_baseline, config.kl_coef, config.lr_schedule) == (False, 0.0, "constant")  # RAE alone
+
+
+def test_history_reaches_every_game_unless_its_own_options_say_otherwise():
+    config = make_config(
+        "tiny-cpu",
+        {"env_ids": ["KuhnPoker-v1", "TicTacToe-v0"], "env_kwargs": {"TicTacToe-v0": {"history": "full"}}},
+    )
+    assert config.game_kwargs() == {"KuhnPoker-v1": {"history": "current"}, "TicTacToe-v0": {"history": "full"}}
+    assert make_config("tiny-cpu", {"history": None}).game_kwargs() == {"KuhnPoker-v1": {}}
 
 
 def test_unknown_flag_is_an_argparse_error():

@@ -30,6 +30,7 @@ from spiral_envs.games.kuhn_theory import (
     deterministic_round_policy,
     exploitability,
     nash_conv,
+    profile_value,
     round_policy_as_match_policy,
     round_policy_at,
     solve_match,
@@ -230,6 +231,23 @@ def test_best_response_value_is_what_its_policy_gets_in_the_real_game(name, seat
     for alternative in (*(random_match_policy(seed) for seed in range(10, 13)), solve_match(2, scoring).policy):
         players = (alternative, opponent) if seat == 0 else (opponent, alternative)
         assert own * expected_return(*players, 2, scoring) <= value + 1e-9
+
+
+@pytest.mark.parametrize("scoring", ["match", "chips"])
+@pytest.mark.parametrize(("first", "second"), [("random mixed", "random pure"), ("nash 1/3", "random mixed")])
+def test_profile_value_is_the_real_game_played_by_both_policies(first, second, scoring):
+    policies = (OPPONENTS[first], OPPONENTS[second])
+    assert profile_value(*policies, 2, scoring) == pytest.approx(expected_return(*policies, 2, scoring), abs=1e-12)
+
+
+def test_profile_value_of_the_equilibrium_is_the_value_and_a_best_response_gets_its_value():
+    nash = round_policy_as_match_policy(nash_round_policy(Fraction(1, 3)))
+    assert profile_value(nash, nash, 1, "chips") == pytest.approx(-1 / 18, abs=1e-15)
+    solution = solve_match(5)
+    assert profile_value(solution.policy, solution.policy, 5) == pytest.approx(solution.value, abs=1e-12)
+    always = round_policy_as_match_policy(ALWAYS_BET)
+    value, responder = best_response(always, 5, "match", seat=1)
+    assert -profile_value(always, responder, 5) == pytest.approx(value, abs=1e-12)
 
 
 def test_three_round_best_response_against_a_round_dependent_policy():

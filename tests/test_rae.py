@@ -2,7 +2,7 @@
 
 import pytest
 
-from spiral_train.rae import RAE, RoleReturn
+from spiral_train.rae import RAE, RoleReturn, state_baselines
 
 
 def returns(*items):
@@ -98,3 +98,23 @@ def test_every_mode_gives_an_unearned_win_no_credit(mode):
     assert batch[2].advantage < 0
     if mode == "batch":  # the mean is that of the games played to the end (0 here), the scale that of all
         assert rae.baselines[("K", "player_0", "self")] == 0.0
+
+
+def test_state_baseline_is_the_mean_of_the_other_played_turns_at_that_state():
+    keys = ["J facing a bet"] * 3 + ["K facing a bet", "Q first"]
+    rewards = [-1.0, -2.0, -2.0, 2.0, 1.0]
+    played = [True, True, False, True, True]  # the third game was ended by an invalid answer
+    got = state_baselines(keys, rewards, played)
+    assert got[0] == -2.0  # only the other played turn: the forfeit says nothing about play
+    assert got[1] == -1.0
+    assert got[2] == -1.5  # the forfeit itself is measured against both played turns
+    assert got[3] is None and got[4] is None  # no other turn there: the caller keeps the role baseline
+
+
+def test_state_baseline_makes_the_answers_at_a_losing_state_sum_to_zero():
+    """Folding (-1) and calling (-2) with a J are both below any role baseline; against each other they are not."""
+    rewards = [-1.0, -2.0] * 8
+    baselines = state_baselines(["J facing a bet"] * 16, rewards, [True] * 16)
+    advantages = [r - b for r, b in zip(rewards, baselines)]
+    assert abs(sum(advantages)) < 1e-9
+    assert all(a > 0 for a in advantages[0::2]) and all(a < 0 for a in advantages[1::2])

@@ -134,6 +134,15 @@ def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, qu
             assert sum(r["train/stale_dropped"] for r in records[1:]) > 0
 
 
+def assert_same_update(got: torch.Tensor, want: torch.Tensor, where) -> None:
+    """The same weights up to rounding. Adam divides by the gradient's own size, so a weight whose summed
+    gradient is near 0 carries the rounding of a two-rank sum into its step: measured, 10-14 of the 131,072
+    embedding weights of rarely seen tokens up to 2e-5 off (3.5% of a 4e-4 step), every other weight < 1e-6.
+    A wrong sum moves many weights by a whole step, so: at most 0.1% of weights over 1e-6, none over 5e-5."""
+    off = (got - want).abs()
+    assert float(off.max()) < 5e-5 and int((off > 1e-6).sum()) <= off.numel() // 1000, (where, float(off.max()))
+
+
 @pytest.mark.parametrize(("strategy", "kl_coef"), [("ddp", 0.0), ("fsdp", 0.0), ("fsdp", 0.5)])
 def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_model, strategy, kl_coef):
     """Replicated (ddp) or sharded (fsdp), two ranks make the one-process update: weights, metrics, Adam state."""
@@ -177,10 +186,8 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
                 rank_weights = ray.get([r.weights.remote() for r in group.ranks])
                 for name in model.state_dict():
                     assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
-            # 1e-5: Adam divides by the gradient's own size, so a weight whose summed gradient is near 0 carries
-            # the rounding of a two-rank sum into its step (measured: 2 of 8192 weights 2e-6 off, the rest < 1e-6)
             for name, tensor in model.state_dict().items():
-                assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-5), (len(batch), name)
+                assert_same_update(driver_model.state_dict()[name], tensor, (len(batch), name))
             for key in ("loss", "grad_norm", "clip_frac", "entropy", "kl_ref"):
                 assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (len(batch), key)
             if kl_coef and batch is not turns:  # after one update the policy has left its reference
@@ -197,7 +204,7 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
         single.update(turns[:3])
         group.update(turns[:3])
         for name, tensor in model.state_dict().items():
-            assert torch.allclose(driver_model.state_dict()[name], tensor, atol=1e-5), ("reloaded", name)
+            assert_same_update(driver_model.state_dict()[name], tensor, ("reloaded", name))
     finally:
         group.shutdown()
     assert group.version == 3

@@ -341,6 +341,40 @@ def _better(values: Mapping[str, float], actions: tuple[str, str]) -> str:
     return actions[1] if values[actions[1]] > values[actions[0]] else actions[0]
 
 
+def profile_value(policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int, scoring: str = "match") -> float:
+    """player_0's exact expected return when player_0 plays `policy_0` and player_1 plays `policy_1`.
+
+    Backward induction over (round, chips) like `best_response`, with both players' moves taken as given:
+    against a fixed opponent, how far a policy falls short of the best response is
+    `best_response(opponent, ...)[0]` minus this (with the signs of the seat).
+    """
+    _check_rounds(num_rounds)
+    check_scoring(scoring)
+    after = {chips: terminal_value(chips, scoring) for chips in chip_range(num_rounds + 1)}
+    for round_number in range(num_rounds, 0, -1):
+        starter = (round_number - 1) % 2
+        sign = 1 if starter == 0 else -1
+        first, second = (policy_0, policy_1) if starter == 0 else (policy_1, policy_0)
+        before = {}
+        for chips in chip_range(round_number):
+            worth = {delta: after[chips + sign * delta] for delta in DELTAS}  # by the starter's gain
+            mine, theirs = sign * chips, -sign * chips  # the starter's and the second player's chips
+            total = 0.0
+            for card, other in itertools.permutations(CARDS, 2):
+                showdown = 1 if RANK[card] > RANK[other] else -1
+                opens = float(first(round_number, mine, card, ())["bet"])
+                calls = float(second(round_number, theirs, other, ("bet",))["call"])
+                bets = float(second(round_number, theirs, other, ("check",))["bet"])
+                calls_back = float(first(round_number, mine, card, ("check", "bet"))["call"])
+                bet = calls * worth[2 * showdown] + (1 - calls) * worth[1]
+                answer = calls_back * worth[2 * showdown] + (1 - calls_back) * worth[-1]
+                check = (1 - bets) * worth[showdown] + bets * answer
+                total += (opens * bet + (1 - opens) * check) / 6
+            before[chips] = total
+        after = before
+    return after[0]
+
+
 def nash_conv(policy: MatchPolicy, num_rounds: int, scoring: str = "match") -> float:
     """What best responders gain against `policy` played in both seats: BR value in seat 0 plus in seat 1.
 

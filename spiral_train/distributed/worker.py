@@ -117,7 +117,7 @@ class RolloutWorker:
             frozen_tokenizer = AutoTokenizer.from_pretrained(folder)
             generator = HFGenerator(frozen, frozen_tokenizer, config.generation_batch_size, config.bf16)
             self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
-        self.collector = Collector(config.num_envs, config.env_kwargs)
+        self.collector = Collector(config.num_envs, config.game_kwargs())
         self.version = -1
         self.sync_error: BaseException | None = None
         self.pool: ModelPolicy | None = None
