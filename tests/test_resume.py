@@ -72,6 +72,8 @@ def test_sigkill_then_resume_loses_and_repeats_no_step(quick_model, tmp_path):
         "3",
         "--eval-games",
         "0",
+        "--save-every",
+        "1",
         "--no-progress",
         "--run-dir",
         str(run_dir),
