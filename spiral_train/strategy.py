@@ -92,7 +92,7 @@ def kuhn_strategy(
     }
     for probe in probes:
         card, line = probe.key
-        action = _aggressive(probe)
+        action = aggressive_action(line)
         metrics[f"policy/{card}/{KUHN_STATE_NAMES[line]}/{action}"] = measured[probe.key][action]
     seat_values = [kuhn_theory.best_response(as_match(measured), num_rounds, scoring, seat) for seat in (0, 1)]
     metrics["strategy/best_response_gain/player_0"] = seat_values[0][0]
@@ -106,7 +106,7 @@ def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, di
     policy = {}
     for card, line in kuhn_theory.INFO_STATES:
         legal = kuhn_theory.legal_actions(line)
-        aggressive = "call" if "call" in legal else "bet"
+        aggressive = aggressive_action(line)
         key = f"eval/{env_id}/policy/{card}/{KUHN_STATE_NAMES[line]}/{aggressive}"
         if key not in record:
             raise KeyError(f"{key} is not in the record: was it an evaluation step with eval_probe_samples > 0?")
@@ -115,9 +115,9 @@ def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, di
     return policy
 
 
-def _aggressive(probe: Probe) -> str:
-    """The move a policy row is reported by: bet when no bet is pending, call facing one."""
-    return "call" if probe.key[1] and probe.key[1][-1] == "bet" else "bet"
+def aggressive_action(line: tuple[str, ...]) -> str:
+    """The move a policy row is reported by (`policy/<card>/<line>/<move>`): call facing a bet, else bet."""
+    return "call" if line and line[-1] == "bet" else "bet"
 
 
 def tictactoe_strategy(

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from spiral_envs.games import kuhn_theory
-from spiral_train.strategy import KUHN_STATE_NAMES, logged_round_policy
+from spiral_train.strategy import KUHN_STATE_NAMES, aggressive_action, logged_round_policy
 
 ENV = "KuhnPoker-v1"
 UNIFORM = kuhn_theory.round_policy_as_match_policy(kuhn_theory.uniform_round_policy())
@@ -39,7 +39,7 @@ def test_the_gap_is_zero_for_the_best_response_and_positive_for_uniform_play():
         _, responder = kuhn_theory.best_response(UNIFORM, 1, "chips", seat)
         for card, line in kuhn_theory.INFO_STATES:
             if kuhn_theory.mover(1, line) == seat:
-                action = "call" if line and line[-1] == "bet" else "bet"
+                action = aggressive_action(line)
                 key = f"eval/{ENV}/policy/{card}/{KUHN_STATE_NAMES[line]}/{action}"
                 record[key] = responder(1, 0, card, line)[action]
     assert best_response_gap(record) == pytest.approx(0.0, abs=1e-12)
