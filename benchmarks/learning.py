@@ -33,6 +33,7 @@ KUHN_ONE_ROUND_CHIPS = ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1, "sco
 TICTACTOE = ["--env-ids", "TicTacToe-v0"]
 NASH = "eval/KuhnPoker-v1/strategy/nash_conv"
 OPTIMAL = "eval/TicTacToe-v0/strategy/optimal_move_rate"
+PROBE_INVALID = "eval/TicTacToe-v0/strategy/invalid_rate"
 
 TABLES: dict[str, dict[str, list[str]]] = {
     "default": {"spiral-train": []},
@@ -82,12 +83,21 @@ def summary(records: list[dict]) -> dict[str, float]:
         if key in last:
             out[f"{name} first"] = first[key]
             out[f"{name} last"] = last[key]
+    if OPTIMAL in last:
+        out["invalid (probes, first eval)"] = first[PROBE_INVALID]
+        out["invalid (probes, worst eval)"] = max(r[PROBE_INVALID] for r in evals if PROBE_INVALID in r)
     for key in sorted(last):
         if key.endswith("/strong/win_rate"):
             out["win vs strong: last - first"] = last[key] - first[key]
-            # the rise counts where the last interval clears the first one
-            out["win vs strong: last lo - first hi"] = last[key + "_lo"] - first[key + "_hi"]
+            out["win vs strong: rise, 95% lo"] = rise_lower_bound(first, last, key)
     return out
+
+
+def rise_lower_bound(first: dict, last: dict, key: str) -> float:
+    """The lower end of Newcombe's 95% interval for the rise of a rate from `first` to `last` (independent
+    samples), from each evaluation's Wilson interval: the rise is larger than its interval where this is > 0."""
+    p1, p0 = last[key], first[key]
+    return (p1 - p0) - math.sqrt((p1 - last[key + "_lo"]) ** 2 + (first[key + "_hi"] - p0) ** 2)
 
 
 def interval(values: list[float]) -> str:

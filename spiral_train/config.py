@@ -87,7 +87,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.95)
     num_epochs: int = 1
-    micro_batch_size: int = 64
+    micro_batch_size: int = 256
+    """Turns per forward/backward pass; the gradient is the same for any size up to float rounding (it is
+    accumulated over the batch). Larger is faster for the tiny model on a CPU (256: 20% less update time
+    than 64, docs/learning.md)."""
     clip_eps: float = 0.2
     loss_aggregation: str = "token_mean"
     max_grad_norm: float = 1.0
@@ -102,8 +105,9 @@ class TrainConfig:
 
     # evaluation
     eval_every: int = 20
-    eval_games: int = 192
-    """Games per (env, opponent); the model plays half of them in each seat, on fixed seeds."""
+    eval_games: int = 320
+    """Games per (env, opponent); the model plays half of them in each seat, on fixed seeds. 320 so that
+    the default run's rise in win rate against `strong` (about 9 points) clears its 95% interval (about 7)."""
     eval_env_ids: list[str] | None = None
     """Defaults to `env_ids`."""
     eval_opponents: list[str] = field(default_factory=lambda: ["random", "strong", "exploiter"])

@@ -18,7 +18,7 @@ def spiral_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def quick_model(spiral_cache) -> Path:
-    """A tiny Qwen3 with a short warm-up (about 4% invalid Kuhn Poker answers): for plumbing, not learning."""
+    """A tiny Qwen3 with a short warm-up (400 steps of 16 turns): for plumbing, not learning."""
     pytest.importorskip("torch")
     from spiral_train.tiny import TinySpec, tiny_model_path
 

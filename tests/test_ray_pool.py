@@ -48,6 +48,9 @@ def pool_config(model: Path, **extra):
         "keep_checkpoints": 10,
         "log_transcripts": 8,
         "temperature": 0.02,
+        # at temperature 0.02 the gradient of the logits is 50x larger: a small step keeps these bookkeeping
+        # runs from diverging to NaN logits (measured with the quick model at lr 2e-3, async test)
+        "lr": 1e-4,
     }
     steps = extra.pop("steps", STEPS)
     return small_config(model, steps, **{**settings, **extra})
@@ -114,14 +117,19 @@ def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_ru
     for batch in trainer.batches:
         games = pool_games(batch)
         assert len(games) == 4  # pool_share 0.5 of 8
+        learner_roles = set()
         for result in games:
             (learner_role,) = [role for role, seat in result.match.seats.items() if seat is trainer.policy]
+            learner_roles.add(learner_role)
             (pool_role,) = [role for role, seat in result.match.seats.items() if seat is trainer.pool.policy]
             assert {t.role for t in result.turns} <= {learner_role}  # the snapshot's turns are not trained
             answers = [t for t in result.transcript if t["role"] == pool_role]
             assert all("valid" in t for t in answers)  # answered by a model seat, not a scripted agent
             pool_answers += len(answers)
-        assert {t.role for r in games for t in r.turns} == {"player_0", "player_1"}
+        # the learner sits in both seats (its turns in a seat can be none: a snapshot's invalid first move ends
+        # the game before the learner moves)
+        assert learner_roles == {"player_0", "player_1"}
+        assert any(r.turns for r in games)
     assert pool_answers > 0, "the snapshot never answered; the test proves nothing"
 
     # each worker played pool games every step (a 4-game chunk holds 2): it holds the last draw, with the
