@@ -17,18 +17,19 @@ import time
 
 import torch
 
-from spiral_train.collector import Collector, Match, ModelPolicy
+from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config
 from spiral_train.generation import HFGenerator
-from spiral_train.trainer import load_model, resolve_device
+from spiral_train.models import load_model, resolve_device
+from spiral_train.seats import LEARNER, Match
 
 
 def games_per_second(policy: ModelPolicy, env_id: str, games: int, num_envs: int, seed: int) -> float:
     policy.torch_rng.manual_seed(seed)
-    matches = [Match(env_id, seed + i, {"player_0": policy, "player_1": policy}) for i in range(games)]
+    matches = [Match(env_id, seed + i, {"player_0": LEARNER, "player_1": LEARNER}) for i in range(games)]
     collector = Collector(num_envs=num_envs)
     started = time.perf_counter()
-    collector.play(matches, keep_transcripts=False)
+    collector.play(matches, {LEARNER: policy}, keep_transcripts=False)
     return games / (time.perf_counter() - started)
 
 

@@ -68,7 +68,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
     from spiral_train.config import make_config
     from spiral_train.distributed.learner_group import LearnerGroup
     from spiral_train.learner import Learner
-    from spiral_train.trainer import load_model
+    from spiral_train.models import load_model
 
     overrides = {
         "model": args.model,

@@ -124,11 +124,12 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
     import torch
 
     torch.set_num_threads(args.threads)
-    from spiral_train.collector import Collector, Match, ModelPolicy
+    from spiral_train.collector import Collector, ModelPolicy
     from spiral_train.config import make_config
     from spiral_train.generation import HFGenerator
     from spiral_train.learner import Learner
-    from spiral_train.trainer import load_model
+    from spiral_train.models import load_model
+    from spiral_train.seats import LEARNER, Match
 
     device = torch.device(args.device)
     variants = {}
@@ -139,8 +140,8 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
         variants[(use_lora, gc)] = (Learner(net, config, device, tokenizer.pad_token_id), HFGenerator(net, tokenizer))
     learner, generator = variants[(False, False)]
     policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(0))
-    matches = [Match("KuhnPoker-v1", i, {"player_0": policy, "player_1": policy}) for i in range(args.games)]
-    turns = [t for r in Collector(args.games).play(matches, keep_transcripts=False) for t in r.turns]
+    matches = [Match("KuhnPoker-v1", i, {"player_0": LEARNER, "player_1": LEARNER}) for i in range(args.games)]
+    turns = [t for r in Collector(args.games).play(matches, {LEARNER: policy}, keep_transcripts=False) for t in r.turns]
     for i, turn in enumerate(turns):
         turn.advantage = 1.0 if i % 2 else -1.0
     prompts = [t.prompt_ids for t in turns]

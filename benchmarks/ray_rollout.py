@@ -25,22 +25,18 @@ from pathlib import Path
 import ray
 import torch
 
-from spiral_train.collector import Collector, Match, ModelPolicy
+from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config, to_dict
 from spiral_train.distributed.driver import RayTrainer
 from spiral_train.distributed.learner_group import cpu_weights
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.distributed.worker import LEARNER, MatchSpec
 from spiral_train.generation import HFGenerator
 from spiral_train.metrics import read_metrics
+from spiral_train.models import load_model, tiny_spec
+from spiral_train.seats import LEARNER, Match
 from spiral_train.tiny import tiny_model_path
-from spiral_train.trainer import load_model, tiny_spec
 
 SELF_PLAY = {"player_0": LEARNER, "player_1": LEARNER}
-
-
-def self_play_spec(match: Match) -> MatchSpec:
-    return MatchSpec(match.env_id, match.seed, SELF_PLAY)
 
 
 def rollout_rates(args: argparse.Namespace) -> None:
@@ -50,16 +46,12 @@ def rollout_rates(args: argparse.Namespace) -> None:
     weights = ray.put(cpu_weights(model))
     policy = ModelPolicy(HFGenerator(model, tokenizer), tokenizer, "qwen3", 1.0, 8, torch.Generator())
     local = Collector(args.games)
-    pools = {
-        n: RolloutPool(make_config("tiny-cpu", {**to_dict(config), "ray_workers": n}), source, self_play_spec)
-        for n in (1, 2)
-    }
+    pools = {n: RolloutPool(make_config("tiny-cpu", {**to_dict(config), "ray_workers": n}), source) for n in (1, 2)}
     rates: dict[str, list[float]] = {"in-process": [], "1 worker": [], "2 workers": []}
     for rep in range(args.repeats):
-        seats = {"player_0": policy, "player_1": policy}
-        matches = [Match("KuhnPoker-v1", 1000 * rep + i, seats) for i in range(args.games)]
+        matches = [Match("KuhnPoker-v1", 1000 * rep + i, SELF_PLAY) for i in range(args.games)]
         t0 = time.perf_counter()
-        local.play(matches, keep_transcripts=False)
+        local.play(matches, {LEARNER: policy}, keep_transcripts=False)
         rates["in-process"].append(args.games / (time.perf_counter() - t0))
         for n, pool in pools.items():
             t0 = time.perf_counter()

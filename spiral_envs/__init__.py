@@ -6,10 +6,13 @@ env.reset(seed=0)
 prompt = spiral_envs.qwen3_prompt(str(env.observe(env.agent_selection)))
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from spiral_envs.agents import Agent, RandomAgent, boxed, make_agent
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, zero_sum_returns
 from spiral_envs.env import HISTORY_MODES, TextGameEnv
 from spiral_envs.parsing import extract_move
+from spiral_envs.play import Outcome, play_game
 from spiral_envs.prompts import TEMPLATES, chat_messages, chat_prompt, qwen3_prompt
 from spiral_envs.registry import (
     ENTRY_POINT_GROUP,
@@ -21,9 +24,29 @@ from spiral_envs.registry import (
     spec,
 )
 
-register("TicTacToe-v0", "spiral_envs.games.tictactoe:TicTacToeEnv")
-register("KuhnPoker-v1", "spiral_envs.games.kuhn_poker:KuhnPokerEnv", num_rounds=5)
-register("SimpleNegotiation-v1", "spiral_envs.games.negotiation:SimpleNegotiationEnv", max_turns=10)
+try:
+    __version__ = version("spiral-envs")
+    """The distribution's version: pyproject.toml is its one source."""
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+register(
+    "TicTacToe-v0",
+    "spiral_envs.games.tictactoe:TicTacToeEnv",
+    expert="spiral_envs.games.tictactoe:TicTacToeMinimaxAgent",
+)
+register(
+    "KuhnPoker-v1",
+    "spiral_envs.games.kuhn_poker:KuhnPokerEnv",
+    expert="spiral_envs.games.kuhn_theory:KuhnPokerMatchNashAgent",
+    num_rounds=5,
+)
+register(
+    "SimpleNegotiation-v1",
+    "spiral_envs.games.negotiation:SimpleNegotiationEnv",
+    expert="spiral_envs.games.negotiation:NegotiationHeuristicAgent",
+    max_turns=10,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -34,6 +57,7 @@ __all__ = [
     "EnvSpec",
     "GameState",
     "InvalidMove",
+    "Outcome",
     "RandomAgent",
     "TextGame",
     "TextGameEnv",
@@ -45,6 +69,7 @@ __all__ = [
     "make",
     "make_agent",
     "normalize_move",
+    "play_game",
     "qwen3_prompt",
     "register",
     "registered_ids",

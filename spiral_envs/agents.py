@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from spiral_envs.registry import make, spec
+from spiral_envs.registry import spec
 
 AGENT_KINDS = ("random", "strong")
 
@@ -44,10 +44,10 @@ def make_agent(kind: str, env_id: str, seed: int | None = None) -> Agent:
         return RandomAgent(seed)
     if kind != "strong":
         raise ValueError(f"agent kind {kind!r} is unknown; use one of {list(AGENT_KINDS)}")
-    constructor = spec(env_id).load()
-    strong = getattr(constructor, "strong_agent", None)
+    strong = spec(env_id).load_expert()
     if strong is None:
-        strong = getattr(make(env_id), "strong_agent", None)
-    if strong is None:
-        raise ValueError(f"{env_id} ships no strong agent (its env class sets no `strong_agent`); use 'random'")
+        raise ValueError(
+            f"{env_id} ships no strong agent (registered with no `expert=`, and its env class sets no "
+            "`strong_agent`); use 'random'"
+        )
     return strong(seed=seed)

@@ -31,8 +31,6 @@ class GameState(ABC, Generic[A]):
     so one seed fixes the whole game and two games never share a stream.
     """
 
-    num_players: int = 2
-
     @abstractmethod
     def current_player(self) -> int:
         """Index of the player to move, or `TERMINAL`."""
@@ -61,7 +59,7 @@ class GameState(ABC, Generic[A]):
         """
 
     def score(self) -> dict[str, Any]:
-        """The game's own account of a finished game (chips, inventory values, reason), for `infos`."""
+        """The game's own account of a game as data (chips, inventory values), for `infos`; no prose."""
         return {}
 
 
@@ -74,8 +72,6 @@ class TextGame(ABC, Generic[A]):
     """
 
     default_history: str = "full"
-    lists_every_move: bool = True
-    """False where a legal move can be missing from `legal_actions` (free talk in a negotiation)."""
 
     @abstractmethod
     def new_state(self, rng: random.Random) -> GameState[A]:
@@ -120,6 +116,10 @@ class TextGame(ABC, Generic[A]):
         negotiation) overrides this to state the grammar instead, keeping prompts short.
         """
         return ", ".join(legal)
+
+    def outcome_text(self, state: GameState[A]) -> str:
+        """Why a finished game ended, in words (`infos["reason"]`): the rules return only data."""
+        return "the game ended"
 
     def render(self, state: GameState[A]) -> str:
         """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""

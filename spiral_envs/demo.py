@@ -11,18 +11,15 @@ check of the experts themselves (they should beat random play in both seats and 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from spiral_envs.agents import Agent, RandomAgent, make_agent
+from spiral_envs.play import Outcome, play_game
 from spiral_envs.registry import make, registered_ids, spec
 
 RULE = "=" * 100
-OUTCOME_KEYS = ("legal_actions", "winner", "reason", "invalid_move")
-"""Keys of a terminal info that are not the game's own score."""
-
-TurnHook = Callable[[int, str, str, str], None]
 
 
 @dataclass
@@ -40,45 +37,6 @@ class Tally:
 
     def astuple(self) -> tuple[int, int, int, int, int]:
         return (self.games, self.win, self.draw, self.loss, self.invalid)
-
-
-@dataclass
-class Result:
-    """How one game ended, read from the terminal `info` and rewards every env hands its agents."""
-
-    winner: str | None
-    reason: str
-    invalid_move: bool
-    rewards: dict[str, float]
-    score: dict[str, Any] = field(default_factory=dict)
-
-
-def play_game(env: Any, agents: dict[str, Agent], seed: int, on_turn: TurnHook | None = None) -> Result:
-    """One game through the plain AEC loop a trainer uses; `on_turn(turn, agent, prompt, answer)` sees each move."""
-    env.reset(seed=seed)
-    terminal_info: dict[str, Any] = {}
-    rewards: dict[str, float] = {}
-    turn = 0
-    for agent in env.agent_iter():
-        observation, reward, termination, truncation, info = env.last()
-        if termination or truncation:
-            terminal_info = terminal_info or dict(info)
-            rewards[agent] = float(reward)
-            env.step(None)
-            continue
-        turn += 1
-        prompt = str(observation)
-        answer = agents[agent](prompt, info)
-        if on_turn is not None:
-            on_turn(turn, agent, prompt, answer)
-        env.step(answer)
-    return Result(
-        winner=terminal_info.get("winner"),
-        reason=str(terminal_info.get("reason", "the game ended")),
-        invalid_move=bool(terminal_info.get("invalid_move", False)),
-        rewards=dict(sorted(rewards.items())),
-        score={k: v for k, v in terminal_info.items() if k not in OUTCOME_KEYS},
-    )
 
 
 def seat_agents(env: Any, strong: Agent, weak: Agent, strong_seat: int) -> tuple[dict[str, Agent], dict[str, str]]:
@@ -116,7 +74,7 @@ class PromptPrinter:
         print(f">>> {agent} ({self.labels[agent]}) answers: {answer}")
 
 
-def format_result(result: Result, labels: dict[str, str]) -> str:
+def format_result(result: Outcome, labels: dict[str, str]) -> str:
     winner = "draw" if result.winner is None else f"{result.winner} ({labels.get(result.winner, '?')}) wins"
     rewards = ", ".join(f"{a} {r:+g}" for a, r in result.rewards.items())
     score = ", ".join(f"{k}={v}" for k, v in result.score.items()) or "-"

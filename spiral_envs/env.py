@@ -44,7 +44,8 @@ class TextGameEnv(AECEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "name": "text_game_v0", "is_parallelizable": False}
     strong_agent: Any = None
-    """The class of this game's strong scripted agent (see `spiral_envs.agents`), or None."""
+    """A game installed through an entry point may name its strong scripted agent's class here; a game
+    registered in code passes `register(..., expert=...)` instead."""
 
     def __init__(
         self,
@@ -144,7 +145,7 @@ class TextGameEnv(AECEnv):
         self._retries_left = self.error_allowance
         if self.state.is_terminal():
             winner = _winner(self.state.returns())
-            self._finish(self.state.returns(), winner, self.state.score().get("reason", "the game ended"), None)
+            self._finish(self.state.returns(), winner, self.game.outcome_text(self.state), None)
         else:
             self.agent_selection = player_name(self.state.current_player())
             self.infos = self._turn_infos()
@@ -209,7 +210,7 @@ class TextGameEnv(AECEnv):
             "winner": None if winner is None else player_name(winner),
             "reason": reason,
             "invalid_move": offender is not None,
-            **{k: v for k, v in self.state.score().items() if k != "reason"},
+            **self.state.score(),
         }
         for agent in self.agents:
             self.rewards[agent] = float(returns[self._index[agent]])

@@ -36,27 +36,47 @@ class UnknownEnvError(KeyError):
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments."""
+    """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments, and
+    the game's expert, the agent class `make_agent("strong", id)` builds (or its path; None: the env class's
+    `strong_agent`, which is how a game installed by an entry point names one)."""
 
     env_id: str
     entry_point: Callable[..., AECEnv] | str
     default_kwargs: dict[str, Any] = field(default_factory=dict)
+    expert: Callable[..., Any] | str | None = None
 
     def load(self) -> Callable[..., AECEnv]:
-        if callable(self.entry_point):
-            return self.entry_point
-        module_name, _, attr = self.entry_point.partition(":")
-        if not attr:
-            raise ValueError(f"{self.env_id}: entry point {self.entry_point!r} must look like 'package.module:Name'")
-        return getattr(importlib.import_module(module_name), attr)
+        return _resolve(self.env_id, self.entry_point)
+
+    def load_expert(self) -> Callable[..., Any] | None:
+        """The expert agent class: the registered one, else the env class's `strong_agent`, else None."""
+        if self.expert is not None:
+            return _resolve(self.env_id, self.expert)
+        return getattr(self.load(), "strong_agent", None)
+
+
+def _resolve(env_id: str, target: Callable[..., Any] | str) -> Callable[..., Any]:
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise ValueError(f"{env_id}: entry point {target!r} must look like 'package.module:Name'")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _plugins_loaded = False
 
 
-def register(env_id: str, entry_point: Callable[..., AECEnv] | str, **default_kwargs: Any) -> None:
-    """Register `env_id` so `make(env_id)` builds `entry_point(**default_kwargs)`.
+def register(
+    env_id: str,
+    entry_point: Callable[..., AECEnv] | str,
+    *,
+    expert: Callable[..., Any] | str | None = None,
+    **default_kwargs: Any,
+) -> None:
+    """Register `env_id` so `make(env_id)` builds `entry_point(**default_kwargs)`, and `make_agent("strong", env_id)`
+    builds `expert(seed=...)` (a class or "module:Name", imported on first use).
 
     Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
     """
@@ -64,7 +84,7 @@ def register(env_id: str, entry_point: Callable[..., AECEnv] | str, **default_kw
         raise ValueError(f"env id {env_id!r} must look like 'Name-vN', e.g. 'KuhnPoker-v1'")
     if env_id in _REGISTRY:
         raise ValueError(f"{env_id} is already registered (by {_REGISTRY[env_id].entry_point!r}); bump its version")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs))
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs), expert)
 
 
 def registered_ids() -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +26,32 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, state: dict[str, Any], keep: int) -> Path:
     root = checkpoint_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:06d}"
-    tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp / "model")
+        tokenizer.save_pretrained(tmp / "model")
+        torch.save({**state, "step": step}, tmp / STATE_FILE)
+        (tmp / COMPLETE_MARK).write_text(str(step))
+
+    final = write_folder_atomically(root / f"step_{step:06d}", fill)
+    write_atomic(root / "latest", final.name)
+    _prune(root, keep)
+    return final
+
+
+def write_folder_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
+    """`fill` writes into a temporary folder beside `final` (`.tmp-<name>-<pid>`), whose files are synced to
+    disk and which is then renamed to `final`, replacing any older one: a crash leaves the old folder or the
+    new one, never half of one. Stray temporary folders of other processes are for the caller to prune."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp / "model")
-    tokenizer.save_pretrained(tmp / "model")
-    torch.save({**state, "step": step}, tmp / STATE_FILE)
-    (tmp / COMPLETE_MARK).write_text(str(step))
+    tmp.mkdir()
+    fill(tmp)
     _fsync_tree(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    write_atomic(root / "latest", final.name)
-    _prune(root, keep)
     return final
 
 

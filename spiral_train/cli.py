@@ -14,11 +14,18 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from spiral_train.config import PRESETS, ConfigError, TrainConfig, field_types, load_yaml, make_config
+from spiral_train.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    load_yaml,
+    make_config,
+    option_groups,
+)
 
 
 def _parse_value(text: str) -> Any:
@@ -27,27 +34,30 @@ def _parse_value(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every `TrainConfig` field as a flag, grouped as the dataclass groups them, its docstring as its help."""
     parser = argparse.ArgumentParser(
         prog="spiral-train",
+        usage="spiral-train [--preset P] [--config FILE] [--resume RUN_DIR] [--OPTION VALUE ...]",
         description="Self-play RL with Role-conditioned Advantage Estimation on spiral_envs games.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Subcommand: spiral-train plot RUN_DIR draws curves.png. Values are YAML: 1e-6, true, [a, b].",
     )
-    parser.add_argument("--preset", default="tiny-cpu", help=f"one of {list(PRESETS)}")
+    parser.add_argument("--preset", default="tiny-cpu", help=f"one of {list(PRESETS)} (default: tiny-cpu)")
     parser.add_argument("--config", help="YAML file of option: value (flags override it)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    types = field_types()
+    types = get_type_hints(TrainConfig)
     defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        annotation = types[f.name]
-        default = getattr(defaults, f.name)
-        help_text = f"(default {default!r})"
-        if annotation is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif get_origin(annotation) in (list, tuple) or list in [get_origin(a) for a in get_args(annotation)]:
-            parser.add_argument(flag, dest=f.name, nargs="+", type=_parse_value, default=None, help=help_text)
-        else:
-            parser.add_argument(flag, dest=f.name, type=_parse_value, default=None, help=help_text)
+    for heading, fields in option_groups():
+        group = parser.add_argument_group(heading)
+        for name, doc in fields:
+            flag = "--" + name.replace("_", "-")
+            annotation = types[name]
+            help_text = f"{doc} (default: {getattr(defaults, name)!r})".replace("%", "%%")
+            if annotation is bool:
+                group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            elif get_origin(annotation) in (list, tuple) or list in [get_origin(a) for a in get_args(annotation)]:
+                group.add_argument(flag, dest=name, nargs="+", type=_parse_value, default=None, help=help_text)
+            else:
+                group.add_argument(flag, dest=name, type=_parse_value, default=None, help=help_text)
     return parser
 
 
@@ -69,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, str | None,
     for f in dataclasses.fields(TrainConfig):
         value = getattr(args, f.name)
         if value is not None:
-            annotation = field_types()[f.name]
+            annotation = get_type_hints(TrainConfig)[f.name]
             if (
                 isinstance(value, list)
                 and get_origin(annotation) not in (list, tuple)
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
     from spiral_train.plot import plot_run
-    from spiral_train.trainer import _new_run_dir, trainer_class
+    from spiral_train.trainer import _new_run_dir
 
     path = Path(run_dir) if run_dir else _new_run_dir()
     print(f"run folder: {path}")
@@ -111,6 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
+
+
+def trainer_class(config: TrainConfig) -> type:
+    """`Trainer` in this process, or with `ray_workers > 0` the same loop on Ray actors (needs the ray extra)."""
+    if config.ray_workers > 0:
+        from spiral_train.distributed.driver import RayTrainer
+
+        return RayTrainer
+    from spiral_train.trainer import Trainer
+
+    return Trainer
 
 
 def _final_summary(run_dir: Path) -> dict[str, float]:

@@ -8,9 +8,10 @@ little more than a batch of 1, so this is where the collector's speed comes from
 
 from __future__ import annotations
 
+import functools
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,11 +20,14 @@ from pettingzoo import AECEnv
 import spiral_envs
 from spiral_train.generation import Generator
 from spiral_train.prompts import render_prompt
+from spiral_train.seats import LEARNER, GameResult, Match, Turn
+
+__all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
 
 
 @dataclass
 class ModelPolicy:
-    """A seat played by a language model; `trainable` seats produce training samples."""
+    """A seat played by a language model (the learner, a frozen checkpoint, a pool snapshot)."""
 
     generator: Generator
     tokenizer: Any
@@ -31,7 +35,6 @@ class ModelPolicy:
     temperature: float
     max_new_tokens: int
     torch_rng: torch.Generator
-    trainable: bool = True
     truncated_is_invalid: bool = True
     """An answer cut off at `max_new_tokens` is played as no move at all (see `TrainConfig`)."""
 
@@ -40,61 +43,49 @@ class ModelPolicy:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
 
-Seat = ModelPolicy | Callable[[str, dict], str]
+AgentFactory = Callable[[str, int, str], spiral_envs.Agent]
+"""(env id, game seed, role) -> a scripted agent for that seat of that game."""
+
+Players = Mapping[str, ModelPolicy | AgentFactory]
+"""Seat kind -> who plays it here: a model (all of its seats' turns answered in one batched call per tick), or a
+factory of scripted agents, one per game."""
 
 
-@dataclass
-class Turn:
-    """One answer of a trainable seat: a training sample."""
-
-    env_id: str
-    role: str
-    game: int
-    prompt_ids: list[int]
-    response_ids: list[int]
-    logprobs: list[float]
-    valid: bool
-    truncated: bool
-    advantage: float = 0.0
+def _reference_agent(env_id: str, seed: int, role: str, kind: str) -> spiral_envs.Agent:
+    return spiral_envs.make_agent(kind, env_id, seed=seed)
 
 
-@dataclass
-class Match:
-    env_id: str
-    seed: int
-    seats: dict[str, Seat]
-
-
-@dataclass
-class GameResult:
-    index: int
-    match: Match
-    returns: dict[str, float]
-    outcome: dict[str, Any]
-    turns: list[Turn]
-    transcript: list[dict[str, Any]]
+def scripted(kind: str) -> AgentFactory:
+    """The game's reference agent of `kind` ("random" or "strong"), seeded by the game's seed."""
+    return functools.partial(_reference_agent, kind=kind)
 
 
 @dataclass
 class _Live:
-    index: int
-    match: Match
+    """A game in flight: its result so far, its env, and its scripted agents (None: a model seat)."""
+
+    result: GameResult
     env: AECEnv
-    returns: dict[str, float]
-    turns: list[Turn] = field(default_factory=list)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    outcome: dict[str, Any] = field(default_factory=dict)
+    seats: dict[str, spiral_envs.Agent | None]
+
+
+def _seat(player: ModelPolicy | AgentFactory, match: Match, role: str) -> spiral_envs.Agent | None:
+    return None if isinstance(player, ModelPolicy) else player(match.env_id, match.seed, role)
 
 
 class Collector:
-    """Plays lists of `Match`es with up to `num_envs` games in flight."""
+    """Plays lists of `Match`es with up to `num_envs` games in flight; only "learner" seats make `Turn`s."""
 
     def __init__(self, num_envs: int, env_kwargs: dict[str, dict[str, Any]] | None = None) -> None:
         self.num_envs = num_envs
         self.env_kwargs = env_kwargs or {}
         self._idle: dict[str, list[AECEnv]] = {}
 
-    def play(self, matches: Sequence[Match], keep_transcripts: bool = True) -> list[GameResult]:
+    def play(self, matches: Sequence[Match], players: Players, keep_transcripts: bool = True) -> list[GameResult]:
+        """Play every match, its seats by `players[kind]`; the results in the order of `matches`."""
+        missing = sorted({kind for m in matches for kind in m.seats.values()} - set(players))
+        if missing:
+            raise ValueError(f"no player for seat kinds {missing}; this collector was given {sorted(players)}")
         pending = deque(enumerate(matches))
         live: list[_Live] = []
         results: list[GameResult | None] = [None] * len(matches)
@@ -103,39 +94,43 @@ class Collector:
                 index, match = pending.popleft()
                 env = self._take_env(match.env_id)
                 env.reset(seed=match.seed)
-                live.append(_Live(index, match, env, dict.fromkeys(env.possible_agents, 0.0)))
-            requests: dict[int, tuple[ModelPolicy, list[tuple[_Live, str, str]]]] = {}
+                result = GameResult(match, index, dict.fromkeys(env.possible_agents, 0.0))
+                seats = {role: _seat(players[kind], match, role) for role, kind in match.seats.items()}
+                live.append(_Live(result, env, seats))
+            requests: dict[str, list[tuple[_Live, str, str]]] = {}
             waiting = []
             for game in live:
                 request = self._advance(game, keep_transcripts)
                 if request is None:
-                    results[game.index] = self._finish(game)
+                    self._idle.setdefault(game.result.match.env_id, []).append(game.env)
+                    results[game.result.index] = game.result
                     continue
-                policy, agent, obs = request
-                requests.setdefault(id(policy), (policy, []))[1].append((game, agent, obs))
+                agent, obs = request
+                requests.setdefault(game.result.match.seats[agent], []).append((game, agent, obs))
                 waiting.append(game)
-            for policy, batch in requests.values():
-                self._answer(policy, batch, keep_transcripts)
+            for kind, batch in requests.items():
+                self._answer(players[kind], batch, keep_transcripts)  # type: ignore[arg-type]
             live = waiting
         return [r for r in results if r is not None]
 
-    def _advance(self, game: _Live, keep: bool) -> tuple[ModelPolicy, str, str] | None:
-        """Step scripted seats until a model seat must answer (returned) or the game is over (None)."""
+    def _advance(self, game: _Live, keep: bool) -> tuple[str, str] | None:
+        """Step scripted seats until a model seat must answer (its role and prompt) or the game is over (None)."""
         env = game.env
+        result = game.result
         while env.agents:
             agent = env.agent_selection
             obs, reward, term, trunc, info = env.last()
-            game.returns[agent] += float(reward)
+            result.returns[agent] += float(reward)
             if term or trunc:
-                game.outcome = {k: v for k, v in info.items() if k != "legal_actions"}
+                result.outcome = {k: v for k, v in info.items() if k != "legal_actions"}
                 env.step(None)
                 continue
-            seat = game.match.seats[agent]
-            if isinstance(seat, ModelPolicy):
-                return seat, agent, str(obs)
+            seat = game.seats[agent]
+            if seat is None:
+                return agent, str(obs)
             answer = seat(str(obs), info)
             if keep:
-                game.transcript.append({"role": agent, "observation": str(obs), "answer": answer})
+                result.transcript.append({"role": agent, "observation": str(obs), "answer": answer})
             env.step(answer)
         return None
 
@@ -149,26 +144,13 @@ class Collector:
             game.env.step("" if truncated and policy.truncated_is_invalid else gen.text)
             info = game.env.infos.get(agent, {})
             valid = not info.get("invalid_move", False)
+            result = game.result
             if keep:
                 entry = {"role": agent, "observation": obs, "answer": gen.text, "valid": valid}
-                game.transcript.append({**entry, "truncated": True} if truncated else entry)
-            if policy.trainable:
-                game.turns.append(
-                    Turn(
-                        game.match.env_id,
-                        agent,
-                        game.index,
-                        prompt,
-                        gen.token_ids,
-                        gen.logprobs,
-                        valid,
-                        gen.finish_reason == "length",
-                    )
-                )
-
-    def _finish(self, game: _Live) -> GameResult:
-        self._idle.setdefault(game.match.env_id, []).append(game.env)
-        return GameResult(game.index, game.match, game.returns, game.outcome, game.turns, game.transcript)
+                result.transcript.append({**entry, "truncated": True} if truncated else entry)
+            if result.match.seats[agent] == LEARNER:
+                sample = (prompt, gen.token_ids, gen.logprobs, valid, truncated)
+                result.turns.append(Turn(result.match.env_id, agent, result.index, *sample))
 
     def _take_env(self, env_id: str) -> AECEnv:
         idle = self._idle.get(env_id)

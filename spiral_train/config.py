@@ -5,10 +5,13 @@ A bad value must fail at start, naming the option and what it accepts, not an ho
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import difflib
 import importlib.util
+import inspect
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -25,6 +28,7 @@ OPPONENTS = ("self", "random", "strong")
 EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
 GENERATORS = ("hf", "vllm")
+LORA_INSTALL_HINT = 'pip install "spiral-envs[lora]" (or: pip install peft)'
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TrainConfig:
     env_ids: list[str] = field(default_factory=lambda: ["KuhnPoker-v1"])
     """Games to train on; with several, each new game draws its id by `env_weights`."""
     env_weights: list[float] | None = None
+    """Relative weights of `env_ids` when a new game draws its id; None weighs them equally."""
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Options per env id, passed to `spiral_envs.make`, e.g. {"KuhnPoker-v1": {"num_rounds": 1}}."""
     history: str | None = "current"
@@ -50,33 +55,43 @@ class TrainConfig:
     template: str = "qwen3"
     """How an observation becomes a prompt: "qwen3" (the paper's), "chat" (the tokenizer's template), "none"."""
     max_new_tokens: int = 8
+    """Longest answer, in tokens; an answer that has not ended by then is cut off (see `truncated_is_invalid`)."""
     truncated_is_invalid: bool = True
     """An answer cut off at `max_new_tokens` commits to no move (an invalid answer), whatever it holds so far:
     otherwise a lenient parser hides a format that has stopped ending (measured: `\\boxed{[bet]}]}]}` until
     the token limit)."""
     temperature: float = 1.0
+    """Sampling temperature for training games (the paper: 1.0)."""
     top_k: int = 0
+    """Sample from the k most likely tokens only; 0 samples from all of them."""
 
     # collection
     games_per_step: int = 256
+    """Games played per training step; all their turns make one update."""
     num_envs: int = 256
     """Games played at once; all their pending turns go to the model in one batched call."""
     generation_batch_size: int = 256
+    """Most prompts one generation call holds (hf: a batch; vllm: max_num_seqs); more are split."""
 
     # advantage
     rae: str = "ema"
     """Role-conditioned Advantage Estimation: "ema" (the paper), "batch" (per-batch mean/std per game and
     role), or "none" (plain REINFORCE on the raw return)."""
     rae_decay: float = 0.95
+    """EMA decay of the RAE baselines, one per (game, role): b <- decay * b + (1 - decay) * return."""
     state_baseline: bool = True
     """A turn whose exact prompt recurs in the batch (same game, role and opponent kind) takes as baseline the
     mean return of the other turns there, instead of its role's RAE baseline: a per-state baseline, so the
     answers at a state are told apart and the format they share is not pushed (`rae.state_baselines`)."""
     drop_zero_advantage: bool = False
+    """Leave turns whose advantage is exactly 0 out of the update (they carry no policy gradient, only the KL
+    term)."""
 
     # learner
     steps: int = 80
+    """Training steps (each: play `games_per_step` games, estimate advantages, one update)."""
     lr: float = 2e-3
+    """Peak learning rate of AdamW (the paper: 1e-6 for Qwen3-4B-Base; the tiny model needs 2e-3)."""
     lr_schedule: str = "linear"
     """"constant", "linear" (to 0 at the last step, after `warmup_steps`) or "cosine". Linear for the tiny model:
     self-play policy gradient in Kuhn Poker circles the equilibrium rather than settling (measured at a constant
@@ -85,26 +100,37 @@ class TrainConfig:
     """Linear learning-rate warm-up: Adam's first steps move every weight by ~lr whatever its gradient, which
     measured here broke the tiny model's answer format at step 2 without warm-up."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     adam_betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW (beta1, beta2)."""
     num_epochs: int = 1
+    """Passes over each step's turns (PPO epochs); with 1 the update is on-policy and the clip never binds."""
     micro_batch_size: int = 256
     """Turns per forward/backward pass; the gradient is the same for any size up to float rounding (it is
     accumulated over the batch). Larger is faster for the tiny model on a CPU (256: 20% less update time
     than 64, docs/learning.md)."""
     clip_eps: float = 0.2
+    """PPO clip range of the probability ratio, [1 - clip_eps, 1 + clip_eps]."""
     loss_aggregation: str = "token_mean"
+    """"token_mean" (the loss is the mean over all answer tokens of the step) or "seq_sum_const" (Dr. GRPO:
+    summed per answer, divided by a constant, turns x max_new_tokens, so long answers are not down-weighted per
+    token)."""
     max_grad_norm: float = 1.0
-    kl_coef: float = 0.05
+    """Gradient norm clip of each update."""
+    kl_coef: float = 0.1
     """Weight of a per-token KL penalty (k3) towards the starting model; 0 turns it off (no reference model).
     On for the tiny model: without it, RL stopped the warm-up's habit of restating the card correctly (98% ->
-    33% on one seed), its play went card-blind, and it settled on always bet / always call (docs/learning.md)."""
+    33% on one seed), its play went card-blind, and it settled on always bet / always call. 0.1 rather than
+    0.05: NashConv at step 80 0.43/0.38/0.42 against 0.46/0.43/0.40 on seeds 0-2 (docs/learning.md)."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, more time (for real models)."""
     bf16: bool = False
     """bf16 autocast on CUDA (ignored on CPU). Off for the tiny model: measured on an H100, bf16 logits made
     its PPO ratios noisy enough to blow the policy up within two steps; on for real models (paper preset)."""
 
     # evaluation
     eval_every: int = 20
+    """Evaluate every this many steps (and at step 0 and the last step)."""
     eval_games: int = 320
     """Games per (env, opponent); the model plays half of them in each seat, on fixed seeds. 320 so that
     the default run's rise in win rate against `strong` (about 9 points) clears its 95% interval (about 7)."""
@@ -114,6 +140,7 @@ class TrainConfig:
     """"random", "strong" (the game's exact or scripted expert) and "exploiter" (Kuhn Poker: an exact best
     response to the policy the strategy metrics measured at that evaluation)."""
     eval_temperature: float = 1.0
+    """Sampling temperature of evaluation games and probes; 0 is greedy."""
     eval_probe_samples: int = 64
     """Answers sampled per decision point for the strategy metrics (Kuhn Poker: the 12 states of the first
     hand; TicTacToe: 120 fixed positions with an eighth as many each); 0 turns them off."""
@@ -122,15 +149,23 @@ class TrainConfig:
     run_dir: str | None = None
     """Default: a new folder under runs/."""
     save_every: int = 5
+    """Write a checkpoint every this many steps (and at the end); a run resumes from its last one."""
     keep_checkpoints: int = 2
+    """Checkpoints kept in run_dir/checkpoints/; older ones are deleted."""
     log_transcripts: int = 2
     """Game transcripts written per step to transcripts.jsonl."""
     tensorboard: bool = False
+    """Also log metrics to TensorBoard (run_dir/tensorboard/; needs tensorboard)."""
     wandb: bool = False
+    """Also log metrics to Weights & Biases (needs wandb and a login)."""
     wandb_project: str = "spiral"
+    """The Weights & Biases project."""
     seed: int = 0
+    """Seeds everything the run draws: deals, sampling, the order of micro-batches."""
     device: str = "auto"
+    """"auto" (CUDA when a GPU is visible, else CPU), "cpu" or "cuda"."""
     progress: bool = True
+    """Show a progress bar on the terminal."""
 
     # opponent pools (fictitious self-play; spiral_train/pool.py)
     pool_every: int = 0
@@ -151,10 +186,15 @@ class TrainConfig:
     async_mode: bool = False
     """Workers keep playing while the learner updates; samples are at most `max_staleness` updates old."""
     max_staleness: int = 1
+    """In `async_mode`, the most updates a game's weights may lag the learner's; older games are played again."""
     ray_worker_cpus: float = 1.0
+    """CPUs Ray reserves for each rollout worker."""
     ray_worker_gpus: float = 0.0
+    """GPUs (or a share of one) Ray reserves for each rollout worker."""
     ray_learner_cpus: float = 1.0
+    """CPUs Ray reserves for each learner rank."""
     ray_learner_gpus: float = 0.0
+    """GPUs Ray reserves for each learner rank."""
     ray_chunk_games: int = 0
     """Games per call to a worker (each chunk samples from its own seed, so in sync mode a run's results do not
     depend on how many workers play the chunks); 0: games_per_step / ray_workers, one chunk per worker."""
@@ -300,11 +340,8 @@ class TrainConfig:
             raise ConfigError(f"lora_dropout={self.lora_dropout} must be in [0, 1) (0 keeps updates on-policy)")
         if not self.lora_target_modules:
             raise ConfigError("lora_target_modules is empty; use [all-linear] or module names such as q_proj")
-        if self.lora_rank > 0:
-            from spiral_train.lora import INSTALL_HINT, peft_missing
-
-            if peft_missing():
-                raise ConfigError(f"lora_rank={self.lora_rank} needs the peft package: {INSTALL_HINT}")
+        if self.lora_rank > 0 and importlib.util.find_spec("peft") is None:
+            raise ConfigError(f"lora_rank={self.lora_rank} needs the peft package: {LORA_INSTALL_HINT}")
 
 
 class ConfigError(ValueError):
@@ -370,8 +407,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def field_types() -> dict[str, Any]:
-    return get_type_hints(TrainConfig)
+def option_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """`TrainConfig`'s options as (heading, [(field name, docstring)]) in source order: a heading is a
+    `# comment` line in the class body, a field's help is the string under it (one source for `--help`)."""
+    source = textwrap.dedent(inspect.getsource(TrainConfig))
+    lines = source.splitlines()
+    body = ast.parse(source).body[0].body
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    for node, after in zip(body, [*body[1:], None]):
+        if not isinstance(node, ast.AnnAssign):
+            continue
+        above = lines[node.lineno - 2].strip()
+        if above.startswith("# ") or not groups:
+            groups.append((above[2:] if above.startswith("# ") else "options", []))
+        doc = ""
+        if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            doc = " ".join(after.value.value.split())
+        groups[-1][1].append((node.target.id, doc))
+    return groups
 
 
 def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -384,7 +437,7 @@ def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = Non
         if key not in names:
             hint = difflib.get_close_matches(key, names, n=1)
             raise ConfigError(f"unknown option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-    types = field_types()
+    types = get_type_hints(TrainConfig)
     values = {k: coerce(k, v, types[k]) for k, v in values.items()}
     config = TrainConfig(**values)
     config.validate()

@@ -12,39 +12,37 @@ the policy the strategy metrics just measured (Kuhn Poker only; other games skip
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 
 import spiral_envs
-from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent
+from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
 from spiral_envs.games.tictactoe import TicTacToe
-from spiral_train.collector import Collector, GameResult, Match, ModelPolicy
+from spiral_train.collector import AgentFactory, Collector, ModelPolicy, Players, scripted
+from spiral_train.seats import EXPLOITER, LEARNER, ROLES, GameResult, Match, other_role
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
 EVAL_SEED_BASE = 1_000_000
 
 
-def eval_matches(
-    env_id: str, opponent: str, policy: ModelPolicy, games: int, exploiter: Sequence[Callable] | None = None
-) -> list[Match]:
-    """`games` games on seeds 1e6.., the model in seat player_0 for even games and player_1 for odd ones.
-
-    `exploiter[seat]` is the best-response match policy for that seat, for opponent "exploiter"."""
+def eval_matches(env_id: str, opponent: str, games: int) -> list[Match]:
+    """`games` games on seeds 1e6.. against `opponent` (a seat kind), the model in seat player_0 for even games
+    and player_1 for odd ones."""
     matches = []
     for i in range(games):
-        seed = EVAL_SEED_BASE + i
-        model_role, other_role = ("player_0", "player_1") if i % 2 == 0 else ("player_1", "player_0")
-        if opponent == "exploiter":
-            agent = KuhnPokerPolicyAgent(exploiter[int(other_role[-1])], seed=seed)
-        else:
-            agent = spiral_envs.make_agent(opponent, env_id, seed=seed)
-        matches.append(Match(env_id, seed, {model_role: policy, other_role: agent}))
+        model_role = ROLES[i % 2]
+        matches.append(Match(env_id, EVAL_SEED_BASE + i, {model_role: LEARNER, other_role(model_role): opponent}))
     return matches
 
 
-def summarize(results: Sequence[GameResult], policy: ModelPolicy) -> dict[str, float]:
+def exploiter_agents(exploiter: Sequence[MatchPolicy]) -> AgentFactory:
+    """The "exploiter" seat: `exploiter[seat]`, the best-response match policy for that seat, seeded per game."""
+    return lambda env_id, seed, role: KuhnPokerPolicyAgent(exploiter[ROLES.index(role)], seed=seed)
+
+
+def summarize(results: Sequence[GameResult]) -> dict[str, float]:
     """Rates with their Wilson intervals, the mean return, and each game's own outcome measures."""
     wins = draws = losses = invalid = 0
     total_return = 0.0
@@ -52,7 +50,7 @@ def summarize(results: Sequence[GameResult], policy: ModelPolicy) -> dict[str, f
     deals = 0
     gains: list[float] = []
     for result in results:
-        role = next(r for r, seat in result.match.seats.items() if seat is policy)
+        (role,) = result.match.learner_roles()
         value = result.returns[role]
         total_return += value
         wins += value > 0
@@ -94,7 +92,6 @@ def evaluate(
     eval_policy = replace(
         policy,
         temperature=temperature,
-        trainable=False,
         torch_rng=torch.Generator(device=device).manual_seed(EVAL_SEED_BASE + seed),
     )
     metrics: dict[str, float] = {}
@@ -109,10 +106,11 @@ def evaluate(
             found = tictactoe_strategy(eval_policy, env_id, kwargs, probe_samples // 8 or 1)
         metrics.update({f"eval/{env_id}/{key}": value for key, value in found.items()})
         for opponent in opponents:
-            if opponent == "exploiter" and exploiter is None:
+            if opponent == EXPLOITER and exploiter is None:
                 continue  # only Kuhn Poker has an exact best response to the measured policy
-            matches = eval_matches(env_id, opponent, eval_policy, games, exploiter)
-            results = collector.play(matches, keep_transcripts=False)
-            for key, value in summarize(results, eval_policy).items():
+            player = exploiter_agents(exploiter) if opponent == EXPLOITER else scripted(opponent)
+            players: Players = {LEARNER: eval_policy, opponent: player}
+            results = collector.play(eval_matches(env_id, opponent, games), players, keep_transcripts=False)
+            for key, value in summarize(results).items():
                 metrics[f"eval/{env_id}/{opponent}/{key}"] = value
     return metrics

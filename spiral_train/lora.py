@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from spiral_train.config import LORA_INSTALL_HINT as INSTALL_HINT
+
 if TYPE_CHECKING:
     from spiral_train.config import TrainConfig
 
 ADAPTER_CONFIG = "adapter_config.json"
 """peft's `save_pretrained` writes this next to the adapter weights; its presence marks a LoRA checkpoint."""
-INSTALL_HINT = 'pip install "spiral-envs[lora]" (or: pip install peft)'
 
 
 def peft_missing() -> bool:
-    """True when `peft` cannot be imported (checked at config validation, so a run fails at start)."""
+    """True when `peft` cannot be imported (config validation checks it too, so a run fails at start)."""
     try:
         import peft  # noqa: F401
     except ImportError:

@@ -19,8 +19,6 @@ strategies among its opponents (fictitious self-play; spiral-rl 0.2 calls it FSP
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import os
 import random
 import shutil
@@ -31,9 +29,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 
-from spiral_train.collector import GameResult, Match, ModelPolicy
-from spiral_train.config import OPPONENTS, TrainConfig
-from spiral_train.generation import HFGenerator
+from spiral_train.checkpoint import write_folder_atomically
+from spiral_train.collector import GameResult, ModelPolicy
+from spiral_train.config import TrainConfig
+from spiral_train.models import frozen_copy
 
 POOL_DIR = "pool"
 WEIGHTS_FILE = "model.safetensors"
@@ -82,17 +81,8 @@ class OpponentPool:
         """Add the model's weights as the snapshot of `step`, if `step` is a snapshot step and not yet in."""
         if step % self.every != 0 or step in self.steps:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.path(step)
-        tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_model(model, str(tmp / WEIGHTS_FILE))
-        with open(tmp / WEIGHTS_FILE, "rb") as f:
-            os.fsync(f.fileno())
-        if final.exists():  # written before a crash, after the checkpoint we resumed from
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        # a folder of this step may exist: written before a crash, after the checkpoint we resumed from
+        write_folder_atomically(self.path(step), lambda tmp: save_model(model, str(tmp / WEIGHTS_FILE)))
         self.steps.append(step)
         del self.steps[: -self.size]
 
@@ -118,12 +108,7 @@ class OpponentPool:
 
     def _load(self, step: int, model: torch.nn.Module, learner: ModelPolicy) -> ModelPolicy:
         if self.policy is None:
-            frozen = copy.deepcopy(model).eval()
-            frozen.requires_grad_(False)
-            for param in frozen.parameters():
-                param.grad = None  # the learner's gradients, copied along; never needed here
-            generator = HFGenerator(frozen, learner.tokenizer, self.batch_size, self.bf16)
-            self.policy = dataclasses.replace(learner, generator=generator, trainable=False)
+            self.policy = frozen_copy(learner, model, self.batch_size, self.bf16)
         if self._loaded != step:
             frozen = self.policy.generator.model
             device = next(frozen.parameters()).device
@@ -131,15 +116,17 @@ class OpponentPool:
             self._loaded = step
         return self.policy
 
-    def stats(self, results: Sequence[GameResult], learner: ModelPolicy) -> dict[str, float]:
-        """`train/pool/share` of games played vs the pool, the learner's `train/pool/win_rate` in them."""
+    def stats(self, results: Sequence[GameResult]) -> dict[str, float]:
+        """`train/pool/share` of games played vs the pool, the learner's `train/pool/win_rate` in them, and
+        `train/pool/opponent_step`, the mean snapshot step they played (in Ray's async mode a batch can hold
+        games planned before the latest draw)."""
         record: dict[str, float] = {"train/pool/size": len(self.steps)}
-        pool_games = [r for r in results if any(s is self.policy for s in r.match.seats.values())]
+        pool_games = [r for r in results if r.match.pool_step is not None]
         record["train/pool/share"] = len(pool_games) / max(1, len(results))
         if pool_games:
-            wins = [r.returns[role] > 0 for r in pool_games for role, s in r.match.seats.items() if s is learner]
+            wins = [r.returns[role] > 0 for r in pool_games for role in r.match.learner_roles()]
             record["train/pool/win_rate"] = sum(wins) / len(wins)
-            record["train/pool/opponent_step"] = float(self.drawn or 0)
+            record["train/pool/opponent_step"] = sum(r.match.pool_step or 0 for r in pool_games) / len(pool_games)
         return record
 
     def state_dict(self) -> dict[str, Any]:
@@ -168,18 +155,3 @@ class OpponentPool:
             stray_tmp = folder.name.startswith(".tmp-") and not folder.name.endswith(f"-{os.getpid()}")
             if (folder.name.startswith("step-") and folder.name not in kept) or stray_tmp:
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def opponent_kind(match: Match, learner: ModelPolicy, pool: OpponentPool | None, fixed: str) -> str:
-    """What the learner faced in a game, for RAE: "self", "pool", or `fixed` (the fixed opponent's kind)."""
-    others = [seat for seat in match.seats.values() if seat is not learner]
-    if not others:
-        return "self"
-    if pool is not None and pool.policy is not None and any(seat is pool.policy for seat in others):
-        return "pool"
-    return fixed
-
-
-def fixed_opponent_kind(opponent: str) -> str:
-    """The kind name of the `opponent` option: "self", "random", "strong", or "frozen" for a checkpoint folder."""
-    return opponent if opponent in OPPONENTS else "frozen"

@@ -87,16 +87,15 @@ class RAE:
         baselines = [[env_id, role, kind, value] for (env_id, role, kind), value in self.baselines.items()]
         return {"mode": self.mode, "decay": self.decay, "baselines": baselines}
 
-    def load_state_dict(self, state: dict, legacy_opponent: str = "self") -> None:
-        """Checkpoints from before the split stored [env, role, value]; those baselines were all learned
-        against `legacy_opponent` (the run's one opponent kind), so they resume under that kind."""
+    def load_state_dict(self, state: dict) -> None:
         self.baselines = {}
         for entry in state["baselines"]:
-            if len(entry) == 3:
-                env_id, role, value = entry
-                kind = legacy_opponent
-            else:
-                env_id, role, kind, value = entry
+            if len(entry) != 4:
+                raise ValueError(
+                    f"RAE baseline {entry!r} is not [env id, role, opponent kind, value]: the checkpoint was written "
+                    "by a development version of spiral-train; start a new run"
+                )
+            env_id, role, kind, value = entry
             self.baselines[(env_id, role, kind)] = float(value)
 
     @staticmethod

@@ -155,18 +155,17 @@ def random_play_turns(
     """Every turn of uniformly random legal games; with `restate`, a turn's answers first restate the mover's
     card where its view has one (`restatement`)."""
     turns = []
+
+    def recording_random_agent(observation: str, info: dict) -> str:
+        legal = tuple(info["legal_actions"])
+        turns.append(WarmupTurn(observation, restatement(info["view"]) if restate else "", legal))
+        return spiral_envs.boxed(rng.choice(legal))
+
     for env_id in env_ids:
         env = spiral_envs.make(env_id, **env_kwargs.get(env_id, {}))
+        agents = dict.fromkeys(env.possible_agents, recording_random_agent)
         for _ in range(games_per_env):
-            env.reset(seed=rng.randrange(2**31))
-            for _ in env.agent_iter():
-                obs, _, term, trunc, info = env.last()
-                if term or trunc:
-                    env.step(None)
-                    continue
-                legal = tuple(info["legal_actions"])
-                turns.append(WarmupTurn(str(obs), restatement(info["view"]) if restate else "", legal))
-                env.step(spiral_envs.boxed(rng.choice(legal)))
+            spiral_envs.play_game(env, agents, seed=rng.randrange(2**31))
     return turns
 
 

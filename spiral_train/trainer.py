@@ -7,7 +7,6 @@ the learner's own weights, so every batch is on-policy.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from collections import defaultdict
@@ -16,66 +15,21 @@ from typing import Any
 
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-import spiral_envs
 from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
-from spiral_train.collector import Collector, GameResult, Match, ModelPolicy, Seat, Turn
-from spiral_train.config import TrainConfig, make_config, to_dict
+from spiral_train.collector import Collector, ModelPolicy, scripted
+from spiral_train.config import TrainConfig, to_dict
 from spiral_train.evaluation import evaluate
-from spiral_train.generation import Generator, HFGenerator, make_generator
+from spiral_train.generation import Generator, make_generator
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
-from spiral_train.pool import OpponentPool, fixed_opponent_kind, opponent_kind
+from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
+from spiral_train.pool import OpponentPool
 from spiral_train.rae import RAE, RoleReturn, state_baselines
-from spiral_train.tiny import TinySpec, tiny_model_path
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' but no CUDA GPU is visible; use --device cpu (or auto)")
-    return torch.device(name)
-
-
-def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[Any, Any, str]:
-    """The model and tokenizer to train, and where they came from (the tiny model is built if needed)."""
-    source = str(tiny_model_path(tiny_spec(config), log=log)) if config.model is None else config.model
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = lora.load_weights(source, device)  # for a LoRA checkpoint, its base model
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-    model = lora.prepare(model, config, source)  # LoRA adapters, when lora_rank > 0 or `source` holds one
-    model.eval()
-    return model, tokenizer, source
-
-
-def reference_model(config: TrainConfig, model: Any, source: str, device: torch.device) -> Any:
-    """The KL anchor (None without a KL term): for LoRA the same model with its adapters off, which costs no
-    memory; else a frozen fp32 copy of the starting weights, loaded from `source` onto `device`."""
-    if config.kl_coef <= 0:
-        return None
-    if lora.is_peft(model):
-        return lora.BaseReference(model)
-    ref = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
-    ref.requires_grad_(False)
-    return ref
-
-
-def tiny_spec(config: TrainConfig) -> TinySpec:
-    """The tiny model warms up on every game of the run (training and evaluation), with their options."""
-    env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
-    kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.game_kwargs().items()))
-    spec = TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
-    if config.generator == "vllm":  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
-        spec = dataclasses.replace(spec, num_heads=2, num_kv_heads=1)
-    return spec
+from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, ROLES, STRONG, GameResult, Match, Turn, other_role
+from spiral_train.tiny import tiny_model_path
 
 
 class Trainer:
@@ -119,10 +73,14 @@ class Trainer:
             config.temperature,
             config.max_new_tokens,
             self.torch_rng,
-            trainable=True,
             truncated_is_invalid=config.truncated_is_invalid,
         )
-        self.opponent = self._make_opponent()
+        self.opponent = opponent_kind(config.opponent)
+        """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""
+        self.players: dict[str, Any] = {LEARNER: self.policy}
+        """Seat kind -> who plays it in this process (the pool's seat joins at its first draw)."""
+        if self.opponent is not None:
+            self.players[self.opponent] = self._opponent_player()
         self.collector = Collector(config.num_envs, config.game_kwargs())
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
@@ -134,25 +92,26 @@ class Trainer:
     # -- one step -------------------------------------------------------------------------------------
 
     def matches(self) -> list[Match]:
-        """This step's games: env ids drawn by weight, fresh seeds, seats by the opponent setting."""
+        """This step's games: env ids drawn by weight, fresh seeds, seat kinds by the opponent setting."""
         c = self.config
         matches = []
         pool_policy, pool_roles = (
             self.pool.plan(self.step, self.model, self.policy, c.games_per_step) if self.pool else (None, {})
         )
+        if pool_policy is not None:
+            self.players[POOL] = pool_policy
         for i in range(c.games_per_step):
             env_id = self.rng.choices(c.env_ids, weights=c.env_weights)[0] if len(c.env_ids) > 1 else c.env_ids[0]
             seed = self.rng.randrange(2**31)
             if i in pool_roles:
-                other_role = "player_1" if pool_roles[i] == "player_0" else "player_0"
-                seats = {pool_roles[i]: self.policy, other_role: pool_policy}
-            elif self.opponent is None:
-                seats: dict[str, Seat] = {"player_0": self.policy, "player_1": self.policy}
+                seats = {pool_roles[i]: LEARNER, other_role(pool_roles[i]): POOL}
+                matches.append(Match(env_id, seed, seats, pool_step=self.pool.drawn))  # type: ignore[union-attr]
+                continue
+            if self.opponent is None:
+                seats = {"player_0": LEARNER, "player_1": LEARNER}
             else:
-                other = self.opponent(env_id, seed)
-                learner_role = "player_0" if (self.step + i) % 2 == 0 else "player_1"
-                other_role = "player_1" if learner_role == "player_0" else "player_0"
-                seats = {learner_role: self.policy, other_role: other}
+                learner_role = ROLES[(self.step + i) % 2]
+                seats = {learner_role: LEARNER, other_role(learner_role): self.opponent}
             matches.append(Match(env_id, seed, seats))
         return matches
 
@@ -177,14 +136,14 @@ class Trainer:
         for key, value in sorted(self.rae.baselines.items()):
             record[RAE.metric_key(key)] = value
         if self.pool is not None:
-            record.update(self.pool.stats(results, self.policy))
+            record.update(self.pool.stats(results))
         if c.log_transcripts:
             self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
         return record
 
     def collect(self, matches: list[Match]) -> list[GameResult]:
         """Play this step's games here; `distributed.RayTrainer` plays them on Ray rollout workers instead."""
-        return self.collector.play(matches, keep_transcripts=self.config.log_transcripts > 0)
+        return self.collector.play(matches, self.players, keep_transcripts=self.config.log_transcripts > 0)
 
     def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
         """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage,
@@ -197,7 +156,7 @@ class Trainer:
             for turn in result.turns:
                 by_role[turn.role].append(turn)
             for role, role_turns in by_role.items():
-                kind = opponent_kind(result.match, self.policy, self.pool, fixed_opponent_kind(self.config.opponent))
+                kind = result.match.opponent_kind()
                 rr = RoleReturn(
                     result.match.env_id, role, result.returns[role], opponent=kind, ended_by=ended_by(result, role)
                 )
@@ -220,7 +179,7 @@ class Trainer:
         return turns
 
     def rollout_stats(self, results: list[GameResult], turns: list[Turn]) -> dict[str, float]:
-        trained_roles = [(r, role) for r in results for role, seat in r.match.seats.items() if seat is self.policy]
+        trained_roles = [(r, role) for r in results for role in r.match.learner_roles()]
         rewards = [r.returns[role] for r, role in trained_roles]
         n_turns = max(1, len(turns))
         stats = {
@@ -297,34 +256,25 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.learner.load_state_dict(state["learner"])
-        self.rae.load_state_dict(state["rae"], legacy_opponent=fixed_opponent_kind(self.config.opponent))
+        self.rae.load_state_dict(state["rae"])
         if self.pool is not None:
             self.pool.load_state_dict(state.get("pool"))
         self.rng.setstate(state["rng"])
         self.torch_rng.set_state(state["torch_rng"])
         torch.set_rng_state(state["torch_global_rng"])
 
-    def _make_opponent(self):
-        """None for self-play; else a function (env_id, seed) -> the seat of the fixed opponent."""
-        kind = self.config.opponent
-        if kind == "self":
-            return None
-        if kind in ("random", "strong"):
-            return lambda env_id, seed: spiral_envs.make_agent(kind, env_id, seed=seed)
-        kind = lora.model_folder(kind)  # a checkpoint folder names its model/ subfolder
-        frozen = lora.load_frozen(kind, self.device)  # a LoRA checkpoint is merged into its base
-        frozen_tokenizer = AutoTokenizer.from_pretrained(kind)
-        policy = ModelPolicy(
-            HFGenerator(frozen, frozen_tokenizer, self.config.generation_batch_size, self.config.bf16),
-            frozen_tokenizer,
-            self.config.template,
-            self.config.temperature,
-            self.config.max_new_tokens,
-            self.torch_rng,
-            trainable=False,
-            truncated_is_invalid=self.config.truncated_is_invalid,
-        )
-        return lambda env_id, seed: policy
+    def _opponent_player(self) -> Any:
+        """Who plays the fixed opponent's seats: the game's reference agent, or a frozen checkpoint."""
+        if self.opponent in (RANDOM, STRONG):
+            return scripted(self.opponent)
+        return frozen_checkpoint_policy(self.config, self.config.opponent, self.device, self.torch_rng)
+
+
+def opponent_kind(opponent: str) -> str | None:
+    """The seat kind of the `opponent` option: None for "self", "random", "strong", or "frozen" for a folder."""
+    if opponent == "self":
+        return None
+    return opponent if opponent in (RANDOM, STRONG) else FROZEN
 
 
 def ended_by(result: GameResult, role: str) -> str | None:
@@ -364,24 +314,6 @@ def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="spiral-train", unit="step", dynamic_ncols=True)
-
-
-def train(
-    overrides: dict[str, Any] | None = None, preset: str = "tiny-cpu", run_dir: str | None = None, resume: bool = False
-) -> Path:
-    """Train with a preset and overrides; returns the run folder."""
-    config = make_config(preset, overrides)
-    path = Path(run_dir or config.run_dir or _new_run_dir())
-    return trainer_class(config)(config, path, resume=resume).run()
-
-
-def trainer_class(config: TrainConfig) -> type[Trainer]:
-    """`Trainer` in this process, or with `ray_workers > 0` the same loop on Ray actors (needs the ray extra)."""
-    if config.ray_workers > 0:
-        from spiral_train.distributed.driver import RayTrainer
-
-        return RayTrainer
-    return Trainer
 
 
 def _new_run_dir() -> Path:

@@ -81,3 +81,25 @@ def test_unknown_flag_is_an_argparse_error():
 def test_config_error_is_a_value_error():
     with pytest.raises(ConfigError):
         make_config("tiny-cpu", {"num_epochs": 0})
+
+
+def test_help_explains_every_option_in_groups():
+    """`--help` lists each `TrainConfig` field under its group heading, with its docstring and default."""
+    import dataclasses
+    import re
+
+    from spiral_train.config import TrainConfig, option_groups
+
+    groups = option_groups()
+    named = [name for _, fields in groups for name, _ in fields]
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+    assert {"advantage", "learner", "evaluation"} <= {heading for heading, _ in groups}
+    text = " ".join(build_parser().format_help().split())
+    for heading, fields in groups:
+        assert f"{heading}:" in text
+        for name, doc in fields:
+            assert doc, f"TrainConfig.{name} has no docstring"
+            flag = "--" + name.replace("_", "-")
+            after = text[re.search(re.escape(flag) + "[ ,]", text).start() :]
+            assert " ".join(doc.split()[:6]) in after[:400], name
+    assert "(default: None) (default" not in text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import spiral_envs
-from spiral_train.collector import Collector, Match, ModelPolicy
+from spiral_train.collector import Collector, Match, ModelPolicy, scripted
 from spiral_train.generation import HFGenerator
+from spiral_train.seats import LEARNER, RANDOM
 
 
 class RecordingGenerator(HFGenerator):
@@ -22,19 +22,22 @@ class RecordingGenerator(HFGenerator):
         return super().generate(prompt_ids, **kwargs)
 
 
-def make_policy(path, trainable=True, seed=0):
+def make_policy(path, seed=0):
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     generator = RecordingGenerator(model, tokenizer)
-    return ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(seed), trainable)
+    return ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(seed))
+
+
+SELF_PLAY = {"player_0": LEARNER, "player_1": LEARNER}
 
 
 def test_turns_of_different_games_and_roles_share_one_call(quick_model):
     policy = make_policy(quick_model)
     ids = ["KuhnPoker-v1", "TicTacToe-v0"] * 4
-    matches = [Match(env_id, seed, {"player_0": policy, "player_1": policy}) for seed, env_id in enumerate(ids)]
+    matches = [Match(env_id, seed, SELF_PLAY) for seed, env_id in enumerate(ids)]
     collector = Collector(num_envs=8, env_kwargs={"KuhnPoker-v1": {"num_rounds": 1}})
-    results = collector.play(matches)
+    results = collector.play(matches, {LEARNER: policy})
     sizes = policy.generator.batch_sizes
     assert len(results) == 8
     assert sizes[0] == 8  # the first tick asks all eight games at once
@@ -53,12 +56,11 @@ def test_turns_of_different_games_and_roles_share_one_call(quick_model):
 
 def test_scripted_opponent_seat_produces_no_samples(quick_model):
     policy = make_policy(quick_model)
-    agent = spiral_envs.RandomAgent(seed=1)
-    matches = [Match("TicTacToe-v0", s, {"player_0": policy, "player_1": agent}) for s in range(4)]
-    matches += [Match("TicTacToe-v0", s, {"player_1": policy, "player_0": agent}) for s in range(4)]
-    results = Collector(num_envs=4).play(matches)
+    matches = [Match("TicTacToe-v0", s, {"player_0": LEARNER, "player_1": RANDOM}) for s in range(4)]
+    matches += [Match("TicTacToe-v0", s, {"player_1": LEARNER, "player_0": RANDOM}) for s in range(4)]
+    results = Collector(num_envs=4).play(matches, {LEARNER: policy, RANDOM: scripted(RANDOM)})
     for result in results:
-        model_role = next(role for role, seat in result.match.seats.items() if seat is policy)
+        (model_role,) = result.match.learner_roles()
         assert {t.role for t in result.turns} <= {model_role}
         model_turns = [t for t in result.transcript if t["role"] == model_role]
         assert len(model_turns) == len(result.turns)
@@ -67,8 +69,8 @@ def test_scripted_opponent_seat_produces_no_samples(quick_model):
 def test_same_seeds_give_the_same_games(quick_model):
     def play():
         policy = make_policy(quick_model, seed=3)
-        matches = [Match("KuhnPoker-v1", s, {"player_0": policy, "player_1": policy}) for s in range(6)]
-        return Collector(num_envs=3).play(matches)
+        matches = [Match("KuhnPoker-v1", s, SELF_PLAY) for s in range(6)]
+        return Collector(num_envs=3).play(matches, {LEARNER: policy})
 
     first, second = play(), play()
     assert [r.returns for r in first] == [r.returns for r in second]
@@ -80,8 +82,8 @@ def test_behaviour_logprobs_match_the_learner_recomputation(quick_model):
     from spiral_train.learner import make_batch, response_logprobs
 
     policy = make_policy(quick_model)
-    matches = [Match("KuhnPoker-v1", s, {"player_0": policy, "player_1": policy}) for s in range(4)]
-    turns = [t for r in Collector(num_envs=4).play(matches) for t in r.turns]
+    matches = [Match("KuhnPoker-v1", s, SELF_PLAY) for s in range(4)]
+    turns = [t for r in Collector(num_envs=4).play(matches, {LEARNER: policy}) for t in r.turns]
     batch = make_batch(turns, policy.tokenizer.pad_token_id, torch.device("cpu"))
     with torch.no_grad():
         logp, _ = response_logprobs(policy.generator.model, batch, temperature=1.0)
@@ -93,8 +95,8 @@ def test_an_answer_cut_off_at_the_token_limit_is_played_as_no_move(quick_model):
     """One new token cannot hold a whole answer: every game ends at its first turn, by an invalid move."""
     policy = make_policy(quick_model)
     policy.max_new_tokens = 1
-    matches = [Match("KuhnPoker-v1", s, {"player_0": policy, "player_1": policy}) for s in range(4)]
-    for result in Collector(num_envs=4).play(matches):
+    matches = [Match("KuhnPoker-v1", s, SELF_PLAY) for s in range(4)]
+    for result in Collector(num_envs=4).play(matches, {LEARNER: policy}):
         assert result.outcome["invalid_move"]
         (turn,) = result.turns
         assert turn.truncated and not turn.valid

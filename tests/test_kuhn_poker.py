@@ -15,10 +15,10 @@ from spiral_envs.games.kuhn_poker import (
     CARDS,
     KuhnPoker,
     KuhnPokerEnv,
-    KuhnPokerMatchNashAgent,
     KuhnPokerNashAgent,
     KuhnPokerState,
 )
+from spiral_envs.games.kuhn_theory import KuhnPokerMatchNashAgent
 
 CARD_TOKEN = re.compile(r"\b[JQK]\b")
 LINES = (("check", "check"), ("check", "bet", "call"), ("check", "bet", "fold"), ("bet", "call"), ("bet", "fold"))
@@ -118,12 +118,8 @@ def test_the_chip_leader_wins_even_when_the_last_hand_went_the_other_way():
     assert state.results[-1].winner == 1
     assert state.is_terminal() and state.chips == [3, -3]
     assert state.returns() == (1.0, -1.0)
-    assert state.score() == {
-        "chips": {"player_0": 3, "player_1": -3},
-        "round": 5,
-        "num_rounds": 5,
-        "reason": "player_0 has more chips after 5 rounds (+3 to -3)",
-    }
+    assert state.score() == {"chips": {"player_0": 3, "player_1": -3}, "round": 5, "num_rounds": 5}  # data only
+    assert KuhnPoker(5).outcome_text(state) == "player_0 has more chips after 5 rounds (+3 to -3)"
 
 
 def test_equal_chips_is_a_draw():
@@ -131,7 +127,7 @@ def test_equal_chips_is_a_draw():
     play_rounds(state, [("bet", "fold"), ("bet", "fold")])
     assert state.is_terminal() and state.chips == [0, 0]
     assert state.returns() == (0.0, 0.0)
-    assert "draw" in state.score()["reason"]
+    assert "draw" in KuhnPoker(2).outcome_text(state)
 
 
 def test_num_rounds_must_be_a_positive_int():
@@ -355,15 +351,7 @@ def test_nash_policy_of_the_family():
 
 
 def play(env: KuhnPokerEnv, agents: dict, seed: int) -> dict[str, int]:
-    env.reset(seed=seed)
-    for agent in env.agent_iter():
-        observation, _, terminated, truncated, info = env.last()
-        if terminated or truncated:
-            chips = info["chips"]
-            env.step(None)
-        else:
-            env.step(agents[agent](str(observation), info))
-    return chips
+    return spiral_envs.play_game(env, agents, seed).score["chips"]
 
 
 def test_nash_agent_wins_chips_from_a_random_agent_in_both_seats():
@@ -381,7 +369,7 @@ def test_nash_agent_answers_in_the_paper_format_and_is_seeded():
     info = env.infos[env.agent_selection]
     answers = [KuhnPokerNashAgent(seed=7)(str(env.observe(env.agent_selection)), info) for _ in range(2)]
     assert answers[0] == answers[1] and answers[0] in (boxed("[check]"), boxed("[bet]"))
-    assert isinstance(env.game, KuhnPoker) and env.strong_agent is KuhnPokerMatchNashAgent
+    assert isinstance(env.game, KuhnPoker) and spiral_envs.spec("KuhnPoker-v1").load_expert() is KuhnPokerMatchNashAgent
 
 
 def test_strong_agent_wins_five_round_matches_from_a_random_agent_in_both_seats():

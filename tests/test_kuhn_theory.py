@@ -18,14 +18,13 @@ import pytest
 import spiral_envs
 from spiral_envs import RandomAgent, boxed, make_agent
 from spiral_envs.games.kuhn_poker import (
-    KuhnPokerEnv,
-    KuhnPokerMatchNashAgent,
     KuhnPokerNashAgent,
     KuhnPokerPolicyAgent,
     KuhnPokerState,
 )
 from spiral_envs.games.kuhn_theory import (
     INFO_STATES,
+    KuhnPokerMatchNashAgent,
     best_response,
     deterministic_round_policy,
     exploitability,
@@ -332,7 +331,7 @@ def test_round_policy_is_validated():
 
 
 def test_strong_agent_is_the_match_equilibrium():
-    assert KuhnPokerEnv.strong_agent is KuhnPokerMatchNashAgent
+    assert spiral_envs.spec("KuhnPoker-v1").load_expert() is KuhnPokerMatchNashAgent
     assert isinstance(make_agent("strong", "KuhnPoker-v1", seed=3), KuhnPokerMatchNashAgent)
 
 

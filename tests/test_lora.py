@@ -20,7 +20,8 @@ from spiral_train.config import ConfigError, make_config
 from spiral_train.generation import HFGenerator
 from spiral_train.learner import make_batch, response_logprobs
 from spiral_train.metrics import read_metrics
-from spiral_train.trainer import Trainer, load_model
+from spiral_train.models import load_model
+from spiral_train.trainer import Trainer
 
 
 def lora_config(model: Path, steps: int, **extra):
@@ -106,7 +107,8 @@ def test_checkpoint_holds_the_adapter_and_a_pointer_to_its_base(quick_model, tmp
 
     # a fixed opponent read from that checkpoint is the base with the adapter merged in
     opponent_run = Trainer(lora_config(quick_model, steps=1, lora_rank=0, opponent=str(checkpoint)), tmp_path / "vs")
-    frozen = opponent_run.opponent("KuhnPoker-v1", 0).generator.model
+    assert opponent_run.opponent == "frozen"
+    frozen = opponent_run.players["frozen"].generator.model
     assert not lora.is_peft(frozen)
     merged = lora.merged_state_dict(trainer.model)
     for name, tensor in frozen.state_dict().items():
@@ -176,7 +178,7 @@ def test_kl_reference_is_the_base_with_adapters_off(quick_model, tmp_path):
         for name, param in trainer.model.named_parameters():
             if "lora_B" in name:
                 param.fill_(0.05)
-    results = trainer.collector.play(trainer.matches()[:2], keep_transcripts=False)
+    results = trainer.collect(trainer.matches()[:2])
     turns = [turn for result in results for turn in result.turns]
     batch = make_batch(turns, trainer.tokenizer.pad_token_id, trainer.device)
     base = AutoModelForCausalLM.from_pretrained(quick_model, dtype=torch.float32).eval()

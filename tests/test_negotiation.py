@@ -14,18 +14,14 @@ from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
 from spiral_envs import InvalidMove, RandomAgent, boxed, make_agent
-from spiral_envs.games import negotiation
+from spiral_envs.games import negotiation, negotiation_moves
 from spiral_envs.games.negotiation import (
-    MAX_MESSAGE_CHARS,
-    Accept,
-    Deny,
     NegotiationHeuristicAgent,
     NegotiationState,
-    Offer,
     SimpleNegotiation,
     SimpleNegotiationEnv,
-    Talk,
 )
+from spiral_envs.games.negotiation_moves import MAX_MESSAGE_CHARS, Accept, Deny, Offer, Talk
 
 ENV_ID = "SimpleNegotiation-v1"
 GAME = SimpleNegotiation()
@@ -453,9 +449,9 @@ def test_huge_input_is_refused_quickly() -> None:
         with pytest.raises(InvalidMove, match="the limit is"):
             GAME.parse_action(move, state)
     # Below the length limit, the offer grammar itself is linear too (a quadratic scan would hang here).
-    assert negotiation.parse_offer(": " + "1 Wood, " * 200_000 + "-> 1 Gold") == ((200_000, 0), (0, 1))
+    assert negotiation_moves.parse_offer(": " + "1 Wood, " * 200_000 + "-> 1 Gold") == ((200_000, 0), (0, 1))
     with pytest.raises(InvalidMove):
-        negotiation.parse_offer(": 1 Wood" + " " * 1_000_000 + "x -> 1 Gold")
+        negotiation_moves.parse_offer(": 1 Wood" + " " * 1_000_000 + "x -> 1 Gold")
 
 
 # -- PettingZoo checks ----------------------------------------------------------------------------------------

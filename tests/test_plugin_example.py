@@ -14,7 +14,6 @@ import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pettingzoo.test import api_test, seed_test
@@ -52,16 +51,6 @@ def coin_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     monkeypatch.delitem(sys.modules, "coin_guess", raising=False)
     yield
     sys.modules.pop("coin_guess", None)
-
-
-def play(env: Any, agents: dict[str, Any]) -> dict[str, float]:
-    """One game to the end; the total reward of each agent."""
-    totals = dict.fromkeys(env.possible_agents, 0.0)
-    for agent in env.agent_iter():
-        observation, reward, termination, truncation, info = env.last()
-        totals[agent] += reward
-        env.step(None if termination or truncation else agents[agent](str(observation), info))
-    return totals
 
 
 def test_declaration_names_the_env_class() -> None:
@@ -160,8 +149,7 @@ def test_strong_agent_beats_random(coin_guess: None) -> None:
         other = f"player_{1 - seed % 2}"
         strong = spiral_envs.make_agent("strong", ENV_ID, seed=seed)
         agents = {side: strong, other: spiral_envs.RandomAgent(seed + 1000)}
-        env.reset(seed=seed)
-        results.append(play(env, agents)[side])
+        results.append(spiral_envs.play_game(env, agents, seed).rewards[side])
     assert statistics.mean(results) > 0.3
     assert sum(r > 0 for r in results) > 4 * sum(r < 0 for r in results)
 
@@ -171,3 +159,19 @@ def test_strong_agent_takes_the_larger_side_of_the_first_guess(coin_guess: None)
     agent = spiral_envs.make_agent("strong", ENV_ID, seed=5)
     view = {"player": 1, "coins": 3, "guesses": {0: 2}}
     assert {agent("", {"view": view}) for _ in range(10)} == {"\\boxed{[3]}"}
+
+
+def test_the_trainer_trains_and_evaluates_on_the_plugin_game(coin_guess: None, quick_model, tmp_path) -> None:
+    """`spiral-train --env-ids CoinGuess-v0` needs nothing of the game but its registration: two steps of
+    self-play and an evaluation against its entry point's `strong_agent`."""
+    from helpers import small_config
+
+    from spiral_train.metrics import read_metrics
+    from spiral_train.trainer import Trainer
+
+    config = small_config(quick_model, 2, env_ids=[ENV_ID], env_kwargs={}, eval_games=4, eval_every=2)
+    Trainer(config, tmp_path / "run", log=lambda *_: None).run()
+    records = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in records] == [0, 1, 2]
+    assert all(r["train/games"] == 6 and r["train/turns_per_game"] > 0 for r in records[1:])
+    assert records[-1][f"eval/{ENV_ID}/strong/games"] == 4

@@ -16,6 +16,7 @@ from spiral_train.cli import main
 from spiral_train.metrics import read_metrics
 from spiral_train.pool import WEIGHTS_FILE
 from spiral_train.rae import RAE, RoleReturn
+from spiral_train.seats import LEARNER, POOL
 from spiral_train.trainer import Trainer
 
 
@@ -80,13 +81,11 @@ def test_rae_keeps_one_baseline_per_opponent_kind():
     assert other.baselines == rae.baselines
 
 
-def test_old_checkpoints_baselines_load_under_the_runs_opponent_kind():
+def test_a_baseline_without_its_opponent_kind_is_refused_by_name():
     old = {"mode": "ema", "decay": 0.95, "baselines": [["K", "player_0", 0.25], ["K", "player_1", -0.25]]}
     rae = RAE("ema")
-    rae.load_state_dict(old)
-    assert rae.baselines == {("K", "player_0", "self"): 0.25, ("K", "player_1", "self"): -0.25}
-    rae.load_state_dict(old, legacy_opponent="strong")
-    assert rae.baselines == {("K", "player_0", "strong"): 0.25, ("K", "player_1", "strong"): -0.25}
+    with pytest.raises(ValueError, match=r"RAE baseline \['K', 'player_0', 0.25\] is not \[env id, role, opponent"):
+        rae.load_state_dict(old)
 
 
 def test_the_pool_plans_its_share_of_games_spread_out_with_alternating_seats(quick_model, tmp_path):
@@ -101,7 +100,8 @@ def test_the_pool_plans_its_share_of_games_spread_out_with_alternating_seats(qui
             : len(indices)
         ]
         if indices:
-            assert policy is pool.policy and not policy.trainable and policy.generator.model is not trainer.model
+            assert policy is pool.policy and policy.generator.model is not trainer.model
+            assert not any(p.requires_grad for p in policy.generator.model.parameters())
     pool.share = 0.5
     _, roles = pool.plan(1, trainer.model, trainer.policy, 6)
     assert [roles[i] for i in sorted(roles)] == ["player_1", "player_0", "player_1"]  # the next step: the other seat
@@ -112,16 +112,17 @@ def test_only_the_learners_seat_is_trained_in_pool_games(quick_model, tmp_path):
     # at temperature 1 the quick model's opening answer is nearly always invalid and ends the game; near greedy
     # it opens with a valid bet, so both seats get to answer
     trainer = Trainer(pool_config(quick_model, steps=1, log_transcripts=6, temperature=0.02), tmp_path / "run")
-    results = trainer.collector.play(trainer.matches())
+    results = trainer.collect(trainer.matches())
     pool_policy = trainer.pool.policy
-    assert trainer.pool.steps == [0] and pool_policy is not None
-    pool_games = [r for r in results if any(s is pool_policy for s in r.match.seats.values())]
+    assert trainer.pool.steps == [0] and pool_policy is not None and trainer.players[POOL] is pool_policy
+    pool_games = [r for r in results if POOL in r.match.seats.values()]
     assert len(pool_games) == 3  # pool_share 0.5 of 6 games
+    assert {r.match.pool_step for r in pool_games} == {0} and {r.match.pool_step for r in results} == {0, None}
 
     learner_roles, pool_answers = set(), 0
     for result in pool_games:
-        (learner_role,) = [role for role, seat in result.match.seats.items() if seat is trainer.policy]
-        (pool_role,) = [role for role, seat in result.match.seats.items() if seat is pool_policy]
+        (learner_role,) = [role for role, kind in result.match.seats.items() if kind == LEARNER]
+        (pool_role,) = [role for role, kind in result.match.seats.items() if kind == POOL]
         learner_roles.add(learner_role)
         assert {t.role for t in result.turns} <= {learner_role}
         assert len(result.turns) == len([t for t in result.transcript if t["role"] == learner_role])

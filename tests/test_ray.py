@@ -22,16 +22,16 @@ torch = pytest.importorskip("torch")
 from helpers import run_e2e, small_config  # noqa: E402
 
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
-from spiral_train.collector import Collector, Match, ModelPolicy  # noqa: E402
+from spiral_train.collector import Collector, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
 from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
-from spiral_train.distributed.worker import LEARNER, MatchSpec  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
 from spiral_train.learner import Learner, make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
+from spiral_train.models import load_model, reference_model  # noqa: E402
 from spiral_train.rae import RAE, RoleReturn  # noqa: E402
-from spiral_train.trainer import load_model, reference_model  # noqa: E402
+from spiral_train.seats import LEARNER, Match  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -161,8 +161,8 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
     generator = HFGenerator(model, tokenizer)
     rng = torch.Generator().manual_seed(0)
     policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, rng)
-    matches = [Match("KuhnPoker-v1", i, {"player_0": policy, "player_1": policy}) for i in range(8)]
-    results = Collector(8, {"KuhnPoker-v1": {"num_rounds": 1}}).play(matches)
+    matches = [Match("KuhnPoker-v1", i, {"player_0": LEARNER, "player_1": LEARNER}) for i in range(8)]
+    results = Collector(8, {"KuhnPoker-v1": {"num_rounds": 1}}).play(matches, {LEARNER: policy})
     turns = [t for r in results for t in r.turns]
     returns = [RoleReturn("KuhnPoker-v1", t.role, r.returns[t.role]) for r in results for t in r.turns]
     RAE("none").assign(returns)
@@ -227,9 +227,9 @@ def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cl
         # the worker, sent the current weights, samples from the merged model: its logprobs are the learner's
         worker = trainer.rollouts.workers[0]
         ray.get(worker.set_weights.remote(trainer.group.version, trainer.group.weights_ref))
-        spec = MatchSpec("KuhnPoker-v1", 7, {"player_0": LEARNER, "player_1": LEARNER})
-        rollout = ray.get(worker.play.remote([spec], 0, False))
-        turns = rollout.games[0].turns
+        match = Match("KuhnPoker-v1", 7, {"player_0": LEARNER, "player_1": LEARNER})
+        _, _, results = ray.get(worker.play.remote([match], 0, False))
+        turns = results[0].turns
         batch = make_batch(turns, trainer.tokenizer.pad_token_id, torch.device("cpu"))
         with torch.no_grad():
             logp, _ = response_logprobs(trainer.model, batch, config.temperature)

@@ -22,12 +22,11 @@ from safetensors.torch import load_model  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from spiral_train.checkpoint import load_state  # noqa: E402
-from spiral_train.collector import GameResult, Match  # noqa: E402
-from spiral_train.distributed.driver import PoolMatch, RayTrainer  # noqa: E402
+from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
-from spiral_train.distributed.worker import MatchSpec  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.pool import WEIGHTS_FILE  # noqa: E402
+from spiral_train.seats import LEARNER, POOL, GameResult, Match  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -63,13 +62,13 @@ class RecordingTrainer(RayTrainer):
         super().__init__(*args, **kwargs)
         self.batches: list[list[GameResult]] = []
         self.planned: dict[int, int] = {}
-        """id of each pool game -> the snapshot drawn by the plan that made it."""
+        """Seed of each pool game -> the snapshot drawn by the plan that made it."""
         self.draws: list[int | None] = []
 
     def matches(self) -> list[Match]:
         matches = super().matches()
         self.draws.append(self.pool.drawn)
-        self.planned.update({id(m): self.pool.drawn for m in matches if isinstance(m, PoolMatch)})
+        self.planned.update({m.seed: self.pool.drawn for m in matches if POOL in m.seats.values()})
         return matches
 
     def collect(self, matches: list[Match]) -> list[GameResult]:
@@ -80,9 +79,17 @@ class RecordingTrainer(RayTrainer):
 
 def run_keeping_workers(trainer: RayTrainer) -> list[tuple[int | None, int, dict]]:
     """Run the loop, then ask each worker what its pool model holds, then stop the actors."""
+
+    def pool_snapshot(worker) -> tuple[int | None, int, dict[str, torch.Tensor]]:
+        # runs inside the worker (a nested function, so Ray ships it by value): its pool model's snapshot
+        # step, how many loads it took, and its weights
+        model = worker.players["pool"].generator.model if "pool" in worker.players else None
+        weights = {} if model is None else {k: v.cpu() for k, v in model.state_dict().items()}
+        return worker.pool_step, worker.pool_loads, weights
+
     try:
         Trainer.run(trainer)  # the loop without RayTrainer.run's shutdown, so the workers are still there
-        return ray.get([w.pool_snapshot.remote() for w in trainer.rollouts.workers])
+        return ray.get([w.__ray_call__.remote(pool_snapshot) for w in trainer.rollouts.workers])
     finally:
         trainer.shutdown()
 
@@ -94,7 +101,7 @@ def snapshot_weights(like: torch.nn.Module, folder: Path) -> dict[str, torch.Ten
 
 
 def pool_games(batch: list[GameResult]) -> list[GameResult]:
-    return [r for r in batch if isinstance(r.match, PoolMatch)]
+    return [r for r in batch if POOL in r.match.seats.values()]
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +126,9 @@ def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_ru
         assert len(games) == 4  # pool_share 0.5 of 8
         learner_roles = set()
         for result in games:
-            (learner_role,) = [role for role, seat in result.match.seats.items() if seat is trainer.policy]
+            (learner_role,) = result.match.learner_roles()
             learner_roles.add(learner_role)
-            (pool_role,) = [role for role, seat in result.match.seats.items() if seat is trainer.pool.policy]
+            (pool_role,) = [role for role, kind in result.match.seats.items() if kind == POOL]
             assert {t.role for t in result.turns} <= {learner_role}  # the snapshot's turns are not trained
             answers = [t for t in result.transcript if t["role"] == pool_role]
             assert all("valid" in t for t in answers)  # answered by a model seat, not a scripted agent
@@ -195,7 +202,7 @@ def test_async_games_queued_ahead_keep_the_snapshot_they_were_planned_with(clust
     assert any(r["train/staleness_max"] == 1 for r in records)  # games did play during an update
 
     used = [r for batch in trainer.batches for r in pool_games(batch)]
-    assert used and all(r.match.pool_step == trainer.planned[id(r.match)] for r in used)
+    assert used and all(r.match.pool_step == trainer.planned[r.match.seed] for r in used)
     # batch s is collected after s + 2 plans (the first step plans twice): its games were mostly planned one
     # draw before the latest, draws[s + 1]
     assert len(trainer.draws) == len(trainer.batches) + 1
@@ -216,13 +223,13 @@ def test_async_games_queued_ahead_keep_the_snapshot_they_were_planned_with(clust
 
 def test_chunks_are_cut_where_the_pool_snapshot_changes():
     """A worker holds one snapshot: games replayed together (or a batch spanning two plans) are split by it."""
-    rollouts = RolloutPool.__new__(RolloutPool)  # `_chunks` needs no actors: only the chunk size and to_spec
+    rollouts = RolloutPool.__new__(RolloutPool)  # `_chunks` needs no actors: only the chunk size
     rollouts.chunk_size = 3
-    rollouts.to_spec = lambda m: MatchSpec(m.env_id, m.seed, {}, m.pool_step if isinstance(m, PoolMatch) else None)
     snapshots = [0, None, 0, None, 2, None, 2, 2, 4, None]  # None: a self-play game
-    games = [(i, Match(ENV, i, {}) if s is None else PoolMatch(ENV, i, {}, s)) for i, s in enumerate(snapshots)]
+    self_play, vs_pool = {"player_0": LEARNER, "player_1": LEARNER}, {"player_0": LEARNER, "player_1": POOL}
+    games = [(i, Match(ENV, i, self_play) if s is None else Match(ENV, i, vs_pool, s)) for i, s in enumerate(snapshots)]
     chunks = [[key for key, _ in chunk] for chunk in rollouts._chunks(games)]
     assert chunks == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]  # 8 plays another snapshot than 6 and 7
     # without pool games, only the chunk size cuts (the chunks, hence sample seeds, of runs without a pool)
-    plain = [(i, Match(ENV, i, {})) for i in range(7)]
+    plain = [(i, Match(ENV, i, self_play)) for i in range(7)]
     assert [[key for key, _ in chunk] for chunk in rollouts._chunks(plain)] == [[0, 1, 2], [3, 4, 5], [6]]

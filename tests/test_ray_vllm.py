@@ -22,10 +22,10 @@ from spiral_train.collector import Match  # noqa: E402
 from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.learner_group import cpu_weights  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
-from spiral_train.distributed.worker import LEARNER, MatchSpec  # noqa: E402
 from spiral_train.learner import make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
-from spiral_train.trainer import load_model  # noqa: E402
+from spiral_train.models import load_model  # noqa: E402
+from spiral_train.seats import LEARNER  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.vllm]
 
@@ -59,7 +59,7 @@ def max_gap_to_learner(model, turns, temperature: float) -> float:
 def test_weights_sent_by_the_driver_reach_the_workers_vllm_engine(cluster, quick_vllm_model):
     config = vllm_config(quick_vllm_model, 1, ray_workers=1, games_per_step=4, num_envs=4)
     model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
-    pool = RolloutPool(config, str(quick_vllm_model), lambda m: MatchSpec(m.env_id, m.seed, dict(m.seats)))
+    pool = RolloutPool(config, str(quick_vllm_model))
     try:
         backend = ray.get(pool.workers[0].__ray_call__.remote(lambda worker: type(worker.generator).__name__))
         assert backend == "VLLMGenerator"
@@ -70,7 +70,7 @@ def test_weights_sent_by_the_driver_reach_the_workers_vllm_engine(cluster, quick
             ]
             finished = pool.collect(matches, version, ray.put(cpu_weights(model)), batch=4)
             assert [f.version for f in finished] == [version] * 4
-            turns = [t for f in finished for t in f.game.turns]
+            turns = [t for f in finished for t in f.turns]
             assert turns and all(len(t.logprobs) == len(t.response_ids) > 0 for t in turns)
             return turns
 

@@ -24,7 +24,7 @@ def model_policy(path, max_new_tokens: int = 8) -> ModelPolicy:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     generator = HFGenerator(model, tokenizer)
-    return ModelPolicy(generator, tokenizer, "qwen3", 1.0, max_new_tokens, torch.Generator().manual_seed(0), False)
+    return ModelPolicy(generator, tokenizer, "qwen3", 1.0, max_new_tokens, torch.Generator().manual_seed(0))
 
 
 def test_kuhn_probes_are_the_twelve_first_hand_states_as_the_env_shows_them():

@@ -15,9 +15,9 @@ import spiral_envs
 from spiral_train.collector import Turn
 from spiral_train.config import ConfigError, make_config
 from spiral_train.learner import make_batch, response_logprobs
+from spiral_train.models import tiny_spec
 from spiral_train.prompts import render_prompt
 from spiral_train.tiny import tiny_model_path
-from spiral_train.trainer import tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def draw(generator, prompts, temperature: float, seed: int, max_new_tokens: int 
 def test_lora_model_syncs_its_merged_weights(vllm_model_dir):
     """With --lora-rank the learner is a peft model: the engine gets the adapters merged into the base."""
     from spiral_train import lora
-    from spiral_train.vllm_generator import VLLMGenerator
+    from spiral_train.generation.vllm import VLLMGenerator
 
     base, tokenizer = load(vllm_model_dir)
     model = lora.wrap(base, 4, 32.0, 0.0, ["all-linear"], str(vllm_model_dir))
@@ -94,7 +94,7 @@ def test_lora_model_syncs_its_merged_weights(vllm_model_dir):
 @pytest.mark.vllm
 @pytest.mark.parametrize("from_disk", [False, True], ids=["in-memory", "from-disk"])
 def test_sync_then_vllm_logprobs_equal_the_learners(vllm_model_dir, from_disk):
-    from spiral_train.vllm_generator import VLLMGenerator
+    from spiral_train.generation.vllm import VLLMGenerator
 
     model, tokenizer = load(vllm_model_dir)
     prompts = kuhn_prompts(tokenizer, 16)
@@ -122,7 +122,7 @@ def test_sync_then_vllm_logprobs_equal_the_learners(vllm_model_dir, from_disk):
 
 @pytest.mark.vllm
 def test_samples_are_reproducible_for_a_seed_and_end_like_the_hf_backend(vllm_model_dir):
-    from spiral_train.vllm_generator import VLLMGenerator
+    from spiral_train.generation.vllm import VLLMGenerator
 
     model, tokenizer = load(vllm_model_dir)
     prompts = kuhn_prompts(tokenizer, 24)
@@ -156,7 +156,7 @@ def test_samples_are_reproducible_for_a_seed_and_end_like_the_hf_backend(vllm_mo
 @pytest.mark.vllm
 def test_an_unsupported_head_dim_fails_at_start_naming_the_fix(quick_model):
     pytest.importorskip("vllm")
-    from spiral_train.vllm_generator import VLLMGenerator
+    from spiral_train.generation.vllm import VLLMGenerator
 
     model, tokenizer = load(quick_model)  # the default tiny shape: head_dim 16
     with pytest.raises(ValueError, match=r"head_dim is 16.*generator='hf'.*num_heads=2, num_kv_heads=1"):

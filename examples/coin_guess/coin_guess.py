@@ -107,15 +107,7 @@ class CoinGuessState(GameState[int]):
         }
 
     def score(self) -> dict[str, Any]:
-        if not self.is_terminal():
-            return {}
-        p0, p1 = self.points
-        if p0 == p1:
-            reason = f"both players won {p0} round(s): a draw"
-        else:
-            winner = 0 if p0 > p1 else 1
-            reason = f"player_{winner} won {max(p0, p1)} round(s) to {min(p0, p1)}"
-        return {"points": (p0, p1), "reason": reason}
+        return {"points": tuple(self.points)} if self.is_terminal() else {}
 
 
 class CoinGuess(TextGame[int]):
@@ -162,6 +154,13 @@ class CoinGuess(TextGame[int]):
 
     def format_action(self, action: int) -> str:
         return f"[{action}]"
+
+    def outcome_text(self, state: CoinGuessState) -> str:
+        p0, p1 = state.points
+        if p0 == p1:
+            return f"both players won {p0} round(s): a draw"
+        winner = 0 if p0 > p1 else 1
+        return f"player_{winner} won {max(p0, p1)} round(s) to {min(p0, p1)}"
 
     def render(self, state: CoinGuessState) -> str:
         """Both hands and all guesses: the god's-eye view, for logs and `render_mode="ansi"`."""

@@ -169,18 +169,7 @@ class KuhnPokerState(GameState[str]):
 
     def score(self) -> dict[str, Any]:
         chips = {player_name(0): self.chips[0], player_name(1): self.chips[1]}
-        result: dict[str, Any] = {"chips": chips, "round": self.round, "num_rounds": self.num_rounds}
-        if self.is_terminal():
-            winner = self.winner()
-            rounds = f"{self.num_rounds} round{'s' if self.num_rounds > 1 else ''}"
-            if winner is None:
-                result["reason"] = f"both players have {self.chips[0]} chips after {rounds}: a draw"
-            else:
-                result["reason"] = (
-                    f"{player_name(winner)} has more chips after {rounds} "
-                    f"({signed(self.chips[winner])} to {signed(self.chips[1 - winner])})"
-                )
-        return result
+        return {"chips": chips, "round": self.round, "num_rounds": self.num_rounds}
 
 
 def check_scoring(scoring: str) -> str:
@@ -285,6 +274,16 @@ class KuhnPoker(TextGame[str]):
             return wanted
         return super().parse_action(move, state)
 
+    def outcome_text(self, state: KuhnPokerState) -> str:
+        winner = state.winner()
+        rounds = f"{state.num_rounds} round{'s' if state.num_rounds > 1 else ''}"
+        if winner is None:
+            return f"both players have {state.chips[0]} chips after {rounds}: a draw"
+        return (
+            f"{player_name(winner)} has more chips after {rounds} "
+            f"({signed(state.chips[winner])} to {signed(state.chips[1 - winner])})"
+        )
+
     def render(self, state: KuhnPokerState) -> str:
         """Both hands, for logs: unlike `describe`, this shows what neither player may see."""
         lines = [
@@ -382,28 +381,6 @@ class KuhnPokerPolicyAgent:
         return sample_answer(self.policy(info["view"]), self.rng)
 
 
-class KuhnPokerMatchNashAgent:
-    """The exact equilibrium of the whole match as the env scores it (`kuhn_theory.solve_match`).
-
-    Unlike `KuhnPokerNashAgent` it knows that the rounds are linked by the chips: under match scoring only
-    the chip leader after the last round wins, so each round is played for the match. No opponent expects more
-    than the value of the game against it, in either seat. The equilibrium of each (num_rounds, scoring) is
-    solved on its first move, in well under a second, and cached.
-    """
-
-    def __init__(self, seed: int | None = None) -> None:
-        self.rng = random.Random(seed)
-
-    def policy(self, view: dict[str, Any]) -> Mapping[str, Any]:
-        """The equilibrium probability of each legal action for the player whose view this is."""
-        from spiral_envs.games.kuhn_theory import solve_match  # kuhn_theory imports this module
-
-        return policy_in_view(solve_match(view["num_rounds"], view["scoring"]).policy, view)
-
-    def __call__(self, observation: str, info: dict[str, Any]) -> str:
-        return sample_answer(self.policy(info["view"]), self.rng)
-
-
 class KuhnPokerEnv(TextGameEnv):
     """`KuhnPoker-v1`; `num_rounds` rounds a game (5 by default), `scoring` (see `SCORINGS`), and the options
     of `TextGameEnv`.
@@ -413,7 +390,6 @@ class KuhnPokerEnv(TextGameEnv):
     """
 
     metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "kuhn_poker_v1"}
-    strong_agent = KuhnPokerMatchNashAgent
 
     def __init__(
         self, num_rounds: int = 5, scoring: str = "match", invalid_move_penalty: float | None = None, **options: Any

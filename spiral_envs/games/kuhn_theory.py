@@ -17,12 +17,23 @@ from __future__ import annotations
 
 import functools
 import itertools
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from spiral_envs.games.kuhn_poker import CARDS, FACING_BET, OPEN, RANK, MatchPolicy, check_scoring
+from spiral_envs.games.kuhn_poker import (
+    CARDS,
+    FACING_BET,
+    OPEN,
+    RANK,
+    MatchPolicy,
+    check_scoring,
+    policy_in_view,
+    sample_answer,
+)
 from spiral_envs.matrix_game import solve_zero_sum
 
 Betting = tuple[str, ...]
@@ -387,3 +398,23 @@ def nash_conv(policy: MatchPolicy, num_rounds: int, scoring: str = "match") -> f
 def exploitability(policy: MatchPolicy, num_rounds: int, scoring: str = "match") -> float:
     """Half the NashConv: a best responder's average gain over the value, per seat."""
     return nash_conv(policy, num_rounds, scoring) / 2
+
+
+class KuhnPokerMatchNashAgent:
+    """The exact equilibrium of the whole match as the env scores it (`solve_match`), the game's registered expert.
+
+    Unlike `KuhnPokerNashAgent` it knows that the rounds are linked by the chips: under match scoring only
+    the chip leader after the last round wins, so each round is played for the match. No opponent expects more
+    than the value of the game against it, in either seat. The equilibrium of each (num_rounds, scoring) is
+    solved on its first move, in well under a second, and cached.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def policy(self, view: dict[str, Any]) -> Mapping[str, Any]:
+        """The equilibrium probability of each legal action for the player whose view this is."""
+        return policy_in_view(solve_match(view["num_rounds"], view["scoring"]).policy, view)
+
+    def __call__(self, observation: str, info: dict[str, Any]) -> str:
+        return sample_answer(self.policy(info["view"]), self.rng)

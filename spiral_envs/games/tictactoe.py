@@ -65,13 +65,6 @@ class TicTacToeState(GameState[int]):
     def player_view(self, player: int) -> dict[str, Any]:
         return {"player": player, "board": self.board, "moves": list(self.moves)}
 
-    def score(self) -> dict[str, Any]:
-        if not self.is_terminal():
-            return {}
-        if self.winner is None:
-            return {"reason": "the board is full with no line: a draw"}
-        return {"reason": f"player_{self.winner} ({SYMBOLS[self.winner]}) completed a line"}
-
 
 def board_text(board: tuple[int | None, ...]) -> str:
     """Rows of the board with empty cells showing their number, as the model must write them."""
@@ -105,6 +98,11 @@ class TicTacToe(TextGame[int]):
 
     def format_action(self, action: int) -> str:
         return f"[{action}]"
+
+    def outcome_text(self, state: TicTacToeState) -> str:
+        if state.winner is None:
+            return "the board is full with no line: a draw"
+        return f"player_{state.winner} ({SYMBOLS[state.winner]}) completed a line"
 
     def render(self, state: TicTacToeState) -> str:
         return board_text(state.board)
@@ -217,7 +215,6 @@ class TicTacToeEnv(TextGameEnv):
     """`TicTacToe-v0`; takes the options of `TextGameEnv`."""
 
     metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "tictactoe_v0"}
-    strong_agent = TicTacToeMinimaxAgent
 
     def __init__(self, **options: Any) -> None:
         super().__init__(TicTacToe(), **options)

@@ -10,10 +10,9 @@ that played a game and the weights it trains), `train/stale_dropped`, `ray/worke
 
 Opponent pools: the driver owns the pool (its list, draws, snapshots on disk and its one frozen copy, as in
 one process); each drawn snapshot goes to the object store once, as a plain transformers state dict (LoRA
-merged), and the workers play it in their own frozen pool model. A pool game is a `PoolMatch`, which names
-the snapshot drawn when it was planned, and keeps the driver's seat objects, so RAE's opponent kinds and
-`train/pool/*` read the results as in one process; `train/pool/opponent_step` is the mean snapshot step of
-the batch's pool games (in async mode a batch can hold games planned before the latest draw).
+merged), and the workers play it in their own frozen pool model. A pool game's `Match` names the snapshot
+drawn when it was planned (`pool_step`), so RAE's opponent kinds and `train/pool/*` read the results as in
+one process.
 
 Versions: the learner group's `version` is the number of updates done (the step), and a game's version is
 the version of the weights that played it; sync mode uses only games of the current version.
@@ -24,17 +23,15 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spiral_train import lora
-from spiral_train.collector import GameResult, Match
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.learner_group import LearnerGroup
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.distributed.worker import FROZEN, LEARNER, POOL, MatchSpec
 from spiral_train.generation import Generator, HFGenerator
+from spiral_train.seats import GameResult, Match
 from spiral_train.trainer import Trainer
 
 
@@ -56,17 +53,6 @@ def check_resources(cpus: float, gpus: float) -> None:
             f"ray_workers x ray_worker_cpus/gpus + ray_learners x ray_learner_cpus/gpus asks for {cpus:g} CPUs "
             f"and {gpus:g} GPUs: lower those options or add nodes"
         )
-
-
-@dataclass
-class PoolMatch(Match):
-    """A game against the opponent pool, with the snapshot drawn for the step that planned it.
-
-    The driver's pool seat is one object whatever snapshot it holds, and in async mode (or a replay) a game
-    is played after the next draw; the snapshot step travels with the game instead.
-    """
-
-    pool_step: int = 0
 
 
 class RayTrainer(Trainer):
@@ -91,7 +77,7 @@ class RayTrainer(Trainer):
             # Actors load `self.source`, the run's original model, for its shape and tokenizer, then get the current
             # weights; checkpoint folders are pruned, so a worker restarted later could not count on finding one.
             self.group = LearnerGroup(config, self.source, self.model, self.learner.state_dict(), version=self.step)
-            self.rollouts = RolloutPool(config, self.source, self._spec, self.pool_refs.__getitem__)
+            self.rollouts = RolloutPool(config, self.source, self.pool_refs.__getitem__)
         except BaseException:
             self.shutdown()
             raise
@@ -108,7 +94,7 @@ class RayTrainer(Trainer):
         return HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
 
     def matches(self) -> list[Match]:
-        """The `Trainer`'s games, with pool games as `PoolMatch`es and the drawn snapshot in the object store."""
+        """The `Trainer`'s games; when they hold pool games, the drawn snapshot goes to the object store."""
         matches = super().matches()
         pool = self.pool
         if pool is None or pool.drawn is None or pool.policy is None:
@@ -118,18 +104,7 @@ class RayTrainer(Trainer):
 
             weights = lora.merged_state_dict(pool.policy.generator.model)
             self.pool_refs[pool.drawn] = ray.put({name: tensor.to("cpu") for name, tensor in weights.items()})
-        return [
-            PoolMatch(m.env_id, m.seed, m.seats, pool.drawn) if any(s is pool.policy for s in m.seats.values()) else m
-            for m in matches
-        ]
-
-    def _spec(self, match: Match) -> MatchSpec:
-        kind = self.config.opponent if self.config.opponent in ("random", "strong") else FROZEN
-        pool_step = match.pool_step if isinstance(match, PoolMatch) else None
-        if pool_step is not None:
-            kind = POOL  # the seat that is not the learner's plays the snapshot
-        seats = {role: LEARNER if seat is self.policy else kind for role, seat in match.seats.items()}
-        return MatchSpec(match.env_id, match.seed, seats, pool_step)
+        return matches
 
     def collect(self, matches: list[Match]) -> list[GameResult]:
         assert self.rollouts is not None and self.group is not None
@@ -139,15 +114,14 @@ class RayTrainer(Trainer):
             self._queued_ahead = True
         version = self.group.version
         t0 = time.time()
-        finished = self.rollouts.collect(matches, version, self.group.weights_ref, c.games_per_step)
+        results = self.rollouts.collect(matches, version, self.group.weights_ref, c.games_per_step)
         wait = time.time() - t0
-        results = []
-        for index, f in enumerate(finished):
-            for turn in f.game.turns:
+        for index, result in enumerate(results):  # numbered in the batch, as the collector numbers them
+            result.index = index
+            for turn in result.turns:
                 turn.game = index
-            results.append(GameResult(index, f.match, f.game.returns, f.game.outcome, f.game.turns, f.game.transcript))
-        staleness = [version - f.version for f in finished]
-        self.sample_versions[self.step + 1] = [f.version for f in finished]
+        staleness = [version - r.version for r in results]
+        self.sample_versions[self.step + 1] = [r.version for r in results]
         stats = self.rollouts.take_stats()
         self._rollout_record = {
             "train/staleness_max": max(staleness),
@@ -159,11 +133,8 @@ class RayTrainer(Trainer):
             "time/rollout_wait_s": wait,
         }
         if self.pool is not None:
-            played = [f.match.pool_step for f in finished if isinstance(f.match, PoolMatch)]
-            if played:
-                self._rollout_record["train/pool/opponent_step"] = sum(played) / len(played)
             # keep a snapshot's weights in the object store only while a game may still play it
-            needed = {m.pool_step for m in self.rollouts.outstanding() if isinstance(m, PoolMatch)}
+            needed = {m.pool_step for m in self.rollouts.outstanding() if m.pool_step is not None}
             for step in set(self.pool_refs) - needed - {self.pool.drawn}:
                 del self.pool_refs[step]
         return results

@@ -31,42 +31,18 @@ from transformers.utils import logging as hf_logging
 from spiral_train import lora
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
+from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.learner import Learner
+from spiral_train.models import load_model, reference_model, resolve_device
 
 SUMMED = ("loss", "clip_frac", "approx_kl", "entropy", "kl_ref")
 """Metrics each rank reports as its share (its sums over whole-batch counts): the group adds them up."""
-
-
-class DataParallelLearner(Learner):
-    """A `Learner` whose gradients and normalisers are summed over the torch.distributed group."""
-
-    def _comm_device(self) -> torch.device:
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
-
-    def global_counts(self, tokens: int, turns: int) -> tuple[int, int]:
-        counts = torch.tensor([tokens, turns], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(counts)
-        return int(counts[0].item()), int(counts[1].item())
-
-    def reduce_gradients(self) -> None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in params]).to(self._comm_device())
-        dist.all_reduce(flat)
-        offset = 0
-        for p in params:
-            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
 
 
 class LearnerRank:
     """One rank of the group, in its own Ray actor (a plain class: Ray wraps it in `LearnerGroup`)."""
 
     def __init__(self, config: TrainConfig, source: str, rank: int, world: int, threads: int = 1) -> None:
-        from spiral_train.trainer import load_model, resolve_device
-
         torch.set_num_threads(max(1, threads))
         hf_logging.disable_progress_bar()
         self.config = config
@@ -92,8 +68,6 @@ class LearnerRank:
         return ray.util.get_node_ip_address(), port
 
     def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict) -> None:
-        from spiral_train.trainer import reference_model
-
         if self.world > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(

@@ -32,20 +32,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spiral_train.collector import Match
 from spiral_train.config import TrainConfig
-from spiral_train.distributed.worker import MatchSpec, PlayedGame, Rollout, RolloutWorker, sample_seed
+from spiral_train.distributed.worker import RolloutWorker, sample_seed
+from spiral_train.seats import GameResult, Match
 
 Chunk = list[tuple[int, Match]]
 """Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
-
-
-@dataclass
-class Finished:
-    version: int
-    key: int
-    match: Match
-    game: PlayedGame
 
 
 @dataclass
@@ -59,17 +51,10 @@ class PoolStats:
 
 
 class RolloutPool:
-    def __init__(
-        self,
-        config: TrainConfig,
-        source: str,
-        to_spec: Callable[[Match], MatchSpec],
-        pool_weights: Callable[[int], Any] | None = None,
-    ) -> None:
+    def __init__(self, config: TrainConfig, source: str, pool_weights: Callable[[int], Any] | None = None) -> None:
         import ray
 
         self.config = config
-        self.to_spec = to_spec
         self.pool_weights = pool_weights
         """Snapshot step -> the object reference of its weights, for chunks with pool games."""
         restarts = config.ray_max_restarts
@@ -91,14 +76,16 @@ class RolloutPool:
         self.chunk_size = config.ray_chunk_games or math.ceil(config.games_per_step / config.ray_workers)
         self.pending: deque[Chunk] = deque()
         self.in_flight: dict[Any, tuple[int, Chunk | None, int]] = {}
-        self.finished: list[Finished] = []
+        self.finished: list[GameResult] = []
+        """Results not yet handed out; a result's `index` is its order key while here."""
         self.next_key = 0
         self.stats = PoolStats()
 
     # -- the step's batch ---------------------------------------------------------------------------------
 
-    def collect(self, matches: Sequence[Match], version: int, weights: Any, batch: int) -> list[Finished]:
-        """Queue `matches`, and return `batch` finished games fit for training at `version`."""
+    def collect(self, matches: Sequence[Match], version: int, weights: Any, batch: int) -> list[GameResult]:
+        """Queue `matches`, and return `batch` finished games fit for training at `version`, each with the
+        `version` that played it and, as `index`, its place in the order the games were queued."""
         self.enqueue(matches)
         oldest = version - (self.config.max_staleness if self.config.async_mode else 0)
         while True:
@@ -111,11 +98,11 @@ class RolloutPool:
                     f"no games left to play for a batch of {batch} (have {len(self.finished)}): this is a bug"
                 )
             self._wait_one()
-        self.finished.sort(key=lambda f: (f.version, f.key))
+        self.finished.sort(key=lambda f: (f.version, f.index))
         taken, self.finished = self.finished[:batch], self.finished[batch:]
         if self.config.async_mode:
             self._dispatch(version, weights)  # keep playing while the learner updates
-        return taken if self.config.async_mode else sorted(taken, key=lambda f: f.key)
+        return taken if self.config.async_mode else sorted(taken, key=lambda f: f.index)
 
     def enqueue(self, matches: Sequence[Match]) -> None:
         keyed = []
@@ -129,7 +116,7 @@ class RolloutPool:
         chunks: list[Chunk] = []
         snapshot: int | None = None
         for key, match in keyed:
-            step = self.to_spec(match).pool_step
+            step = match.pool_step
             if not chunks or len(chunks[-1]) == self.chunk_size or (step is not None and snapshot not in (None, step)):
                 chunks.append([])
                 snapshot = None
@@ -164,15 +151,15 @@ class RolloutPool:
             if self.versions[w] != version:
                 worker.set_weights.remote(version, weights)  # runs before the play below (actor order)
                 self.versions[w] = version
-            specs = [self.to_spec(m) for _, m in chunk]
-            seed = sample_seed(self.config.seed, specs)
+            matches = [m for _, m in chunk]
+            seed = sample_seed(self.config.seed, matches)
             pool = None
-            steps = {s.pool_step for s in specs if s.pool_step is not None}
+            steps = {m.pool_step for m in matches if m.pool_step is not None}
             if steps:
                 assert len(steps) == 1 and self.pool_weights is not None, steps  # `_chunks` cuts at snapshot changes
                 step = steps.pop()
                 pool = (step, self.pool_weights(step))
-            ref = worker.play.remote(specs, seed, self.config.log_transcripts > 0, pool)
+            ref = worker.play.remote(matches, seed, self.config.log_transcripts > 0, pool)
             self.in_flight[ref] = (w, chunk, version)
 
     def _wait_one(self) -> None:
@@ -201,15 +188,16 @@ class RolloutPool:
             self.versions[w] = -1
             self._note_pid(w, answer)
             return
-        rollout: Rollout = answer
-        self._note_pid(w, rollout.pid)
-        if rollout.version != expected:  # restarted between calls: it lost the weights we had sent
+        played_version, pid, results = answer
+        self._note_pid(w, pid)
+        if played_version != expected:  # restarted between calls: it lost the weights we had sent
             self.versions[w] = -1
             self.pending.appendleft(chunk)
             self.stats.replayed += len(chunk)
             return
-        for (key, match), game in zip(chunk, rollout.games):
-            self.finished.append(Finished(rollout.version, key, match, game))
+        for (key, _), result in zip(chunk, results):
+            result.index = key
+            self.finished.append(result)
 
     def _note_pid(self, w: int, pid: int) -> None:
         if pid != self.pids[w]:
@@ -243,7 +231,7 @@ class RolloutPool:
         self.finished = [f for f in self.finished if f.version >= oldest]
         self.stats.dropped_stale += len(stale)
         self.stats.replayed += len(stale)
-        replay = sorted(((f.key, f.match) for f in stale), key=lambda km: km[0])
+        replay = sorted(((f.index, f.match) for f in stale), key=lambda km: km[0])
         self.pending.extendleft(reversed(self._chunks(replay)))
 
     def shutdown(self, close_timeout_s: float = 30.0) -> None:

@@ -1,6 +1,6 @@
 """FSDP learner ranks (`ray_learner_strategy: fsdp`): each rank holds 1/N of the weights, gradients and Adam moments.
 
-The replicated ranks of `learner_group.DataParallelLearner` each keep a whole model and optimizer, so the
+The replicated ranks of `data_parallel.DataParallelLearner` each keep a whole model and optimizer, so the
 model size is bounded by one device; FSDP2 (`torch.distributed.fsdp.fully_shard`, ZeRO-3 style) shards all
 three and gathers a block's weights only while that block runs. Two consequences shape this module:
 
@@ -34,7 +34,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from spiral_train import lora
 from spiral_train.collector import Turn
-from spiral_train.distributed.learner_group import DataParallelLearner
+from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.generation import autocast
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)

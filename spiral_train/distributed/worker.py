@@ -1,9 +1,9 @@
 """A rollout worker: its own model copy, generator and collector, playing the games the driver sends it.
 
 It runs as a Ray actor (see `rollouts.RolloutPool`) but is a plain class, so it carries no Ray import. The
-driver sends games as `MatchSpec`s (names, not objects: a seat holding a model cannot cross processes) and
-gets back `PlayedGame`s tagged with the weight version that played them, which is what the staleness rule
-and the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
+driver sends games as the trainer's own `seats.Match`es (plain data: seat kinds, never models) and gets back
+`seats.GameResult`s tagged with the weight version that played them, which is what the staleness rule and
+the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
 
 Generation backend: the one `config.generator` names (`generation.make_generator`). With "vllm" each worker
@@ -22,7 +22,7 @@ share a GPU), and sleeping would add a wake-up (weights and KV cache re-allocate
 workers and learner ranks are placed on the same GPU by fractions, size `vllm_gpu_memory_utilization` so both
 fit. A checkpoint opponent (`opponent=DIR`) is a frozen transformers model on the worker's device.
 
-Opponent pools: a "pool" seat plays the snapshot its `MatchSpec.pool_step` names. Its weights (a plain
+Opponent pools: a "pool" seat plays the snapshot its `Match.pool_step` names. Its weights (a plain
 transformers state dict, LoRA merged) travel through the Ray object store, passed along with the chunk as a
 reference the worker fetches only when that snapshot is not the one its single frozen pool model holds, so a
 worker keeps one extra model whatever the pool size, and loads a snapshot once per change of draw.
@@ -30,70 +30,30 @@ worker keeps one extra model whatever the pool size, and loads a snapshot once p
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-import spiral_envs
-from spiral_train import lora
-from spiral_train.collector import Collector, Match, ModelPolicy, Seat, Turn
+from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config import TrainConfig
-from spiral_train.generation import Generator, HFGenerator, make_generator
-
-LEARNER = "learner"
-FROZEN = "frozen"
-POOL = "pool"
+from spiral_train.generation import Generator, make_generator
+from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, resolve_device
+from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
 
 
-@dataclass(frozen=True)
-class MatchSpec:
-    """A game by name: env id, seed, and per role "learner", "random", "strong", "frozen" or "pool"."""
-
-    env_id: str
-    seed: int
-    seats: dict[str, str]
-    pool_step: int | None = None
-    """The snapshot a "pool" seat plays: the one drawn when the game was planned, not when it is played (a
-    chunk replayed after a failure, or queued a step ahead in async mode, keeps its own snapshot)."""
-
-
-@dataclass
-class PlayedGame:
-    """A finished game without its seats (those stay with the driver, which knows its own `Match`)."""
-
-    returns: dict[str, float]
-    outcome: dict[str, Any]
-    turns: list[Turn]
-    transcript: list[dict[str, Any]]
-
-
-@dataclass
-class Rollout:
-    """What one `play` call returns: the games, the weight version that played them, and who played them."""
-
-    version: int
-    pid: int
-    games: list[PlayedGame]
-
-
-def sample_seed(run_seed: int, specs: Sequence[MatchSpec]) -> int:
+def sample_seed(run_seed: int, matches: Sequence[Match]) -> int:
     """The sampling seed of a chunk of games, from the games alone: a chunk played again after a worker died
     (on any worker) samples exactly what it would have, so a sync run with a kill equals one without."""
-    return random.Random(repr((run_seed, [s.seed for s in specs]))).randrange(2**63)
+    return random.Random(repr((run_seed, [m.seed for m in matches]))).randrange(2**63)
 
 
 class RolloutWorker:
     def __init__(self, config: TrainConfig, source: str, threads: int = 1) -> None:
-        from spiral_train.trainer import load_model, resolve_device
-
         torch.set_num_threads(max(1, threads))
         hf_logging.disable_progress_bar()
         self.config = config
@@ -109,14 +69,11 @@ class RolloutWorker:
         self.model.requires_grad_(False)
         self.generator: Generator = make_generator(play_config, self.model, tokenizer)
         self.rng = torch.Generator(device=self.device)
-        self.policy = self._policy(self.generator, tokenizer, trainable=True)
-        self.frozen: ModelPolicy | None = None
-        if config.opponent not in ("self", "random", "strong"):
-            folder = lora.model_folder(config.opponent)  # as the Trainer does: a checkpoint, or a LoRA one
-            frozen = lora.load_frozen(folder, self.device)
-            frozen_tokenizer = AutoTokenizer.from_pretrained(folder)
-            generator = HFGenerator(frozen, frozen_tokenizer, config.generation_batch_size, config.bf16)
-            self.frozen = self._policy(generator, frozen_tokenizer, trainable=False)
+        self.policy = self._policy(self.generator, tokenizer)
+        self.players: dict[str, Any] = {LEARNER: self.policy, RANDOM: scripted(RANDOM), STRONG: scripted(STRONG)}
+        """Seat kind -> who plays it here (the pool's seat joins with the first snapshot loaded)."""
+        if config.opponent not in ("self", RANDOM, STRONG):  # as the Trainer does: a checkpoint, or a LoRA one
+            self.players[FROZEN] = frozen_checkpoint_policy(config, config.opponent, self.device, self.rng)
         self.collector = Collector(config.num_envs, config.game_kwargs())
         self.version = -1
         self.sync_error: BaseException | None = None
@@ -126,17 +83,10 @@ class RolloutWorker:
         self.pool_loads = 0
         """How many snapshots were loaded into the pool model (once per change of the snapshot asked for)."""
 
-    def _policy(self, generator: Generator, tokenizer: Any, trainable: bool) -> ModelPolicy:
+    def _policy(self, generator: Generator, tokenizer: Any) -> ModelPolicy:
         c = self.config
         return ModelPolicy(
-            generator,
-            tokenizer,
-            c.template,
-            c.temperature,
-            c.max_new_tokens,
-            self.rng,
-            trainable,
-            c.truncated_is_invalid,
+            generator, tokenizer, c.template, c.temperature, c.max_new_tokens, self.rng, c.truncated_is_invalid
         )
 
     def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
@@ -163,9 +113,10 @@ class RolloutWorker:
         return os.getpid()
 
     def play(
-        self, specs: Sequence[MatchSpec], seed: int, keep_transcripts: bool, pool: tuple[int, Any] | None = None
-    ) -> Rollout:
-        """Play a chunk; `pool` is (snapshot step, its weights or their object reference) when it has pool games.
+        self, matches: Sequence[Match], seed: int, keep_transcripts: bool, pool: tuple[int, Any] | None = None
+    ) -> tuple[int, int, list[GameResult]]:
+        """Play a chunk: (the weight version that played it, this process's pid, the results in order); `pool`
+        is (snapshot step, its weights or their object reference) when the chunk has pool games.
 
         `pool` is a tuple so that Ray passes a reference inside it as is (it resolves only top-level arguments):
         the weights are fetched only when this worker does not hold that snapshot already.
@@ -173,30 +124,20 @@ class RolloutWorker:
         if self.sync_error is not None:
             raise RuntimeError(f"this worker failed to load the weights the driver sent: {self.sync_error!r}")
         if self.version < 0:  # restarted by Ray since the driver last sent weights: play nothing stale
-            return Rollout(self.version, os.getpid(), [])
+            return self.version, os.getpid(), []
         if pool is not None:
             self._load_pool(*pool)
-        self.rng.manual_seed(seed)
-        matches = [Match(s.env_id, s.seed, {r: self._seat(kind, s) for r, kind in s.seats.items()}) for s in specs]
-        results = self.collector.play(matches, keep_transcripts=keep_transcripts)
-        games = [PlayedGame(r.returns, r.outcome, r.turns, r.transcript) for r in results]
-        return Rollout(self.version, os.getpid(), games)
-
-    def _seat(self, kind: str, spec: MatchSpec) -> Seat:
-        if kind == LEARNER:
-            return self.policy
-        if kind == FROZEN:
-            if self.frozen is None:
-                raise ValueError(f"seat kind {FROZEN!r} but opponent={self.config.opponent!r} is not a checkpoint")
-            return self.frozen
-        if kind == POOL:
-            if self.pool is None or spec.pool_step != self.pool_step:
+        for match in matches:
+            if match.pool_step is not None and match.pool_step != self.pool_step:
                 raise ValueError(
-                    f"a pool seat of snapshot {spec.pool_step} but this worker holds snapshot {self.pool_step}: the "
+                    f"a pool seat of snapshot {match.pool_step} but this worker holds snapshot {self.pool_step}: the "
                     "driver must send that snapshot's weights with the chunk (this is a bug)"
                 )
-            return self.pool
-        return spiral_envs.make_agent(kind, spec.env_id, seed=spec.seed)
+        self.rng.manual_seed(seed)
+        results = self.collector.play(matches, self.players, keep_transcripts=keep_transcripts)
+        for result in results:
+            result.version = self.version
+        return self.version, os.getpid(), results
 
     def _load_pool(self, step: int, weights: Any) -> None:
         """Hold snapshot `step` in the one frozen pool model (fetched and loaded only if it is another one)."""
@@ -208,15 +149,11 @@ class RolloutWorker:
             weights = ray.get(weights)
         if self.pool is None:
             # the same plain transformers model as the learner seat's (on the device: with vLLM that one stays on CPU)
-            frozen = copy.deepcopy(self.model).to(self.device).eval()
-            generator = HFGenerator(frozen, self.policy.tokenizer, self.config.generation_batch_size, self.config.bf16)
-            self.pool = self._policy(generator, self.policy.tokenizer, trainable=False)
+            c = self.config
+            self.pool = self.players[POOL] = frozen_copy(
+                self.policy, self.model, c.generation_batch_size, c.bf16, self.device
+            )
         self.pool_step = None  # a load that fails half way holds no snapshot
         self.pool.generator.model.load_state_dict(weights)
         self.pool_step = step
         self.pool_loads += 1
-
-    def pool_snapshot(self) -> tuple[int | None, int, dict[str, torch.Tensor]]:
-        """The snapshot step the pool model holds, how many loads it took, and its weights (for tests)."""
-        weights = {} if self.pool is None else {k: v.cpu() for k, v in self.pool.generator.model.state_dict().items()}
-        return self.pool_step, self.pool_loads, weights

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation import Generation, _eos_ids
+from spiral_train.generation.base import Generation, eos_ids
 from spiral_train.lora import merged_state_dict
 
 INSTALL_HINT = (
@@ -114,7 +114,7 @@ class VLLMGenerator:
 
         self.model = model
         self.tokenizer = tokenizer
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
         self.on_gpu = not current_platform.is_cpu()
         if not self.on_gpu:
             from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend

@@ -1,44 +1,13 @@
-"""Generation backends: prompts in; sampled text, token ids, per-token logprobs and finish reason out.
-
-The trainer only talks to `Generator`, so a faster engine (vLLM) can replace the transformers backend
-without touching the collector or the learner. The behaviour logprobs returned here are the denominators of
-the PPO ratio, so a backend must return the logprob of each sampled token under the distribution it
-actually sampled from (after temperature), or, at temperature 1, under the raw model.
-"""
+"""The transformers backend: batched sampling with a key-value cache on the learner's own model (CPU or CUDA)."""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-if TYPE_CHECKING:
-    from spiral_train.config import TrainConfig
-
-
-@dataclass
-class Generation:
-    """One sampled answer."""
-
-    text: str
-    token_ids: list[int]
-    logprobs: list[float]
-    finish_reason: str  # "stop" (end-of-sequence token) or "length" (cut off at max_new_tokens)
-
-
-class Generator(Protocol):
-    def generate(
-        self, prompt_ids: list[list[int]], *, temperature: float, max_new_tokens: int, generator: torch.Generator
-    ) -> list[Generation]: ...
-
-    def sync_weights(self) -> None:
-        """Make generation use the learner's current weights (a no-op where they share the model)."""
-
-    def sleep(self) -> None:
-        """Free accelerator memory for the learner's update; the next `sync_weights()` wakes the backend."""
+from spiral_train.generation.base import Generation, autocast, eos_ids, positions
 
 
 def _cache_kwarg(model: PreTrainedModel) -> str:
@@ -61,11 +30,6 @@ def left_pad(sequences: list[list[int]], pad_id: int, device: torch.device) -> t
     return ids.to(device), mask.to(device)
 
 
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that start at 0 on each row's first real token, whatever its left padding."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
 class HFGenerator:
     """Batched sampling with a key-value cache on a transformers causal LM, on CPU or CUDA.
 
@@ -79,7 +43,7 @@ class HFGenerator:
         self.bf16 = bf16
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._cache_kwarg = _cache_kwarg(model)
 
@@ -162,24 +126,6 @@ class HFGenerator:
         return results
 
 
-def make_generator(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Generator:
-    """The backend `config.generator` names, sampling from (or kept in step with) the learner's `model`."""
-    if config.generator == "vllm":
-        from spiral_train.vllm_generator import VLLMGenerator  # imports vLLM: only when it is chosen
-
-        return VLLMGenerator(
-            model,
-            tokenizer,
-            max_model_len=config.vllm_max_model_len,
-            kv_cache_mb=config.vllm_kv_cache_mb,
-            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
-            max_num_seqs=config.generation_batch_size,
-            bf16=config.bf16,
-            seed=config.seed,
-        )
-    return HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)
-
-
 def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampled token per row and its logprob under the tempered distribution (greedy at temperature 0)."""
     if not torch.isfinite(logits).all():
@@ -193,24 +139,3 @@ def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator)
     logp = torch.log_softmax(logits / temperature, dim=-1)
     token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
     return token, logp.gather(-1, token[:, None]).squeeze(-1)
-
-
-def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
-    if ids is None:
-        ids = tokenizer.eos_token_id
-    if ids is None:
-        raise ValueError("the tokenizer and model define no end-of-sequence token; set tokenizer.eos_token")
-    ids = [ids] if isinstance(ids, int) else list(ids)
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
-def autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    """bf16 autocast on CUDA when asked (weights stay fp32); nothing on CPU.
-
-    The sampler and the learner must use the same setting: their logprobs form the PPO ratio, and a bf16
-    sampler against an fp32 learner makes that ratio noise.
-    """
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")

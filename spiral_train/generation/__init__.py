@@ -1,0 +1,39 @@
+"""Generation backends: prompts in; sampled text, token ids, per-token logprobs and finish reason out.
+
+The trainer only talks to `Generator`, so a faster engine (vLLM) can replace the transformers backend
+without touching the collector or the learner. The behaviour logprobs returned here are the denominators of
+the PPO ratio, so a backend must return the logprob of each sampled token under the distribution it
+actually sampled from (after temperature), or, at temperature 1, under the raw model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from spiral_train.generation.base import Generation, Generator, autocast, eos_ids, positions
+from spiral_train.generation.hf import HFGenerator
+
+if TYPE_CHECKING:
+    from spiral_train.config import TrainConfig
+
+__all__ = ["Generation", "Generator", "HFGenerator", "autocast", "eos_ids", "make_generator", "positions"]
+
+
+def make_generator(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Generator:
+    """The backend `config.generator` names, sampling from (or kept in step with) the learner's `model`."""
+    if config.generator == "vllm":
+        from spiral_train.generation.vllm import VLLMGenerator  # imports vLLM: only when it is chosen
+
+        return VLLMGenerator(
+            model,
+            tokenizer,
+            max_model_len=config.vllm_max_model_len,
+            kv_cache_mb=config.vllm_kv_cache_mb,
+            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+            max_num_seqs=config.generation_batch_size,
+            bf16=config.bf16,
+            seed=config.seed,
+        )
+    return HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)

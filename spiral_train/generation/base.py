@@ -1,0 +1,59 @@
+"""What every generation backend is: the `Generator` protocol, its `Generation`, and the helpers the backends and
+the learner share (the end-of-answer tokens, position ids, bf16 autocast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class Generation:
+    """One sampled answer."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str  # "stop" (end-of-sequence token) or "length" (cut off at max_new_tokens)
+
+
+class Generator(Protocol):
+    def generate(
+        self, prompt_ids: list[list[int]], *, temperature: float, max_new_tokens: int, generator: torch.Generator
+    ) -> list[Generation]: ...
+
+    def sync_weights(self) -> None:
+        """Make generation use the learner's current weights (a no-op where they share the model)."""
+
+    def sleep(self) -> None:
+        """Free accelerator memory for the learner's update; the next `sync_weights()` wakes the backend."""
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 on each row's first real token, whatever its left padding."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The token ids that end an answer: the model's generation config's, and the tokenizer's."""
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    if ids is None:
+        ids = tokenizer.eos_token_id
+    if ids is None:
+        raise ValueError("the tokenizer and model define no end-of-sequence token; set tokenizer.eos_token")
+    ids = [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when asked (weights stay fp32); nothing on CPU.
+
+    The sampler and the learner must use the same setting: their logprobs form the PPO ratio, and a bf16
+    sampler against an fp32 learner makes that ratio noise.
+    """
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
