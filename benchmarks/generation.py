@@ -30,7 +30,6 @@ from spiral_train.config import make_config
 from spiral_train.generation import HFGenerator
 from spiral_train.generation.vllm import VLLMGenerator
 from spiral_train.models import tiny_spec
-from spiral_train.prompts import render_prompt
 from spiral_train.tiny import tiny_model_path
 
 
@@ -39,7 +38,11 @@ def prompts_for(tokenizer, n: int) -> list[list[int]]:
     out = []
     for seed in range(n):
         env.reset(seed=seed)
-        out.append(tokenizer(render_prompt("qwen3", str(env.observe(env.agent_selection))), add_special_tokens=False))
+        out.append(
+            tokenizer(
+                spiral_envs.render_prompt("qwen3", str(env.observe(env.agent_selection))), add_special_tokens=False
+            )
+        )
     return [p.input_ids for p in out]
 
 

@@ -67,7 +67,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
 
     from spiral_train.config import make_config
     from spiral_train.distributed.learner_group import LearnerGroup
-    from spiral_train.learner import Learner
+    from spiral_train.learner import Learner, LearnerSettings
     from spiral_train.models import load_model
 
     overrides = {
@@ -83,7 +83,9 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
     }
     config = make_config("tiny-cpu", overrides)
     model, tokenizer, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
-    state = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id).state_dict()
+    state = Learner(
+        model, LearnerSettings.from_config(config), torch.device("cpu"), tokenizer.pad_token_id
+    ).state_dict()
     batch = turns(args.turns, args.prompt_len, args.response_len, len(tokenizer))
     ray.init(num_cpus=args.ranks * args.threads + 1, include_dashboard=False, log_to_driver=False)
     try:

@@ -127,7 +127,7 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
     from spiral_train.collector import Collector, ModelPolicy
     from spiral_train.config import make_config
     from spiral_train.generation import HFGenerator
-    from spiral_train.learner import Learner
+    from spiral_train.learner import Learner, LearnerSettings
     from spiral_train.models import load_model
     from spiral_train.seats import LEARNER, Match
 
@@ -137,7 +137,10 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
         overrides = {"model": model, "micro_batch_size": args.micro_batch, "gradient_checkpointing": gc}
         config = make_config("tiny-cpu", {**overrides, "lora_rank": args.rank if use_lora else 0})
         net, tokenizer, _ = load_model(config, device, log=lambda *_: None)
-        variants[(use_lora, gc)] = (Learner(net, config, device, tokenizer.pad_token_id), HFGenerator(net, tokenizer))
+        variants[(use_lora, gc)] = (
+            Learner(net, LearnerSettings.from_config(config), device, tokenizer.pad_token_id),
+            HFGenerator(net, tokenizer),
+        )
     learner, generator = variants[(False, False)]
     policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(0))
     matches = [Match("KuhnPoker-v1", i, {"player_0": LEARNER, "player_1": LEARNER}) for i in range(args.games)]

@@ -2,7 +2,7 @@
 
 Part 1 plays the same seeded self-play games (tiny default model, 5-round Kuhn Poker) on the driver's own
 collector, on a `RolloutPool` of 1 worker and on one of 2 workers, alternating the three in repetitions, and
-prints the median games per second and the ratios. Part 2 runs the whole `RayTrainer` loop (2 workers, one
+prints the median games per second and the ratios. Part 2 runs the whole trainer loop on Ray (2 workers, one
 learner, no evaluation) in sync and in async mode, alternating, and prints the median step time.
 
 On a machine with fewer free cores than workers + learner the workers share cores, and that bounds what
@@ -27,7 +27,6 @@ import torch
 
 from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config, to_dict
-from spiral_train.distributed.driver import RayTrainer
 from spiral_train.distributed.learner_group import cpu_weights
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.generation import HFGenerator
@@ -35,6 +34,7 @@ from spiral_train.metrics import read_metrics
 from spiral_train.models import load_model, tiny_spec
 from spiral_train.seats import LEARNER, Match
 from spiral_train.tiny import tiny_model_path
+from spiral_train.trainer import Trainer
 
 SELF_PLAY = {"player_0": LEARNER, "player_1": LEARNER}
 
@@ -84,7 +84,7 @@ def step_times(args: argparse.Namespace) -> None:
                 },
             )
             with tempfile.TemporaryDirectory() as tmp:
-                RayTrainer(config, Path(tmp) / "run", log=lambda *_: None).run()
+                Trainer(config, Path(tmp) / "run", log=lambda *_: None).run()
                 stamps = [r["time_s"] for r in read_metrics(Path(tmp) / "run")]
             # from step 2 on: step 1 of async mode has no batch played ahead yet
             times[mode].append(statistics.median(b - a for a, b in itertools.pairwise(stamps[1:])))

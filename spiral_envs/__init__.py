@@ -13,7 +13,7 @@ from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normali
 from spiral_envs.env import HISTORY_MODES, TextGameEnv
 from spiral_envs.parsing import extract_move
 from spiral_envs.play import Outcome, play_game
-from spiral_envs.prompts import TEMPLATES, chat_messages, chat_prompt, qwen3_prompt
+from spiral_envs.prompts import TEMPLATE_NAMES, TEMPLATES, chat_messages, chat_prompt, qwen3_prompt, render_prompt
 from spiral_envs.registry import (
     ENTRY_POINT_GROUP,
     EnvSpec,
@@ -32,18 +32,18 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 register(
     "TicTacToe-v0",
-    "spiral_envs.games.tictactoe:TicTacToeEnv",
+    "spiral_envs.games.tictactoe:TicTacToe",
     expert="spiral_envs.games.tictactoe:TicTacToeMinimaxAgent",
 )
 register(
     "KuhnPoker-v1",
-    "spiral_envs.games.kuhn_poker:KuhnPokerEnv",
+    "spiral_envs.games.kuhn_poker:KuhnPoker",
     expert="spiral_envs.games.kuhn_theory:KuhnPokerMatchNashAgent",
     num_rounds=5,
 )
 register(
     "SimpleNegotiation-v1",
-    "spiral_envs.games.negotiation:SimpleNegotiationEnv",
+    "spiral_envs.games.negotiation:SimpleNegotiation",
     expert="spiral_envs.games.negotiation:NegotiationHeuristicAgent",
     max_turns=10,
 )
@@ -52,6 +52,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "HISTORY_MODES",
     "TEMPLATES",
+    "TEMPLATE_NAMES",
     "TERMINAL",
     "Agent",
     "EnvSpec",
@@ -73,6 +74,7 @@ __all__ = [
     "qwen3_prompt",
     "register",
     "registered_ids",
+    "render_prompt",
     "spec",
     "zero_sum_returns",
 ]

@@ -47,7 +47,7 @@ def make_agent(kind: str, env_id: str, seed: int | None = None) -> Agent:
     strong = spec(env_id).load_expert()
     if strong is None:
         raise ValueError(
-            f"{env_id} ships no strong agent (registered with no `expert=`, and its env class sets no "
+            f"{env_id} ships no strong agent (registered with no `expert=`, and its game or env class sets no "
             "`strong_agent`); use 'random'"
         )
     return strong(seed=seed)

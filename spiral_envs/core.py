@@ -72,6 +72,10 @@ class TextGame(ABC, Generic[A]):
     """
 
     default_history: str = "full"
+    invalid_move_penalty: float = -1.0
+    """The reward of an answer with no legal move when the env's `invalid_move_penalty` option is None: the
+    worst legal result, so an invalid answer never beats playing on (a game whose returns are not +-1
+    overrides it)."""
 
     @abstractmethod
     def new_state(self, rng: random.Random) -> GameState[A]:

@@ -32,11 +32,13 @@ class TextGameEnv(AECEnv):
     Rewards are 0 until the end, then the game's zero-sum returns (+1/-1/0, or a game's own units such as Kuhn
     Poker's chips scoring), or the invalid-move penalty and its negation.
 
-    Options (each game's constructor passes them through):
+    `spiral_envs.make` builds one for a game registered as its `TextGame` class, passing these options here
+    and the rest to the game's constructor:
         history: "full" shows every past move, "current" only the rules and the position; None takes the
             game's default (the SPIRAL paper's choice for that game).
         invalid_move_penalty: reward of a player whose answer holds no legal move (its opponent gets the
-            negation, keeping the game zero-sum). Must be <= 0.
+            negation, keeping the game zero-sum). Must be <= 0; None takes the game's
+            `TextGame.invalid_move_penalty` (Kuhn Poker: -1 under match scoring, -2 chips a round under chips).
         error_allowance: invalid answers a player may retry per turn, with the error shown in its next
             observation, before the game ends (TextArena's `error_allowance`).
         render_mode: None or "ansi".
@@ -44,20 +46,21 @@ class TextGameEnv(AECEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "name": "text_game_v0", "is_parallelizable": False}
     strong_agent: Any = None
-    """A game installed through an entry point may name its strong scripted agent's class here; a game
-    registered in code passes `register(..., expert=...)` instead."""
+    """A game installed through an entry point may name its strong scripted agent's class here (or on its
+    `TextGame` class); a game registered in code passes `register(..., expert=...)` instead."""
 
     def __init__(
         self,
         game: TextGame,
         *,
         history: str | None = None,
-        invalid_move_penalty: float = -1.0,
+        invalid_move_penalty: float | None = None,
         error_allowance: int = 0,
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
         history = game.default_history if history is None else history
+        invalid_move_penalty = game.invalid_move_penalty if invalid_move_penalty is None else invalid_move_penalty
         if history not in HISTORY_MODES:
             raise ValueError(f"history={history!r} is not a history mode; use one of {list(HISTORY_MODES)}")
         if isinstance(invalid_move_penalty, bool) or not isinstance(invalid_move_penalty, (int, float)):

@@ -35,4 +35,19 @@ def chat_prompt(observation: str, apply_chat_template: Callable[..., Any]) -> st
 
 
 TEMPLATES: dict[str, Callable[[str], str]] = {"qwen3": qwen3_prompt, "none": lambda observation: observation}
-"""Templates by name, for configs and command lines ("none": the raw observation)."""
+"""Templates that need no tokenizer, by name ("none": the raw observation)."""
+
+TEMPLATE_NAMES = (*TEMPLATES, "chat")
+"""Every name `render_prompt` accepts: `TEMPLATES`, and "chat", the tokenizer's own chat template."""
+
+
+def render_prompt(template: str, observation: str, apply_chat_template: Callable[..., Any] | None = None) -> str:
+    """The prompt for `observation` under the template named `template` (one of `TEMPLATE_NAMES`); "chat"
+    needs the tokenizer's `apply_chat_template`."""
+    if template == "chat":
+        if apply_chat_template is None:
+            raise ValueError("template='chat' needs a tokenizer with a chat template")
+        return chat_prompt(observation, apply_chat_template)
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; choose one of {list(TEMPLATE_NAMES)}")
+    return TEMPLATES[template](observation)

@@ -3,9 +3,10 @@
 A third-party package adds games without touching this one: it declares, in its own `pyproject.toml`,
 
     [project.entry-points."spiral_envs.envs"]
-    "MyGame-v0" = "my_game:MyGameEnv"
+    "MyGame-v0" = "my_game:MyGame"
 
-and after `pip install my-game`, `spiral_envs.make("MyGame-v0")` works. Entry points are read once, on the
+(a `TextGame` class, which `make` wraps in a `TextGameEnv`, or any callable that returns an `AECEnv`), and
+after `pip install my-game`, `spiral_envs.make("MyGame-v0")` works. Entry points are read once, on the
 first lookup of an id that is not registered in code.
 """
 
@@ -23,7 +24,14 @@ from typing import Any
 
 from pettingzoo import AECEnv
 
+from spiral_envs.core import TextGame
+from spiral_envs.env import TextGameEnv
+
 ENTRY_POINT_GROUP = "spiral_envs.envs"
+ENV_OPTIONS = tuple(
+    p.name for p in inspect.signature(TextGameEnv.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
+)
+"""The options `make` gives a registered game's `TextGameEnv`; the others go to the game."""
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:/]*-v\d+")
 
 
@@ -37,7 +45,7 @@ class UnknownEnvError(KeyError):
 @dataclass(frozen=True)
 class EnvSpec:
     """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments, and
-    the game's expert, the agent class `make_agent("strong", id)` builds (or its path; None: the env class's
+    the game's expert, the agent class `make_agent("strong", id)` builds (or its path; None: the entry point's
     `strong_agent`, which is how a game installed by an entry point names one)."""
 
     env_id: str
@@ -49,7 +57,7 @@ class EnvSpec:
         return _resolve(self.env_id, self.entry_point)
 
     def load_expert(self) -> Callable[..., Any] | None:
-        """The expert agent class: the registered one, else the env class's `strong_agent`, else None."""
+        """The expert agent class: the registered one, else the entry point's `strong_agent`, else None."""
         if self.expert is not None:
             return _resolve(self.env_id, self.expert)
         return getattr(self.load(), "strong_agent", None)
@@ -75,8 +83,9 @@ def register(
     expert: Callable[..., Any] | str | None = None,
     **default_kwargs: Any,
 ) -> None:
-    """Register `env_id` so `make(env_id)` builds `entry_point(**default_kwargs)`, and `make_agent("strong", env_id)`
-    builds `expert(seed=...)` (a class or "module:Name", imported on first use).
+    """Register `env_id` so `make(env_id)` builds the game `entry_point` names with `default_kwargs` (a
+    `TextGame` class, wrapped in a `TextGameEnv`, or an env constructor), and `make_agent("strong", env_id)`
+    builds `expert(seed=...)`; either may be given as "module:Name", imported on first use.
 
     Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
     """
@@ -106,17 +115,33 @@ def spec(env_id: str) -> EnvSpec:
 
 
 def make(env_id: str, **kwargs: Any) -> AECEnv:
-    """Build a fresh environment; `kwargs` override the registered defaults (e.g. `num_rounds=1`)."""
+    """Build a fresh environment; `kwargs` override the registered defaults (e.g. `num_rounds=1`).
+
+    An id registered as a `TextGame` class gets a `TextGameEnv` around a new game: the env's own options
+    (`history`, `invalid_move_penalty`, `error_allowance`, `render_mode`) go to the env, the rest to the
+    game's constructor. An id registered as any other callable (an env class) is called with them all.
+    """
     env_spec = spec(env_id)
     constructor = env_spec.load()
     options = {**env_spec.default_kwargs, **kwargs}
-    _check_options(env_id, constructor, options)
+    if isinstance(constructor, type) and issubclass(constructor, TextGame):
+        game_accepts = _accepted_options(constructor)
+        _check_options(env_id, None if game_accepts is None else (*game_accepts, *ENV_OPTIONS), options)
+        game = constructor(**{k: v for k, v in options.items() if k not in ENV_OPTIONS})
+        env = TextGameEnv(game, **{k: v for k, v in options.items() if k in ENV_OPTIONS})
+        env.metadata = {**env.metadata, "name": _snake_case(env_id)}
+        return env
+    _check_options(env_id, _accepted_options(constructor), options)
     return constructor(**options)
 
 
-def _check_options(env_id: str, constructor: Callable[..., AECEnv], options: dict[str, Any]) -> None:
+def _snake_case(env_id: str) -> str:
+    """PettingZoo's env name for an id: "KuhnPoker-v1" -> "kuhn_poker_v1"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id).replace("-", "_").lower()
+
+
+def _check_options(env_id: str, accepted: tuple[str, ...] | None, options: dict[str, Any]) -> None:
     """Reject an unknown option by name, with the accepted ones, before the constructor's bare TypeError."""
-    accepted = _accepted_options(constructor)
     if accepted is None:
         return
     for name in options:
@@ -128,9 +153,12 @@ def _check_options(env_id: str, constructor: Callable[..., AECEnv], options: dic
 
 @functools.cache
 def _accepted_options(constructor: Callable[..., AECEnv]) -> tuple[str, ...] | None:
-    """Keyword names the constructor takes, following `**kwargs` up a class's bases; None if open-ended."""
+    """Keyword names the constructor takes, following `**kwargs` up a class's bases; None if open-ended.
+    A class whose only `__init__` is `object`'s takes none."""
     if isinstance(constructor, type):
-        functions = [vars(c)["__init__"] for c in constructor.__mro__ if "__init__" in vars(c)]
+        functions = [vars(c)["__init__"] for c in constructor.__mro__ if "__init__" in vars(c) and c is not object]
+        if not functions:
+            return ()
     else:
         functions = [constructor]
     names: list[str] = []

@@ -110,28 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
     from spiral_train.plot import plot_run
-    from spiral_train.trainer import _new_run_dir
+    from spiral_train.trainer import Trainer, _new_run_dir
 
     path = Path(run_dir) if run_dir else _new_run_dir()
     print(f"run folder: {path}")
-    trainer_class(config)(config, path, resume=resume).run()
+    Trainer(config, path, resume=resume).run()
     png = plot_run(path)
     print(f"curves: {png}")
     summary = _final_summary(path)
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
-
-
-def trainer_class(config: TrainConfig) -> type:
-    """`Trainer` in this process, or with `ray_workers > 0` the same loop on Ray actors (needs the ray extra)."""
-    if config.ray_workers > 0:
-        from spiral_train.distributed.driver import RayTrainer
-
-        return RayTrainer
-    from spiral_train.trainer import Trainer
-
-    return Trainer
 
 
 def _final_summary(run_dir: Path) -> dict[str, float]:

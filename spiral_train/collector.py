@@ -19,7 +19,6 @@ from pettingzoo import AECEnv
 
 import spiral_envs
 from spiral_train.generation import Generator
-from spiral_train.prompts import render_prompt
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
 __all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
@@ -39,7 +38,9 @@ class ModelPolicy:
     """An answer cut off at `max_new_tokens` is played as no move at all (see `TrainConfig`)."""
 
     def prompt_ids(self, observation: str) -> list[int]:
-        text = render_prompt(self.template, observation, getattr(self.tokenizer, "apply_chat_template", None))
+        text = spiral_envs.render_prompt(
+            self.template, observation, getattr(self.tokenizer, "apply_chat_template", None)
+        )
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
 

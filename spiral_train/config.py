@@ -23,7 +23,6 @@ import spiral_envs
 RAE_MODES = ("ema", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
 LR_SCHEDULES = ("constant", "linear", "cosine")
-TEMPLATES = ("qwen3", "chat", "none")
 OPPONENTS = ("self", "random", "strong")
 EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
@@ -191,6 +190,9 @@ class TrainConfig:
     """CPUs Ray reserves for each rollout worker."""
     ray_worker_gpus: float = 0.0
     """GPUs (or a share of one) Ray reserves for each rollout worker."""
+    ray_worker_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each rollout worker asks for, e.g. {"rollout_node": 1} to place the workers on
+    the nodes started with `ray start --resources '{"rollout_node": 8}'`; empty: any node."""
     ray_learner_cpus: float = 1.0
     """CPUs Ray reserves for each learner rank."""
     ray_learner_gpus: float = 0.0
@@ -237,14 +239,19 @@ class TrainConfig:
         base = {} if self.history is None else {"history": self.history}
         return {env_id: {**base, **self.env_kwargs.get(env_id, {})} for env_id in ids}
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise `ConfigError` naming the first bad option and what it accepts."""
+        """Raise `ConfigError` naming the first bad option and what it accepts. Runs once, when the config is
+        made (`dataclasses.replace` makes a new one, so it is checked too); `make_config` and the trainer
+        rely on it."""
         _choice("rae", self.rae, RAE_MODES)
         if self.state_baseline and self.rae == "batch":
             raise ConfigError('state_baseline=True needs rae="ema" or "none": "batch" rescales each role by its std')
         _choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("template", self.template, TEMPLATES)
+        _choice("template", self.template, spiral_envs.TEMPLATE_NAMES)
         _choice("device", self.device, DEVICES)
         _choice("generator", self.generator, GENERATORS)
         if self.history is not None:
@@ -318,6 +325,12 @@ class TrainConfig:
         for name in ("ray_worker_cpus", "ray_learner_cpus", "ray_worker_gpus", "ray_learner_gpus"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        for name, amount in self.ray_worker_resources.items():
+            if name in ("CPU", "GPU") or isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+                raise ConfigError(
+                    f"ray_worker_resources={self.ray_worker_resources!r}: each entry must be a custom resource "
+                    "name and an amount >= 0 (CPUs and GPUs are ray_worker_cpus and ray_worker_gpus)"
+                )
         _choice("ray_learner_strategy", self.ray_learner_strategy, ("ddp", "fsdp"))
         if self.ray_learner_strategy == "fsdp" and self.ray_learners < 2:
             raise ConfigError(
@@ -439,9 +452,7 @@ def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = Non
             raise ConfigError(f"unknown option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     types = get_type_hints(TrainConfig)
     values = {k: coerce(k, v, types[k]) for k, v in values.items()}
-    config = TrainConfig(**values)
-    config.validate()
-    return config
+    return TrainConfig(**values)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ passes can reuse one expensive batch of games without running away from the poli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Sequence
@@ -81,31 +82,58 @@ def clipped_pg_loss(
     return -torch.minimum(unclipped, clipped), (clipped < unclipped).float()
 
 
+@dataclass(frozen=True)
+class LearnerSettings:
+    """The options the update reads: the `TrainConfig` fields of the same names (their docstrings say what
+    each does); `from_config` takes them from a run's config."""
+
+    lr: float
+    adam_betas: tuple[float, float]
+    weight_decay: float
+    lr_schedule: str
+    warmup_steps: int
+    steps: int
+    num_epochs: int
+    micro_batch_size: int
+    clip_eps: float
+    kl_coef: float
+    loss_aggregation: str
+    max_grad_norm: float
+    max_new_tokens: int
+    temperature: float
+    bf16: bool
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> LearnerSettings:
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
 class Learner:
     """Owns the optimizer and schedule; `update(turns)` runs `num_epochs` optimizer steps on one batch."""
 
     def __init__(
         self,
         model: PreTrainedModel,
-        config: TrainConfig,
+        settings: LearnerSettings,
         device: torch.device,
         pad_id: int,
         ref_model: PreTrainedModel | None = None,
     ) -> None:
         self.model = model
-        self.config = config
+        self.settings = settings
         self.device = device
         self.pad_id = pad_id
         self.ref_model = ref_model
-        self.rng = random.Random(config.seed + 1)
+        self.rng = random.Random(settings.seed + 1)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+            params, lr=settings.lr, betas=settings.adam_betas, weight_decay=settings.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
 
     def _lr_factor(self, update: int) -> float:
-        c = self.config
+        c = self.settings
         total = c.steps * c.num_epochs
         warm = c.warmup_steps * c.num_epochs
         if warm and update < warm:
@@ -118,7 +146,7 @@ class Learner:
         return 1.0
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
-        c = self.config
+        c = self.settings
         total_tokens, total_turns = self.global_counts(sum(len(t.response_ids) for t in turns), len(turns))
         if total_turns == 0:  # nothing to learn from (on any rank): no step, so the schedule does not move
             return {"loss": 0.0, "grad_norm": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0}
@@ -158,7 +186,7 @@ class Learner:
 
     def backward(self, chunk: list[Turn], denominator: float, sums: dict[str, float]) -> None:
         """Accumulate one micro-batch's share of the loss gradient, and add its metric sums to `sums`."""
-        c = self.config
+        c = self.settings
         batch = make_batch(chunk, self.pad_id, self.device)
         with autocast(self.device, c.bf16):
             logp, entropy = response_logprobs(self.model, batch, c.temperature)

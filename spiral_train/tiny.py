@@ -28,7 +28,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 import spiral_envs
-from spiral_train.prompts import render_prompt
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 BUILD_VERSION = 3
@@ -194,7 +193,7 @@ def train_tokenizer(turns: list[WarmupTurn], spec: TinySpec) -> PreTrainedTokeni
         show_progress=False,
     )
     rng = random.Random(spec.seed)
-    corpus = (render_prompt(spec.template, t.observation) + t.answers(rng, 1)[0] for t in turns)
+    corpus = (spiral_envs.render_prompt(spec.template, t.observation) + t.answers(rng, 1)[0] for t in turns)
     tok.train_from_iterator(corpus, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
@@ -218,7 +217,9 @@ def imitate_random_play(
     for step in range(spec.warmup_steps):
         rows, weights = [], []
         for turn in (pool[rng.randrange(len(pool))] for _ in range(spec.warmup_batch)):
-            prompt = tokenizer(render_prompt(spec.template, turn.observation), add_special_tokens=False).input_ids
+            prompt = tokenizer(
+                spiral_envs.render_prompt(spec.template, turn.observation), add_special_tokens=False
+            ).input_ids
             answers = turn.answers(rng, spec.warmup_answers)
             for answer in answers:
                 rows.append((prompt, [*tokenizer(answer, add_special_tokens=False).input_ids, eos]))

@@ -1,7 +1,9 @@
-"""The self-play loop, top to bottom: collect games, estimate advantages with RAE, update, evaluate, save.
+"""The self-play loop, top to bottom: plan games, play them, estimate advantages with RAE, update, evaluate, save.
 
 One policy plays both seats of every game (or one seat against a fixed opponent). Generation samples from
-the learner's own weights, so every batch is on-policy.
+the learner's own weights, so every batch is on-policy. Where games are played and who updates the weights
+are the trainer's two parts (`parts.py`), chosen once in `Trainer._build_parts`: in this process, or on Ray
+actors (`ray_workers` > 0), with this same loop in sync and async modes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,11 @@ from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoi
 from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config import TrainConfig, to_dict
 from spiral_train.evaluation import evaluate
-from spiral_train.generation import Generator, make_generator
-from spiral_train.learner import Learner
+from spiral_train.generation import Generator, HFGenerator, make_generator
+from spiral_train.learner import Learner, LearnerSettings
 from spiral_train.metrics import MetricsLog
 from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
+from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
 from spiral_train.rae import RAE, RoleReturn, state_baselines
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, ROLES, STRONG, GameResult, Match, Turn, other_role
@@ -33,8 +37,9 @@ from spiral_train.tiny import tiny_model_path
 
 
 class Trainer:
+    """The self-play loop, built from a rollout source and a learner (`parts`), chosen in `_build_parts`."""
+
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
-        config.validate()
         hf_logging.disable_progress_bar()  # one bar per checkpoint write would bury our own
         self.config = config
         self.run_dir = run_dir
@@ -51,18 +56,28 @@ class Trainer:
         else:
             self.model, self.tokenizer, source = load_model(config, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
-        self.generator = self.build_generator()
+        state = load_state(checkpoint) if checkpoint is not None else None
+        self.step = int(state["step"]) if state is not None else 0
         self.rae = RAE(config.rae, config.rae_decay)
         self.source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
         """The run's starting model (not a checkpoint's): the KL anchor, and what Ray actors load first."""
-        ref_model = reference_model(config, self.model, self.source, self.device)
-        self.learner = Learner(self.model, config, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.step = 0
         self.pool = OpponentPool.from_config(config, run_dir)
-        if checkpoint is not None:
-            self._restore(load_state(checkpoint))
+        self.collector = Collector(config.num_envs, config.game_kwargs())
+        self.generator: Generator
+        self.learner: UpdatesWeights
+        self.rollouts: RolloutSource
+        self.close: Callable[[], None]
+        """Stops what the parts hold (Ray actors); `run` calls it when the loop ends, however it ends."""
+        self._build_parts()
+        self._queued_ahead = False
+        if state is not None:
+            try:
+                self._restore(state)
+            except BaseException:
+                self.close()
+                raise
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
             log(f"resumed {run_dir} at step {self.step}")
@@ -81,13 +96,28 @@ class Trainer:
         """Seat kind -> who plays it in this process (the pool's seat joins at its first draw)."""
         if self.opponent is not None:
             self.players[self.opponent] = self._opponent_player()
-        self.collector = Collector(config.num_envs, config.game_kwargs())
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
 
-    def build_generator(self) -> Generator:
-        """The learner seat's sampler, the `generator` option's; `RayTrainer`'s driver only evaluates."""
-        return make_generator(self.config, self.model, self.tokenizer)
+    def _build_parts(self) -> None:
+        """The one place that chooses the parts: in this process, or on Ray when `ray_workers` > 0.
+
+        On Ray the driver's generator is transformers whatever `generator` says: the workers sample, the
+        driver only evaluates, and a vLLM engine here would hold device memory outside what Ray accounts for.
+        """
+        c = self.config
+        if c.ray_workers > 0:
+            from spiral_train.distributed.driver import start_ray
+
+            self.generator = HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
+            self.learner, self.rollouts, self.close = start_ray(c, self.source, self.model, self.step)
+            return
+        self.generator = make_generator(c, self.model, self.tokenizer)
+        ref_model = reference_model(c, self.model, self.source, self.device)
+        settings = LearnerSettings.from_config(c)
+        self.learner = Learner(self.model, settings, self.device, self.tokenizer.pad_token_id, ref_model)
+        self.rollouts = LocalRollouts(self.collector, keep_transcripts=c.log_transcripts > 0)
+        self.close = self.rollouts.close
 
     # -- one step -------------------------------------------------------------------------------------
 
@@ -118,7 +148,11 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         c = self.config
         t0 = time.time()
-        results = self.collect(self.matches())
+        self.rollouts.submit(self.matches(), self.players)
+        if c.async_mode and not self._queued_ahead:  # one batch ahead: workers play while the learner updates
+            self.rollouts.submit(self.matches(), self.players)
+            self._queued_ahead = True
+        results, rollout_record = self.rollouts.collect()
         t_collect = time.time() - t0
         turns = self.assign_advantages(results)
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
@@ -131,6 +165,7 @@ class Trainer:
         record["train/samples"] = len(trained)
         record["time/collect_s"] = t_collect
         record["time/update_s"] = time.time() - t1
+        record.update(rollout_record)
         if self.device.type == "cuda":
             record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         for key, value in sorted(self.rae.baselines.items()):
@@ -140,10 +175,6 @@ class Trainer:
         if c.log_transcripts:
             self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
         return record
-
-    def collect(self, matches: list[Match]) -> list[GameResult]:
-        """Play this step's games here; `distributed.RayTrainer` plays them on Ray rollout workers instead."""
-        return self.collector.play(matches, self.players, keep_transcripts=self.config.log_transcripts > 0)
 
     def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
         """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage,
@@ -235,6 +266,7 @@ class Trainer:
         finally:
             bar.close()
             self.metrics.close()
+            self.close()
         return self.run_dir
 
     def save(self) -> Path:
@@ -254,7 +286,6 @@ class Trainer:
         return path
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
         self.learner.load_state_dict(state["learner"])
         self.rae.load_state_dict(state["rae"])
         if self.pool is not None:

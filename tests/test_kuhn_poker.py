@@ -10,11 +10,10 @@ import pytest
 from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
-from spiral_envs import RandomAgent, boxed, make_agent
+from spiral_envs import RandomAgent, TextGameEnv, boxed, make_agent
 from spiral_envs.games.kuhn_poker import (
     CARDS,
     KuhnPoker,
-    KuhnPokerEnv,
     KuhnPokerNashAgent,
     KuhnPokerState,
 )
@@ -136,17 +135,17 @@ def test_num_rounds_must_be_a_positive_int():
             spiral_envs.make("KuhnPoker-v1", num_rounds=bad)
     for bad in (2.0, True, "3"):
         with pytest.raises(TypeError, match="num_rounds"):
-            KuhnPokerEnv(num_rounds=bad)
+            spiral_envs.make("KuhnPoker-v1", num_rounds=bad)
 
 
 # -- seeding ------------------------------------------------------------------------------------------
 
 
-def dealt_cards(env: KuhnPokerEnv) -> list[tuple[str, str]]:
+def dealt_cards(env: TextGameEnv) -> list[tuple[str, str]]:
     return [r.cards for r in env.state.results]
 
 
-def check_through(env: KuhnPokerEnv) -> None:
+def check_through(env: TextGameEnv) -> None:
     """Play every hand as check-check, so the deal is the only chance event."""
     while env.agents and not env.terminations[env.agent_selection]:
         env.step(boxed("[check]"))
@@ -179,7 +178,7 @@ def test_same_seed_same_cards_and_interleaved_envs_do_not_share_a_stream():
 # -- what each player may see -------------------------------------------------------------------------
 
 
-def card_tokens(env: KuhnPokerEnv, agent: str) -> set[str]:
+def card_tokens(env: TextGameEnv, agent: str) -> set[str]:
     """Card names in the observation after the rules text (which names every card)."""
     player = int(agent[-1])
     text = str(env.observe(agent))
@@ -188,7 +187,7 @@ def card_tokens(env: KuhnPokerEnv, agent: str) -> set[str]:
     return set(CARD_TOKEN.findall(text[len(rules) :]))
 
 
-def allowed_cards(env: KuhnPokerEnv, player: int) -> set[str]:
+def allowed_cards(env: TextGameEnv, player: int) -> set[str]:
     """Own cards, and the opponent's card of each finished round that reached a showdown."""
     state = env.state
     allowed = {state.cards[player]}
@@ -350,7 +349,7 @@ def test_nash_policy_of_the_family():
         KuhnPokerNashAgent(alpha=Fraction(1, 2))
 
 
-def play(env: KuhnPokerEnv, agents: dict, seed: int) -> dict[str, int]:
+def play(env: TextGameEnv, agents: dict, seed: int) -> dict[str, int]:
     return spiral_envs.play_game(env, agents, seed).score["chips"]
 
 

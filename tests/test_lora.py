@@ -178,7 +178,7 @@ def test_kl_reference_is_the_base_with_adapters_off(quick_model, tmp_path):
         for name, param in trainer.model.named_parameters():
             if "lora_B" in name:
                 param.fill_(0.05)
-    results = trainer.collect(trainer.matches()[:2])
+    results = trainer.collector.play(trainer.matches()[:2], trainer.players)
     turns = [turn for result in results for turn in result.turns]
     batch = make_batch(turns, trainer.tokenizer.pad_token_id, trainer.device)
     base = AutoModelForCausalLM.from_pretrained(quick_model, dtype=torch.float32).eval()

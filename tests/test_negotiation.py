@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
-from spiral_envs import InvalidMove, RandomAgent, boxed, make_agent
+from spiral_envs import InvalidMove, RandomAgent, TextGameEnv, boxed, make_agent
 from spiral_envs.games import negotiation, negotiation_moves
 from spiral_envs.games.negotiation import (
     NegotiationHeuristicAgent,
     NegotiationState,
     SimpleNegotiation,
-    SimpleNegotiationEnv,
 )
 from spiral_envs.games.negotiation_moves import MAX_MESSAGE_CHARS, Accept, Deny, Offer, Talk
 
@@ -27,24 +26,24 @@ ENV_ID = "SimpleNegotiation-v1"
 GAME = SimpleNegotiation()
 
 
-def new_env(**kwargs: Any) -> SimpleNegotiationEnv:
+def new_env(**kwargs: Any) -> TextGameEnv:
     env = spiral_envs.make(ENV_ID, **kwargs)
     env.reset(seed=0)
     return env
 
 
-def play(env: SimpleNegotiationEnv, *moves: str) -> None:
+def play(env: TextGameEnv, *moves: str) -> None:
     """Step each move, boxed, asserting each one was legal."""
     for move in moves:
         env.step(boxed(move))
         assert "error" not in env.transcript[-1], env.transcript[-1]
 
 
-def inventories(env: SimpleNegotiationEnv) -> list[tuple[int, ...]]:
+def inventories(env: TextGameEnv) -> list[tuple[int, ...]]:
     return list(env.state.inventories)
 
 
-def assert_invalid_ends_game(env: SimpleNegotiationEnv, offender: str, reason: str) -> None:
+def assert_invalid_ends_game(env: TextGameEnv, offender: str, reason: str) -> None:
     other = "player_1" if offender == "player_0" else "player_0"
     assert all(env.terminations.values())
     assert env.rewards == {offender: -1.0, other: 1.0}
@@ -58,7 +57,7 @@ def assert_invalid_ends_game(env: SimpleNegotiationEnv, offender: str, reason: s
 
 def test_registered_env() -> None:
     env = spiral_envs.make(ENV_ID)
-    assert isinstance(env, SimpleNegotiationEnv)
+    assert isinstance(env, TextGameEnv) and isinstance(env.game, SimpleNegotiation)
     assert env.metadata["name"] == "simple_negotiation_v1"
     assert env.history == "full"
     assert env.game.max_turns == 10

@@ -7,6 +7,7 @@ only test that sees the package the way `pip install spiral-envs` leaves it, not
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -30,12 +31,14 @@ env.step(agent(str(obs), info))
 print(sorted(i for i in spiral_envs.registered_ids() if i in ("CoinGuess-v0", "KuhnPoker-v1", "TicTacToe-v0")))
 plugin = spiral_envs.make("CoinGuess-v0")
 plugin.reset(seed=1)
-print(type(plugin).__name__, type(spiral_envs.make_agent("strong", "CoinGuess-v0")).__name__)
+print(type(plugin.game).__name__, type(spiral_envs.make_agent("strong", "CoinGuess-v0")).__name__)
 """
 
 
 def run(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    # without PYTHONPATH: a checkout put on it would shadow the installed wheel
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -58,4 +61,4 @@ def test_the_wheel_in_a_fresh_venv_serves_our_games_and_plugins(tmp_path):
     run(python, "-m", "pip", "install", "-q", str(wheel))
     run(python, "-m", "pip", "install", "-q", str(ROOT / "examples" / "coin_guess"))
     lines = run(python, "-c", "import sys\n" + CHECK, cwd=tmp_path).splitlines()
-    assert lines == ["True", "['CoinGuess-v0', 'KuhnPoker-v1', 'TicTacToe-v0']", "CoinGuessEnv CoinGuessAgent"]
+    assert lines == ["True", "['CoinGuess-v0', 'KuhnPoker-v1', 'TicTacToe-v0']", "CoinGuess CoinGuessAgent"]

@@ -53,20 +53,21 @@ def coin_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     sys.modules.pop("coin_guess", None)
 
 
-def test_declaration_names_the_env_class() -> None:
-    assert declared_entry_points() == {ENV_ID: "coin_guess:CoinGuessEnv"}
+def test_declaration_names_the_game_class() -> None:
+    assert declared_entry_points() == {ENV_ID: "coin_guess:CoinGuess"}
 
 
 def test_make_discovers_the_game_through_its_entry_point(coin_guess: None) -> None:
     assert ENV_ID not in registry._REGISTRY
     found = [ep for ep in importlib.metadata.entry_points(group=registry.ENTRY_POINT_GROUP) if ep.name == ENV_ID]
-    assert [ep.value for ep in found] == ["coin_guess:CoinGuessEnv"]
+    assert [ep.value for ep in found] == ["coin_guess:CoinGuess"]
 
     env = spiral_envs.make(ENV_ID)
 
-    assert type(env).__name__ == "CoinGuessEnv"
+    assert type(env) is spiral_envs.TextGameEnv and type(env.game).__name__ == "CoinGuess"
+    assert env.metadata["name"] == "coin_guess_v0"
     assert Path(sys.modules["coin_guess"].__file__).parent == EXAMPLE
-    assert registry.spec(ENV_ID).entry_point == "coin_guess:CoinGuessEnv"  # registered from the entry point
+    assert registry.spec(ENV_ID).entry_point == "coin_guess:CoinGuess"  # registered from the entry point
     assert ENV_ID in spiral_envs.registered_ids()
 
 

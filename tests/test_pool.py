@@ -112,7 +112,7 @@ def test_only_the_learners_seat_is_trained_in_pool_games(quick_model, tmp_path):
     # at temperature 1 the quick model's opening answer is nearly always invalid and ends the game; near greedy
     # it opens with a valid bet, so both seats get to answer
     trainer = Trainer(pool_config(quick_model, steps=1, log_transcripts=6, temperature=0.02), tmp_path / "run")
-    results = trainer.collect(trainer.matches())
+    results = trainer.collector.play(trainer.matches(), trainer.players)
     pool_policy = trainer.pool.policy
     assert trainer.pool.steps == [0] and pool_policy is not None and trainer.players[POOL] is pool_policy
     pool_games = [r for r in results if POOL in r.match.seats.values()]

@@ -24,14 +24,14 @@ from helpers import run_e2e, small_config  # noqa: E402
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
 from spiral_train.collector import Collector, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
-from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
-from spiral_train.learner import Learner, make_batch, response_logprobs  # noqa: E402
+from spiral_train.learner import Learner, LearnerSettings, make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.models import load_model, reference_model  # noqa: E402
 from spiral_train.rae import RAE, RoleReturn  # noqa: E402
 from spiral_train.seats import LEARNER, Match  # noqa: E402
+from spiral_train.trainer import Trainer  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -49,7 +49,7 @@ def ray_config(model: Path, **extra):
 def sync_run(cluster, quick_model, tmp_path_factory):
     """An uninterrupted sync run with two workers: the reference the other tests compare against."""
     run_dir = tmp_path_factory.mktemp("ray") / "sync"
-    trainer = RayTrainer(ray_config(quick_model), run_dir)
+    trainer = Trainer(ray_config(quick_model), run_dir)
     trainer.run()
     return trainer, run_dir
 
@@ -59,7 +59,7 @@ def test_two_workers_and_a_learner_train_every_step_on_current_weights(sync_run)
     records = read_metrics(run_dir)
     assert [r["step"] for r in records] == list(range(STEPS + 1))
     # sync mode: every game of step s was played by the weights after s-1 updates, and no game was lost
-    assert trainer.sample_versions == {s: [s - 1] * 8 for s in range(1, STEPS + 1)}
+    assert trainer.rollouts.sample_versions == {s: [s - 1] * 8 for s in range(1, STEPS + 1)}
     for r in records[1:]:
         assert (r["train/staleness_max"], r["train/staleness_mean"], r["train/games"]) == (0, 0.0, 8)
         assert r["ray/worker_failures"] == 0 and r["train/stale_dropped"] == 0
@@ -71,7 +71,7 @@ def test_two_workers_and_a_learner_train_every_step_on_current_weights(sync_run)
     saved = torch.load(checkpoint / "state.pt", weights_only=False)
     assert saved["learner"]["optimizer"]["state"], "the learner group's Adam moments are checkpointed"
     # actors are gone once the run ends
-    assert trainer.rollouts is None and trainer.group is None
+    assert trainer.rollouts.workers.workers == [] and trainer.learner.ranks == []
 
 
 def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, quick_model, tmp_path):
@@ -79,15 +79,15 @@ def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, q
     4-game chunks as the two-worker reference, so the run must equal it step by step."""
     _, reference_dir = sync_run
     run_dir = tmp_path / "killed"
-    trainer = RayTrainer(ray_config(quick_model, ray_workers=1, ray_chunk_games=4), run_dir)
-    first_pid = trainer.rollouts.pids[0]
+    trainer = Trainer(ray_config(quick_model, ray_workers=1, ray_chunk_games=4), run_dir)
+    first_pid = trainer.rollouts.workers.pids[0]
     killed = threading.Event()
 
     def kill_worker_mid_play() -> None:
         deadline = time.time() + 120
         while time.time() < deadline and not killed.is_set():
-            pool = trainer.rollouts
-            if pool is not None and trainer.step >= 2 and any(c for _, c, _ in list(pool.in_flight.values())):
+            pool = trainer.rollouts.workers
+            if trainer.step >= 2 and any(c for _, c, _ in list(pool.in_flight.values())):
                 os.kill(first_pid, signal.SIGKILL)
                 killed.set()
             time.sleep(0.001)
@@ -108,7 +108,7 @@ def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, q
             assert g[key] == pytest.approx(e[key], rel=1e-5, abs=1e-7), (g["step"], key)
 
     # and a driver that stops resumes from its checkpoint with --resume, on Ray again
-    resumed = RayTrainer(ray_config(quick_model, steps=STEPS + 1), run_dir, resume=True)
+    resumed = Trainer(ray_config(quick_model, steps=STEPS + 1), run_dir, resume=True)
     assert resumed.step == STEPS
     resumed.run()
     assert [r["step"] for r in read_metrics(run_dir)] == list(range(STEPS + 2))
@@ -117,11 +117,11 @@ def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, q
 def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, quick_model, tmp_path):
     for max_staleness in (1, 0):
         run_dir = tmp_path / f"async{max_staleness}"
-        trainer = RayTrainer(ray_config(quick_model, async_mode=True, max_staleness=max_staleness), run_dir)
+        trainer = Trainer(ray_config(quick_model, async_mode=True, max_staleness=max_staleness), run_dir)
         trainer.run()
         records = read_metrics(run_dir)
         assert [r["step"] for r in records] == list(range(STEPS + 1))
-        for step, versions in trainer.sample_versions.items():
+        for step, versions in trainer.rollouts.sample_versions.items():
             assert len(versions) == 8
             # trained at step s means the learner has done s-1 updates: staleness = (s-1) - version
             assert all(0 <= step - 1 - v <= max_staleness for v in versions), (step, versions)
@@ -176,7 +176,7 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
     driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
     start = {k: v.clone() for k, v in model.state_dict().items()}
     ref_model = reference_model(config, model, str(quick_model), torch.device("cpu"))
-    single = Learner(model, config, torch.device("cpu"), tokenizer.pad_token_id, ref_model)
+    single = Learner(model, LearnerSettings.from_config(config), torch.device("cpu"), tokenizer.pad_token_id, ref_model)
     group = LearnerGroup(config, str(quick_model), driver_model, single.state_dict(), version=0)
     try:
         for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
@@ -216,7 +216,7 @@ def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cl
     config = ray_config(
         quick_model, ray_workers=1, ray_learners=2, ray_learner_strategy=strategy, lora_rank=4, eval_games=0, steps=1
     )
-    trainer = RayTrainer(config, tmp_path / strategy)
+    trainer = Trainer(config, tmp_path / strategy)
     try:
         before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         trainer.train_step()
@@ -225,8 +225,8 @@ def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cl
         assert changed and all("lora_" in k for k in changed), sorted(changed)[:5]
 
         # the worker, sent the current weights, samples from the merged model: its logprobs are the learner's
-        worker = trainer.rollouts.workers[0]
-        ray.get(worker.set_weights.remote(trainer.group.version, trainer.group.weights_ref))
+        worker = trainer.rollouts.workers.workers[0]
+        ray.get(worker.set_weights.remote(trainer.learner.version, trainer.learner.weights_ref))
         match = Match("KuhnPoker-v1", 7, {"player_0": LEARNER, "player_1": LEARNER})
         _, _, results = ray.get(worker.play.remote([match], 0, False))
         turns = results[0].turns
@@ -247,8 +247,8 @@ def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cl
         assert (checkpoint / "model" / "adapter_model.safetensors").exists()
         assert not (checkpoint / "model" / "model.safetensors").exists(), "a LoRA checkpoint holds the adapter only"
     finally:
-        trainer.shutdown()
-    resumed = RayTrainer(dataclasses.replace(config, steps=2), tmp_path / strategy, resume=True)
+        trainer.close()
+    resumed = Trainer(dataclasses.replace(config, steps=2), tmp_path / strategy, resume=True)
     assert resumed.step == 1
     assert all(torch.equal(v, after[k]) for k, v in resumed.model.state_dict().items())
     resumed.run()

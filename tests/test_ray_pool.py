@@ -22,7 +22,6 @@ from safetensors.torch import load_model  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from spiral_train.checkpoint import load_state  # noqa: E402
-from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.pool import WEIGHTS_FILE  # noqa: E402
@@ -55,29 +54,37 @@ def pool_config(model: Path, **extra):
     return small_config(model, steps, **{**settings, **extra})
 
 
-class RecordingTrainer(RayTrainer):
-    """The RayTrainer, keeping each plan's draw and each step's batch as the driver got it back."""
+class RecordingRollouts:
+    """Wraps a trainer's rollout source: keeps each plan's draw and each step's batch as the driver got it back."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, trainer: Trainer) -> None:
+        self.inner = trainer.rollouts
+        self.pool = trainer.pool
         self.batches: list[list[GameResult]] = []
         self.planned: dict[int, int] = {}
         """Seed of each pool game -> the snapshot drawn by the plan that made it."""
         self.draws: list[int | None] = []
 
-    def matches(self) -> list[Match]:
-        matches = super().matches()
+    def submit(self, matches: list[Match], players) -> None:
         self.draws.append(self.pool.drawn)
         self.planned.update({m.seed: self.pool.drawn for m in matches if POOL in m.seats.values()})
-        return matches
+        self.inner.submit(matches, players)
 
-    def collect(self, matches: list[Match]) -> list[GameResult]:
-        results = super().collect(matches)
+    def collect(self) -> tuple[list[GameResult], dict]:
+        results, record = self.inner.collect()
         self.batches.append(results)
-        return results
+        return results, record
+
+    def close(self) -> None:
+        self.inner.close()
 
 
-def run_keeping_workers(trainer: RayTrainer) -> list[tuple[int | None, int, dict]]:
+def recording(trainer: Trainer) -> Trainer:
+    trainer.rollouts = RecordingRollouts(trainer)
+    return trainer
+
+
+def run_keeping_workers(trainer: Trainer) -> list[tuple[int | None, int, dict]]:
     """Run the loop, then ask each worker what its pool model holds, then stop the actors."""
 
     def pool_snapshot(worker) -> tuple[int | None, int, dict[str, torch.Tensor]]:
@@ -87,11 +94,12 @@ def run_keeping_workers(trainer: RayTrainer) -> list[tuple[int | None, int, dict
         weights = {} if model is None else {k: v.cpu() for k, v in model.state_dict().items()}
         return worker.pool_step, worker.pool_loads, weights
 
+    close, trainer.close = trainer.close, lambda: None  # the run leaves the actors up for the question below
     try:
-        Trainer.run(trainer)  # the loop without RayTrainer.run's shutdown, so the workers are still there
-        return ray.get([w.__ray_call__.remote(pool_snapshot) for w in trainer.rollouts.workers])
+        trainer.run()
+        return ray.get([w.__ray_call__.remote(pool_snapshot) for w in trainer.rollouts.inner.workers.workers])
     finally:
-        trainer.shutdown()
+        close()
 
 
 def snapshot_weights(like: torch.nn.Module, folder: Path) -> dict[str, torch.Tensor]:
@@ -107,21 +115,21 @@ def pool_games(batch: list[GameResult]) -> list[GameResult]:
 @pytest.fixture(scope="module")
 def pool_run(cluster, quick_model, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ray-pool") / "run"
-    trainer = RecordingTrainer(pool_config(quick_model), run_dir)
+    trainer = recording(Trainer(pool_config(quick_model), run_dir))
     held = run_keeping_workers(trainer)
     return trainer, run_dir, held
 
 
 def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_run, quick_model):
     trainer, run_dir, held = pool_run
-    played = [sorted({r.match.pool_step for r in pool_games(batch)}) for batch in trainer.batches]
+    played = [sorted({r.match.pool_step for r in pool_games(batch)}) for batch in trainer.rollouts.batches]
     assert len(played) == STEPS and all(len(p) == 1 for p in played)  # sync: the step's one draw
     played = [p[0] for p in played]
-    assert played == trainer.draws
+    assert played == trainer.rollouts.draws
     assert played[:2] == [0, 0] and played[4] in (2, 4)  # snapshots at 0, 2, 4 (pool_size 2): the draw changed
 
     pool_answers = 0
-    for batch in trainer.batches:
+    for batch in trainer.rollouts.batches:
         games = pool_games(batch)
         assert len(games) == 4  # pool_share 0.5 of 8
         learner_roles = set()
@@ -151,7 +159,7 @@ def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_ru
         start = AutoModelForCausalLM.from_pretrained(quick_model).state_dict()
         assert any(not torch.equal(weights[k], v) for k, v in start.items()), "the snapshot is the start: proves little"
     # the driver keeps in the object store only the snapshot it may still send
-    assert set(trainer.pool_refs) <= {played[-1]}
+    assert set(trainer.rollouts.inner.pool_refs) <= {played[-1]}
 
 
 def test_pool_metrics_and_rae_baselines_per_opponent_kind(pool_run):
@@ -159,7 +167,7 @@ def test_pool_metrics_and_rae_baselines_per_opponent_kind(pool_run):
     records = read_metrics(run_dir)[1:]
     assert [r["train/pool/size"] for r in records] == [1, 1, 2, 2, 2]
     assert [r["train/pool/share"] for r in records] == [0.5] * STEPS
-    assert [r["train/pool/opponent_step"] for r in records] == trainer.draws
+    assert [r["train/pool/opponent_step"] for r in records] == trainer.rollouts.draws
     assert all(0.0 <= r["train/pool/win_rate"] <= 1.0 for r in records)
     assert all(r["train/staleness_max"] == 0 and r["train/games"] == 8 for r in records)
     baselines = {k for k in records[-1] if k.startswith("rae/baseline/")}
@@ -172,15 +180,15 @@ def test_resume_from_a_checkpoint_gives_the_same_steps(pool_run, quick_model, tm
     """A run stopped after step 3 and resumed on Ray makes steps 4 and 5 of the uninterrupted run."""
     _, reference_dir, _ = pool_run
     split = tmp_path / "split"
-    RayTrainer(pool_config(quick_model, steps=3), split).run()
+    Trainer(pool_config(quick_model, steps=3), split).run()
     assert load_state(split / "checkpoints" / "step_000003")["pool"]["steps"] == [0, 2]
 
-    resumed = RecordingTrainer(pool_config(quick_model), split, resume=True)
+    resumed = recording(Trainer(pool_config(quick_model), split, resume=True))
     assert resumed.step == 3 and resumed.pool.steps == [0, 2]
     resumed.run()
     got, expected = read_metrics(split), read_metrics(reference_dir)
     assert resumed.pool.steps == [2, 4]
-    assert resumed.draws == [r["train/pool/opponent_step"] for r in expected[4:]]  # the same draws
+    assert resumed.rollouts.draws == [r["train/pool/opponent_step"] for r in expected[4:]]  # the same draws
     assert [r["step"] for r in got] == list(range(STEPS + 1))
     keys = ["train/pool/opponent_step", "train/pool/win_rate", "train/pool/size", "train/reward_mean", "loss"]
     keys += ["grad_norm", *(k for k in expected[-1] if k.startswith("rae/baseline/"))]
@@ -194,26 +202,27 @@ def test_async_games_queued_ahead_keep_the_snapshot_they_were_planned_with(clust
     their own plan's snapshot, so each worker may switch snapshots between chunks of one batch."""
     run_dir = tmp_path / "async"
     config = pool_config(quick_model, steps=4, async_mode=True, max_staleness=1, pool_every=1, pool_size=4)
-    trainer = RecordingTrainer(config, run_dir)
+    trainer = recording(Trainer(config, run_dir))
     held = run_keeping_workers(trainer)
     records = read_metrics(run_dir)[1:]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert all(r["train/staleness_max"] <= 1 for r in records)
     assert any(r["train/staleness_max"] == 1 for r in records)  # games did play during an update
 
-    used = [r for batch in trainer.batches for r in pool_games(batch)]
-    assert used and all(r.match.pool_step == trainer.planned[r.match.seed] for r in used)
+    used = [r for batch in trainer.rollouts.batches for r in pool_games(batch)]
+    assert used and all(r.match.pool_step == trainer.rollouts.planned[r.match.seed] for r in used)
     # batch s is collected after s + 2 plans (the first step plans twice): its games were mostly planned one
     # draw before the latest, draws[s + 1]
-    assert len(trainer.draws) == len(trainer.batches) + 1
+    assert len(trainer.rollouts.draws) == len(trainer.rollouts.batches) + 1
     behind = [
         r
-        for s, batch in enumerate(trainer.batches)
+        for s, batch in enumerate(trainer.rollouts.batches)
         for r in pool_games(batch)
-        if r.match.pool_step != trainer.draws[s + 1]
+        if r.match.pool_step != trainer.rollouts.draws[s + 1]
     ]
-    assert behind, f"no game played a snapshot other than the latest draw (draws {trainer.draws}); nothing tested"
-    for s, batch in enumerate(trainer.batches):
+    draws = trainer.rollouts.draws
+    assert behind, f"no game played a snapshot other than the latest draw (draws {draws}); nothing tested"
+    for s, batch in enumerate(trainer.rollouts.batches):
         opponent_steps = [r.match.pool_step for r in pool_games(batch)]
         assert records[s]["train/pool/opponent_step"] == pytest.approx(sum(opponent_steps) / len(opponent_steps))
     for step, _, weights in held:

@@ -1,7 +1,7 @@
 """Ray rollout workers generating with vLLM, for real on CPU: each worker is a Ray actor with its own vLLM engine.
 
 What must hold: the weights the driver sends reach the engine in another process (its sampled-token logprobs
-are the learner's recomputation with those weights), and a RayTrainer run trains every step on games of the
+are the learner's recomputation with those weights), and a Ray run trains every step on games of the
 current weights. The model is the quick tiny model of conftest.py built with 2 heads of 32 (vLLM's CPU
 attention has no kernel for head_dim 16). Skipped where Ray or vLLM is not installed.
 """
@@ -19,13 +19,13 @@ pytest.importorskip("vllm")
 from helpers import perturb, small_config  # noqa: E402
 
 from spiral_train.collector import Match  # noqa: E402
-from spiral_train.distributed.driver import RayTrainer  # noqa: E402
 from spiral_train.distributed.learner_group import cpu_weights  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
 from spiral_train.learner import make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.models import load_model  # noqa: E402
 from spiral_train.seats import LEARNER  # noqa: E402
+from spiral_train.trainer import Trainer  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.vllm]
 
@@ -89,15 +89,15 @@ def test_two_vllm_workers_train_every_step_on_current_weights(cluster, quick_vll
     steps = 3
     config = vllm_config(quick_vllm_model, steps, ray_workers=2, games_per_step=4, num_envs=2)
     run_dir = tmp_path / "run"
-    trainer = RayTrainer(config, run_dir)
+    trainer = Trainer(config, run_dir)
     trainer.run()
     records = read_metrics(run_dir)
     assert [r["step"] for r in records] == list(range(steps + 1))
     # sync mode: every game of step s was played by the weights after s-1 updates, on both workers
-    assert trainer.sample_versions == {s: [s - 1] * 4 for s in range(1, steps + 1)}
+    assert trainer.rollouts.sample_versions == {s: [s - 1] * 4 for s in range(1, steps + 1)}
     for r in records[1:]:
         assert (r["train/staleness_max"], r["train/games"], r["ray/worker_failures"]) == (0, 4, 0)
         assert r["grad_norm"] > 0
         # on-policy: the update's first pass sees ratio 1, so the workers' engines held the learner's weights
         assert abs(r["approx_kl"]) < 1e-4, r["approx_kl"]
-    assert trainer.rollouts is None and trainer.group is None
+    assert trainer.rollouts.workers.workers == [] and trainer.learner.ranks == []

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import spiral_envs
-from spiral_envs import chat_messages, chat_prompt, make, qwen3_prompt, register, registered_ids, spec
+from spiral_envs import TextGameEnv, chat_messages, chat_prompt, make, qwen3_prompt, register, registered_ids, spec
 from spiral_envs import registry as registry_module
-from spiral_envs.games.tictactoe import TicTacToeEnv
+from spiral_envs.games.tictactoe import TicTacToe
 from spiral_envs.prompts import TEMPLATES
 
 # Written out in full rather than built from the module's constants, so a drift from the paper shows up.
@@ -131,26 +131,40 @@ def play_to_the_end(env: Any, seed: int = 0) -> dict[str, float]:
 def test_register_callable_entry_point(isolated_registry: dict[str, Any]) -> None:
     built: list[dict[str, Any]] = []
 
-    def small_board(**options: Any) -> TicTacToeEnv:
+    def small_board(**options: Any) -> TextGameEnv:
         built.append(options)
-        return TicTacToeEnv(**options)
+        return TextGameEnv(TicTacToe(), **options)
 
     register("SmallBoard-v3", small_board, history="full")
     assert "SmallBoard-v3" in registered_ids()
     env = make("SmallBoard-v3", error_allowance=1)
-    assert isinstance(env, TicTacToeEnv)
+    assert isinstance(env, TextGameEnv)
     assert built == [{"history": "full", "error_allowance": 1}]
     assert env.history == "full"
     assert sum(play_to_the_end(env).values()) == 0
 
 
 def test_register_module_attr_string(isolated_registry: dict[str, Any]) -> None:
-    register("TicTacToeFull-v0", "spiral_envs.games.tictactoe:TicTacToeEnv", history="full")
+    register("TicTacToeFull-v0", "spiral_envs.games.tictactoe:TicTacToe", history="full")
     env = make("TicTacToeFull-v0")
-    assert type(env) is TicTacToeEnv
+    assert type(env) is TextGameEnv and type(env.game) is TicTacToe  # a game class gets the text env
+    assert env.metadata["name"] == "tic_tac_toe_full_v0"
     assert env.history == "full"
     assert make("TicTacToeFull-v0", history="current").history == "current"  # call options beat defaults
-    assert spec("TicTacToeFull-v0").load() is TicTacToeEnv
+    assert spec("TicTacToeFull-v0").load() is TicTacToe
+
+
+def test_a_game_class_gets_the_env_options_and_its_game_the_rest() -> None:
+    env = make("KuhnPoker-v1", num_rounds=2, scoring="chips", history="current", error_allowance=1)
+    assert (env.game.num_rounds, env.game.scoring) == (2, "chips")
+    assert (env.history, env.error_allowance) == ("current", 1)
+    assert env.invalid_move_penalty == -4.0  # the game's own: the most chips two rounds can lose
+    assert make("KuhnPoker-v1", invalid_move_penalty=-0.5).invalid_move_penalty == -0.5  # an option beats it
+    assert make("KuhnPoker-v1").invalid_move_penalty == -1.0  # match scoring: losing the match
+    with pytest.raises(TypeError, match=r"KuhnPoker-v1 has no option 'rounds'.*num_rounds, scoring, history"):
+        make("KuhnPoker-v1", rounds=2)
+    with pytest.raises(ValueError, match="num_rounds must be >= 1"):  # the game checks its own options
+        make("KuhnPoker-v1", num_rounds=0)
 
 
 def test_string_entry_point_is_imported_lazily(isolated_registry: dict[str, Any]) -> None:
@@ -159,7 +173,7 @@ def test_string_entry_point_is_imported_lazily(isolated_registry: dict[str, Any]
     assert "Broken-v0" in registered_ids()
     with pytest.raises(ModuleNotFoundError, match="no_such_module_for_spiral_tests"):
         make("Broken-v0")
-    assert isinstance(make("TicTacToe-v0"), TicTacToeEnv)
+    assert isinstance(make("TicTacToe-v0").game, TicTacToe)
 
 
 def test_entry_point_string_without_attr_is_rejected(isolated_registry: dict[str, Any]) -> None:
@@ -170,23 +184,23 @@ def test_entry_point_string_without_attr_is_rejected(isolated_registry: dict[str
 
 def test_duplicate_id_raises(isolated_registry: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"TicTacToe-v0 is already registered.*bump its version"):
-        register("TicTacToe-v0", TicTacToeEnv)
-    register("Twice-v0", TicTacToeEnv)
+        register("TicTacToe-v0", TicTacToe)
+    register("Twice-v0", TicTacToe)
     with pytest.raises(ValueError, match="Twice-v0 is already registered"):
-        register("Twice-v0", TicTacToeEnv)
-    assert spec("TicTacToe-v0").entry_point == "spiral_envs.games.tictactoe:TicTacToeEnv"
+        register("Twice-v0", TicTacToe)
+    assert spec("TicTacToe-v0").entry_point == "spiral_envs.games.tictactoe:TicTacToe"
 
 
 @pytest.mark.parametrize("bad_id", ["TicTacToe", "TicTacToe-v", "TicTacToe-vX", "TicTacToe-v1.5", "Game_v1", 7, None])
 def test_malformed_id_raises(isolated_registry: dict[str, Any], bad_id: Any) -> None:
     with pytest.raises(ValueError, match=r"must look like 'Name-vN'"):
-        register(bad_id, TicTacToeEnv)
+        register(bad_id, TicTacToe)
     assert bad_id not in isolated_registry
 
 
 def test_default_kwargs_are_not_shared_between_makes(isolated_registry: dict[str, Any]) -> None:
     defaults = {"history": "full"}
-    register("Defaults-v0", TicTacToeEnv, **defaults)
+    register("Defaults-v0", TicTacToe, **defaults)
     defaults["history"] = "nonsense"
     assert make("Defaults-v0").history == "full"
 
@@ -225,10 +239,10 @@ def test_plugin_does_not_override_a_registered_id(
 ) -> None:
     write_plugin_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    register("TmpGame-v0", TicTacToeEnv)
+    register("TmpGame-v0", TicTacToe)
     monkeypatch.setattr(registry_module, "_plugins_loaded", False)
     assert "TmpGame-v0" in registered_ids()
-    assert type(make("TmpGame-v0")) is TicTacToeEnv
+    assert type(make("TmpGame-v0").game) is TicTacToe
 
 
 def test_plugin_gone_after_cleanup() -> None:
@@ -288,3 +302,17 @@ def test_chat_prompt_passes_a_single_user_message() -> None:
 def test_template_names() -> None:
     assert TEMPLATES["qwen3"]("x") == qwen3_prompt("x")
     assert TEMPLATES["none"]("raw observation") == "raw observation"
+
+
+def test_render_prompt_takes_every_template_name_and_names_the_choices_for_a_bad_one() -> None:
+    def apply(messages, tokenize, add_generation_prompt):
+        return "chat:" + messages[0]["content"]
+
+    assert spiral_envs.TEMPLATE_NAMES == ("qwen3", "none", "chat")
+    rendered = {name: spiral_envs.render_prompt(name, "obs", apply) for name in spiral_envs.TEMPLATE_NAMES}
+    assert rendered["qwen3"] == qwen3_prompt("obs") and rendered["none"] == "obs"
+    assert rendered["chat"] == chat_prompt("obs", apply)
+    with pytest.raises(ValueError, match="needs a tokenizer with a chat template"):
+        spiral_envs.render_prompt("chat", "obs")
+    with pytest.raises(ValueError, match=r"unknown template 'qwen2'; choose one of \['qwen3', 'none', 'chat'\]"):
+        spiral_envs.render_prompt("qwen2", "obs")

@@ -16,7 +16,6 @@ from spiral_train.collector import Turn
 from spiral_train.config import ConfigError, make_config
 from spiral_train.learner import make_batch, response_logprobs
 from spiral_train.models import tiny_spec
-from spiral_train.prompts import render_prompt
 from spiral_train.tiny import tiny_model_path
 
 
@@ -40,7 +39,7 @@ def kuhn_prompts(tokenizer, n: int) -> list[list[int]]:
     env = spiral_envs.make("KuhnPoker-v1")
     for seed in range(n):
         env.reset(seed=seed)
-        text = render_prompt("qwen3", str(env.observe(env.agent_selection)))
+        text = spiral_envs.render_prompt("qwen3", str(env.observe(env.agent_selection)))
         prompts.append(tokenizer(text, add_special_tokens=False).input_ids)
     return prompts
 

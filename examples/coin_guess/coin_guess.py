@@ -12,7 +12,7 @@ It has the three ingredients that make a game worth self-play: hidden informatio
 leaks information about your hand; the second guesser can take the larger side of the first guess).
 
 The layout is the one every built-in game uses (see `spiral_envs/games/tictactoe.py`): rules as a
-`GameState`, the prose as a `TextGame`, a `TextGameEnv` subclass, and an optional strong scripted agent.
+`GameState`, the prose as a `TextGame`, and an optional strong scripted agent, named on the game class.
 `pyproject.toml` beside this file declares the entry point, so after `pip install ./examples/coin_guess`
 `spiral_envs.make("CoinGuess-v0")` finds it without any change to spiral_envs.
 """
@@ -20,9 +20,9 @@ The layout is the one every built-in game uses (see `spiral_envs/games/tictactoe
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
+from typing import Any
 
-from spiral_envs import TERMINAL, GameState, InvalidMove, TextGame, TextGameEnv
+from spiral_envs import TERMINAL, GameState, InvalidMove, TextGame
 
 MAX_COINS = 3
 TOTALS = range(2 * MAX_COINS + 1)
@@ -111,9 +111,14 @@ class CoinGuessState(GameState[int]):
 
 
 class CoinGuess(TextGame[int]):
+    """`CoinGuess-v0`: `num_rounds` (default 2, even keeps it fair); `spiral_envs.make` adds the options of
+    `TextGameEnv`."""
+
     default_history = "full"
 
     def __init__(self, num_rounds: int = 2) -> None:
+        if isinstance(num_rounds, bool) or not isinstance(num_rounds, int) or num_rounds < 1:
+            raise ValueError(f"num_rounds must be an int >= 1, got {num_rounds!r}")
         self.num_rounds = num_rounds
 
     def new_state(self, rng: random.Random) -> CoinGuessState:
@@ -228,13 +233,6 @@ class CoinGuessAgent:
         return f"\\boxed{{[{self.rng.choice(choices)}]}}"
 
 
-class CoinGuessEnv(TextGameEnv):
-    """`CoinGuess-v0`; `num_rounds` (default 2, even keeps it fair) and the options of `TextGameEnv`."""
-
-    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "coin_guess_v0"}
-    strong_agent = CoinGuessAgent
-
-    def __init__(self, num_rounds: int = 2, **options: Any) -> None:
-        if isinstance(num_rounds, bool) or not isinstance(num_rounds, int) or num_rounds < 1:
-            raise ValueError(f"num_rounds must be an int >= 1, got {num_rounds!r}")
-        super().__init__(CoinGuess(num_rounds), **options)
+# The expert `make_agent("strong", "CoinGuess-v0")` builds: a game installed by an entry point names its
+# expert as `strong_agent` on the class the entry point names.
+CoinGuess.strong_agent = CoinGuessAgent

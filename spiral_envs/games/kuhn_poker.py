@@ -19,11 +19,10 @@ import functools
 import random
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from spiral_envs.agents import boxed
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, player_name, zero_sum_returns
-from spiral_envs.env import TextGameEnv
 
 CARDS = ("J", "Q", "K")
 RANK = {card: rank for rank, card in enumerate(CARDS)}
@@ -82,6 +81,8 @@ class KuhnPokerState(GameState[str]):
         self.rng = rng
         self.num_rounds = num_rounds
         self.scoring = check_scoring(scoring)
+        self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
+        """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
         self.chips = [0, 0]
         self.results: list[RoundResult] = []
         self.known_rounds: tuple[list[PastRound], list[PastRound]] = ([], [])
@@ -215,6 +216,8 @@ class KuhnPoker(TextGame[str]):
             raise ValueError(f"num_rounds must be >= 1 (rounds per game), got {num_rounds}")
         self.num_rounds = num_rounds
         self.scoring = check_scoring(scoring)
+        self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
+        """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
         return KuhnPokerState(rng, self.num_rounds, self.scoring)
@@ -379,22 +382,3 @@ class KuhnPokerPolicyAgent:
 
     def __call__(self, observation: str, info: dict[str, Any]) -> str:
         return sample_answer(self.policy(info["view"]), self.rng)
-
-
-class KuhnPokerEnv(TextGameEnv):
-    """`KuhnPoker-v1`; `num_rounds` rounds a game (5 by default), `scoring` (see `SCORINGS`), and the options
-    of `TextGameEnv`.
-
-    `invalid_move_penalty` None means the worst legal result: -1 under match scoring, -2 chips a round under
-    chips scoring (so an invalid answer never beats playing on); a number is used as given.
-    """
-
-    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "kuhn_poker_v1"}
-
-    def __init__(
-        self, num_rounds: int = 5, scoring: str = "match", invalid_move_penalty: float | None = None, **options: Any
-    ) -> None:
-        game = KuhnPoker(num_rounds, scoring)
-        if invalid_move_penalty is None:
-            invalid_move_penalty = -1.0 if scoring == "match" else -2.0 * num_rounds
-        super().__init__(game, invalid_move_penalty=invalid_move_penalty, **options)

@@ -16,11 +16,10 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from spiral_envs.agents import boxed
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, player_name, zero_sum_returns
-from spiral_envs.env import TextGameEnv
 from spiral_envs.games.negotiation_moves import (
     RESOURCES,
     Accept,
@@ -480,13 +479,3 @@ def _gains(gets: Sequence[int], pays: Sequence[int], own: list[int], guess: list
     ours = sum(v * (a - b) for v, a, b in zip(own, gets, pays, strict=True))
     their = sum(v * (b - a) for v, a, b in zip(guess, gets, pays, strict=True))
     return ours, their
-
-
-class SimpleNegotiationEnv(TextGameEnv):
-    """`SimpleNegotiation-v1`; `max_turns` counts both players' turns (10: five each), plus `TextGameEnv`'s
-    options."""
-
-    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "simple_negotiation_v1"}
-
-    def __init__(self, max_turns: int = 10, **options: Any) -> None:
-        super().__init__(SimpleNegotiation(max_turns), **options)

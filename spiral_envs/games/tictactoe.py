@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, zero_sum_returns
-from spiral_envs.env import TextGameEnv
 
 LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
 SYMBOLS = ("X", "O")
@@ -209,12 +208,3 @@ def value_against_random(policy: CellPolicy | None, seat: int) -> float:
         return result
 
     return value((None,) * 9)
-
-
-class TicTacToeEnv(TextGameEnv):
-    """`TicTacToe-v0`; takes the options of `TextGameEnv`."""
-
-    metadata: ClassVar[dict[str, Any]] = {**TextGameEnv.metadata, "name": "tictactoe_v0"}
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(TicTacToe(), **options)

@@ -1,7 +1,7 @@
-"""The same self-play loop on Ray: rollout workers and a learner group as actors, driven by `RayTrainer`.
+"""The same self-play loop on Ray: rollout workers and a learner group as actors (needs the `ray` extra).
 
-`RayTrainer` is the `Trainer` (same step: matches -> collect -> RAE -> learner.update -> evaluate -> save)
-with two parts swapped: `collect` plays the games on `RolloutWorker` actors (`RolloutPool`), and
-`self.learner` is a `LearnerGroup` of data-parallel ranks that looks like a `Learner` to the loop. Needs the
-`ray` extra; `spiral_train.cli.trainer_class` picks it when `ray_workers > 0`.
+`Trainer._build_parts` takes these parts when `ray_workers` > 0: `driver.start_ray` returns a
+`learner_group.LearnerGroup` (data-parallel ranks that act as one `Learner`) and a `driver.RayRollouts`
+(games played on `worker.RolloutWorker` actors, kept busy by `rollouts.RolloutPool`). Nothing here imports
+the trainer.
 """

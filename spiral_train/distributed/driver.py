@@ -1,18 +1,18 @@
-"""`RayTrainer`: the `Trainer` loop, with games played on Ray rollout workers and the update on a learner group.
+"""The Ray parts of the trainer: `start_ray` connects (or starts a local cluster) and builds the two parts
+`Trainer._build_parts` takes when `ray_workers` > 0: a `LearnerGroup` as the learner and `RayRollouts` as the
+rollout source. The loop itself is the `Trainer`'s; RAE, evaluation (on the driver's copy of the weights,
+which the learner group updates after every step), metrics and checkpoints stay on the driver, so a run
+resumes with `--resume` as before and a checkpoint is the same folder either way.
 
-Nothing of the loop is copied: `Trainer.train_step` calls `self.collect(matches)` (overridden here to use the
-`RolloutPool`) and `self.learner.update(turns)` (here a `LearnerGroup`, which also copies the new weights
-into the driver's model). RAE, evaluation (on the driver's copy of the weights), metrics and checkpoints are
-the `Trainer`'s own, so a run resumes with `--resume` as before and a checkpoint is the same folder either
-way. What this adds per step: `train/staleness_max` and `train/staleness_mean` (updates between the weights
-that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
-`ray/worker_restarts` and `ray/games_replayed`.
+What `RayRollouts` adds to a step's metrics: `train/staleness_max` and `train/staleness_mean` (updates between
+the weights that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
+`ray/worker_restarts`, `ray/games_replayed` and `time/rollout_wait_s`.
 
 Opponent pools: the driver owns the pool (its list, draws, snapshots on disk and its one frozen copy, as in
-one process); each drawn snapshot goes to the object store once, as a plain transformers state dict (LoRA
-merged), and the workers play it in their own frozen pool model. A pool game's `Match` names the snapshot
-drawn when it was planned (`pool_step`), so RAE's opponent kinds and `train/pool/*` read the results as in
-one process.
+one process); each drawn snapshot goes to the object store once, when the first batch that plays it is
+submitted, as a plain transformers state dict (LoRA merged), and the workers play it in their own frozen pool
+model. A pool game's `Match` names the snapshot drawn when it was planned (`pool_step`), so RAE's opponent
+kinds and `train/pool/*` read the results as in one process.
 
 Versions: the learner group's `version` is the number of updates done (the step), and a game's version is
 the version of the weights that played it; sync mode uses only games of the current version.
@@ -23,16 +23,17 @@ from __future__ import annotations
 import math
 import os
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
 
 from spiral_train import lora
+from spiral_train.collector import Players
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.learner_group import LearnerGroup
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.generation import Generator, HFGenerator
-from spiral_train.seats import GameResult, Match
-from spiral_train.trainer import Trainer
+from spiral_train.seats import POOL, GameResult, Match
 
 
 def needed_resources(config: TrainConfig) -> tuple[float, float]:
@@ -42,88 +43,117 @@ def needed_resources(config: TrainConfig) -> tuple[float, float]:
     return cpus, gpus
 
 
-def check_resources(cpus: float, gpus: float) -> None:
+def check_resources(config: TrainConfig) -> None:
     """Fail at start, naming the options, where the cluster can never place every actor (Ray would wait)."""
     import ray
 
     have = ray.cluster_resources()
+    cpus, gpus = needed_resources(config)
     if cpus > have.get("CPU", 0.0) + 1e-9 or gpus > have.get("GPU", 0.0) + 1e-9:
         raise RuntimeError(
             f"the Ray cluster has {have.get('CPU', 0.0):g} CPUs and {have.get('GPU', 0.0):g} GPUs, but "
             f"ray_workers x ray_worker_cpus/gpus + ray_learners x ray_learner_cpus/gpus asks for {cpus:g} CPUs "
             f"and {gpus:g} GPUs: lower those options or add nodes"
         )
+    for name, amount in config.ray_worker_resources.items():
+        if config.ray_workers * amount > have.get(name, 0.0) + 1e-9:
+            raise RuntimeError(
+                f"ray_worker_resources asks for {config.ray_workers} x {amount:g} {name!r}, but the Ray cluster "
+                f"has {have.get(name, 0.0):g}: start nodes with `ray start --resources` that provide it"
+            )
 
 
-class RayTrainer(Trainer):
-    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, log=print) -> None:
-        import ray
+class RayParts(NamedTuple):
+    learner: LearnerGroup
+    rollouts: RayRollouts
+    close: Callable[[], None]
+    """Stops the actors, and the local Ray cluster if `start_ray` started it."""
 
-        super().__init__(config, run_dir, resume=resume, log=log)
-        self._owns_ray = False
-        cpus, gpus = needed_resources(config)
-        if not ray.is_initialized():
-            # A local cluster gets a logical CPU per actor at least: Ray would otherwise leave an actor
-            # unplaced forever on a small machine (2 workers + a learner on 2 cores), and the run would hang.
-            local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
-            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
-            self._owns_ray = True
-        self.rollouts: RolloutPool | None = None
-        self.group: LearnerGroup | None = None
+
+def start_ray(config: TrainConfig, source: str, model: torch.nn.Module, version: int) -> RayParts:
+    """Connect to `ray_address` (or start a local cluster), then start the learner ranks and rollout workers.
+
+    The actors load `source`, the run's original model, for its shape and tokenizer, then get `model`'s
+    current weights: checkpoint folders are pruned, so a worker restarted later could not count on one.
+    """
+    import ray
+
+    owns_ray = False
+    cpus, _ = needed_resources(config)
+    if not ray.is_initialized():
+        # A local cluster gets a logical CPU per actor at least: Ray would otherwise leave an actor
+        # unplaced forever on a small machine (2 workers + a learner on 2 cores), and the run would hang.
+        local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
+        ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
+        owns_ray = True
+    group: LearnerGroup | None = None
+    rollouts: RayRollouts | None = None
+
+    def close() -> None:
+        if rollouts is not None:
+            rollouts.close()
+        if group is not None:
+            group.shutdown()
+        if owns_ray and ray.is_initialized():
+            ray.shutdown()
+
+    try:
+        check_resources(config)
+        group = LearnerGroup(config, source, model, None, version=version)
+        rollouts = RayRollouts(config, source, group)
+    except BaseException:
+        close()
+        raise
+    return RayParts(group, rollouts, close)
+
+
+class RayRollouts:
+    """The rollout source on Ray: a `RolloutPool` of workers, playing with the learner group's newest weights.
+
+    In async mode the trainer submits one batch ahead, so the workers play while the learner updates.
+    """
+
+    def __init__(self, config: TrainConfig, source: str, group: LearnerGroup) -> None:
+        self.config = config
+        self.group = group
         self.pool_refs: dict[int, Any] = {}
-        """Snapshot step -> object reference of its weights, while a drawn or outstanding game needs it."""
-        try:
-            check_resources(cpus, gpus)
-            # Actors load `self.source`, the run's original model, for its shape and tokenizer, then get the current
-            # weights; checkpoint folders are pruned, so a worker restarted later could not count on finding one.
-            self.group = LearnerGroup(config, self.source, self.model, self.learner.state_dict(), version=self.step)
-            self.rollouts = RolloutPool(config, self.source, self.pool_refs.__getitem__)
-        except BaseException:
-            self.shutdown()
-            raise
-        self.learner = self.group  # the loop's `self.learner.update` and `save` now go to the group
+        """Snapshot step -> object reference of its weights, while a submitted game may still play it."""
+        self.workers = RolloutPool(config, source, self.pool_refs.__getitem__)
+        self.planned: list[Match] = []
+        """Games submitted since the last `collect`; the pool cuts them into chunks together."""
+        self.drawn: int | None = None
+        """The snapshot the latest submitted batch plays (kept in the object store for the next plan)."""
         self.sample_versions: dict[int, list[int]] = {}
         """Per trained step, the weight version of each game it trained on (what the staleness rule bounds)."""
-        self._queued_ahead = False
-        self._rollout_record: dict[str, Any] = {}
 
-    def build_generator(self) -> Generator:
-        """Transformers, whatever `generator` says: the workers sample, the driver only evaluates, and a vLLM
-        engine here would hold device memory outside what Ray accounts for."""
-        c = self.config
-        return HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
-
-    def matches(self) -> list[Match]:
-        """The `Trainer`'s games; when they hold pool games, the drawn snapshot goes to the object store."""
-        matches = super().matches()
-        pool = self.pool
-        if pool is None or pool.drawn is None or pool.policy is None:
-            return matches
-        if pool.drawn not in self.pool_refs:  # the pool's frozen copy holds the drawn snapshot now
+    def submit(self, matches: Sequence[Match], players: Players) -> None:
+        steps = {m.pool_step for m in matches if m.pool_step is not None}
+        self.drawn = next(iter(steps)) if steps else None
+        if self.drawn is not None and self.drawn not in self.pool_refs:  # the pool seat holds it now
             import ray
 
-            weights = lora.merged_state_dict(pool.policy.generator.model)
-            self.pool_refs[pool.drawn] = ray.put({name: tensor.to("cpu") for name, tensor in weights.items()})
-        return matches
+            weights = lora.merged_state_dict(players[POOL].generator.model)  # type: ignore[union-attr]
+            self.pool_refs[self.drawn] = ray.put({name: tensor.to("cpu") for name, tensor in weights.items()})
+        self.planned.extend(matches)
 
-    def collect(self, matches: list[Match]) -> list[GameResult]:
-        assert self.rollouts is not None and self.group is not None
-        c = self.config
-        if c.async_mode and not self._queued_ahead:
-            matches = matches + self.matches()  # one batch ahead, so workers play while the learner updates
-            self._queued_ahead = True
+    def collect(self) -> tuple[list[GameResult], dict[str, float]]:
         version = self.group.version
+        matches, self.planned = self.planned, []
         t0 = time.time()
-        results = self.rollouts.collect(matches, version, self.group.weights_ref, c.games_per_step)
+        results = self.workers.collect(matches, version, self.group.weights_ref, self.config.games_per_step)
         wait = time.time() - t0
         for index, result in enumerate(results):  # numbered in the batch, as the collector numbers them
             result.index = index
             for turn in result.turns:
                 turn.game = index
         staleness = [version - r.version for r in results]
-        self.sample_versions[self.step + 1] = [r.version for r in results]
-        stats = self.rollouts.take_stats()
-        self._rollout_record = {
+        self.sample_versions[version + 1] = [r.version for r in results]
+        stats = self.workers.take_stats()
+        # keep a snapshot's weights in the object store only while a game may still play it
+        needed = {m.pool_step for m in self.workers.outstanding() if m.pool_step is not None}
+        for step in set(self.pool_refs) - needed - {self.drawn}:
+            del self.pool_refs[step]
+        record = {
             "train/staleness_max": max(staleness),
             "train/staleness_mean": sum(staleness) / len(staleness),
             "train/stale_dropped": stats.dropped_stale,
@@ -132,34 +162,7 @@ class RayTrainer(Trainer):
             "ray/games_replayed": stats.replayed,
             "time/rollout_wait_s": wait,
         }
-        if self.pool is not None:
-            # keep a snapshot's weights in the object store only while a game may still play it
-            needed = {m.pool_step for m in self.rollouts.outstanding() if m.pool_step is not None}
-            for step in set(self.pool_refs) - needed - {self.pool.drawn}:
-                del self.pool_refs[step]
-        return results
+        return results, record
 
-    def train_step(self) -> dict[str, Any]:
-        record = super().train_step()
-        record.update(self._rollout_record)
-        return record
-
-    def run(self) -> Path:
-        try:
-            return super().run()
-        finally:
-            self.shutdown()
-
-    def shutdown(self) -> None:
-        """Stop this run's actors (and the local Ray cluster, if this trainer started it)."""
-        import ray
-
-        if self.rollouts is not None:
-            self.rollouts.shutdown()
-            self.rollouts = None
-        if self.group is not None:
-            self.group.shutdown()
-            self.group = None
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
-            self._owns_ray = False
+    def close(self) -> None:
+        self.workers.shutdown()

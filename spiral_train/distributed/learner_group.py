@@ -11,10 +11,10 @@ works with any shard sizes, at the cost of a whole model and Adam state per rank
 (`sharding.ShardedLearner`, torch FSDP2) for models one device cannot train. `ray_learners=1` skips
 torch.distributed altogether. LoRA works with both: the ranks build the same adapters as the driver.
 
-`LearnerGroup` is what the trainer calls `self.learner`: `update`, `state_dict` and `load_state_dict`, like a
-`Learner`. After each update it copies rank 0's weights into the driver's model (for evaluation and
-checkpoints) and puts them in the Ray object store once, as a plain state dict with any LoRA adapters
-merged in, for the rollout workers to fetch.
+`LearnerGroup` is the trainer's learner on Ray (`parts.UpdatesWeights`): `update`, `state_dict` and
+`load_state_dict`, like a `Learner`. After each update it copies rank 0's weights into the driver's model
+(for evaluation and checkpoints) and puts them in the Ray object store once, as a plain state dict with any
+LoRA adapters merged in, for the rollout workers to fetch.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from spiral_train import lora
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
-from spiral_train.learner import Learner
+from spiral_train.learner import Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
 
 SUMMED = ("loss", "clip_frac", "approx_kl", "entropy", "kl_ref")
@@ -67,7 +67,7 @@ class LearnerRank:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict) -> None:
+    def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict | None) -> None:
         if self.world > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(
@@ -76,17 +76,19 @@ class LearnerRank:
         self.model.load_state_dict(weights)
         ref_model = reference_model(self.config, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
+        settings = LearnerSettings.from_config(self.config)
         if self.sharded:
             from spiral_train.distributed.sharding import ShardedLearner, shard
 
             shard(self.model, self.device)
             if isinstance(ref_model, torch.nn.Module):  # a copy (not LoRA's adapters-off view): shard it too
                 shard(ref_model, self.device)
-            self.learner = ShardedLearner(self.model, self.config, self.device, pad_id, ref_model)
+            self.learner = ShardedLearner(self.model, settings, self.device, pad_id, ref_model)
         else:
             kind = DataParallelLearner if self.world > 1 else Learner
-            self.learner = kind(self.model, self.config, self.device, pad_id, ref_model)
-        self.learner.load_state_dict(learner_state)
+            self.learner = kind(self.model, settings, self.device, pad_id, ref_model)
+        if learner_state is not None:
+            self.learner.load_state_dict(learner_state)
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
         assert self.learner is not None, "LearnerRank.setup must run before update"
@@ -126,8 +128,9 @@ class LearnerGroup:
     """`ray_learners` ranks that act as one `Learner` for the trainer; `version` counts the updates done."""
 
     def __init__(
-        self, config: TrainConfig, source: str, model: torch.nn.Module, learner_state: dict, version: int
+        self, config: TrainConfig, source: str, model: torch.nn.Module, learner_state: dict | None, version: int
     ) -> None:
+        """`learner_state` None: fresh optimizer state (a resumed run loads its own with `load_state_dict`)."""
         import ray
 
         self.model = model

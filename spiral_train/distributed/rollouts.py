@@ -61,6 +61,7 @@ class RolloutPool:
         actor = ray.remote(RolloutWorker).options(
             num_cpus=config.ray_worker_cpus,
             num_gpus=config.ray_worker_gpus,
+            resources=dict(config.ray_worker_resources) or None,
             max_restarts=restarts,
             max_task_retries=0,  # the pool replays a failed chunk itself, with fresh weights
         )

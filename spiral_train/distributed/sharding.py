@@ -81,9 +81,9 @@ class ShardedLearner(DataParallelLearner):
         # a padding micro-batch: the same collectives as a real one (the reference model's forward too, when
         # it is sharded), and a zero loss, so nothing is added to the summed gradients
         ids = torch.full((1, 2), self.pad_id, dtype=torch.long, device=self.device)
-        with autocast(self.device, self.config.bf16):
+        with autocast(self.device, self.settings.bf16):
             logits = self.model(input_ids=ids, logits_to_keep=1).logits
-            if self.ref_model is not None and self.config.kl_coef > 0:
+            if self.ref_model is not None and self.settings.kl_coef > 0:
                 with torch.no_grad():
                     self.ref_model(input_ids=ids, logits_to_keep=1)
         (logits.float().sum() * 0.0).backward()
