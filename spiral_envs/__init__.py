@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from spiral_envs.agents import Agent, RandomAgent, boxed, make_agent
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, zero_sum_returns
 from spiral_envs.env import HISTORY_MODES, TextGameEnv
-from spiral_envs.parsing import extract_move
+from spiral_envs.parsing import extract_move, last_boxed
 from spiral_envs.play import Outcome, play_game
 from spiral_envs.prompts import TEMPLATE_NAMES, TEMPLATES, chat_messages, chat_prompt, qwen3_prompt, render_prompt
 from spiral_envs.registry import (
@@ -67,6 +67,7 @@ __all__ = [
     "chat_messages",
     "chat_prompt",
     "extract_move",
+    "last_boxed",
     "make",
     "make_agent",
     "normalize_move",

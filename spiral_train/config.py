@@ -143,6 +143,18 @@ class TrainConfig:
     eval_probe_samples: int = 64
     """Answers sampled per decision point for the strategy metrics (Kuhn Poker: the 12 states of the first
     hand; TicTacToe: 120 fixed positions with an eighth as many each); 0 turns them off."""
+    eval_reasoning: list[str] = field(default_factory=list)
+    """Reasoning benchmarks graded at every evaluation, the paper's transfer curve: files, names looked up in
+    `eval_reasoning_dir`, or gym:NAME[:COUNT] (generated, offline); logs eval/reasoning/<name>/accuracy with its
+    95% interval (`spiral-eval reasoning` runs the same evaluation outside training)."""
+    eval_reasoning_dir: str | None = None
+    """Where `eval_reasoning` names are looked up (math500 -> DIR/math500.jsonl, ...)."""
+    eval_reasoning_problems: int = 50
+    """The first this many problems of each benchmark, the same ones at every evaluation."""
+    eval_reasoning_samples: int = 1
+    """Answers per problem (avg@n), at `eval_temperature`."""
+    eval_reasoning_max_new_tokens: int = 1024
+    """Longest answer in tokens; a longer one is cut off (and, without its box, wrong)."""
 
     # bookkeeping
     run_dir: str | None = None
@@ -283,6 +295,10 @@ class TrainConfig:
             raise ConfigError(f"lr={self.lr} must be > 0 (the paper uses 1e-6 for Qwen3-4B-Base)")
         if self.temperature <= 0:
             raise ConfigError(f"temperature={self.temperature} must be > 0 for sampling (the paper uses 1.0)")
+        for name in ("eval_reasoning_problems", "eval_reasoning_samples", "eval_reasoning_max_new_tokens"):
+            _positive_int(name, getattr(self, name))
+        if self.eval_reasoning and importlib.util.find_spec("math_verify") is None:
+            raise ConfigError(f'eval_reasoning={self.eval_reasoning} needs math-verify: pip install -e ".[eval]"')
         if self.eval_temperature < 0:
             raise ConfigError(f"eval_temperature={self.eval_temperature} must be >= 0 (0 is greedy)")
         if self.clip_eps <= 0:

@@ -2,8 +2,8 @@
 
 The panels are what tells learning from collapse: exploitability and optimal-move rates (the strategy), win
 rate and mean return against each opponent with their 95% intervals as bands, invalid and truncated answers,
-entropy, response length and the RAE baselines. The self-play reward mean is not drawn: it is 0 by
-construction.
+entropy, response length, the RAE baselines, and the reasoning benchmarks' accuracy (`eval_reasoning`).
+The self-play reward mean is not drawn: it is 0 by construction.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("Entropy (token; move choice per state)", lambda k: k == "entropy" or k.endswith("/strategy/entropy")),
         ("Response length (tokens)", lambda k: k == "train/response_len"),
         ("RAE baselines", lambda k: k.startswith("rae/baseline/")),
+        ("Reasoning accuracy (avg@n)", lambda k: k.startswith("eval/reasoning/") and k.endswith("/accuracy")),
     ]
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
+    fig, axes = plt.subplots(3, 3, figsize=(18, 12))
     for ax, (title, wanted) in zip(axes.flat, panels):
         keys = sorted({k for r in records for k in r if wanted(k)})
         for key in keys:
@@ -47,7 +48,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 [p[1] for p in points],
                 marker="o" if len(points) < 30 else None,
                 markersize=3,
-                label=key.replace("eval/", "").replace("rae/baseline/", "").replace("/strategy", ""),
+                label=_label(key),
             )
             if all(p[2] is not None and p[3] is not None for p in points):  # the 95% interval as a band
                 ax.fill_between(
@@ -65,6 +66,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _label(key: str) -> str:
+    for prefix in ("eval/reasoning/", "eval/", "rae/baseline/"):
+        key = key.removeprefix(prefix)
+    return key.replace("/strategy", "")
 
 
 def _rate(key: str, name: str) -> bool:

@@ -32,6 +32,7 @@ from spiral_train.models import frozen_checkpoint_policy, load_model, reference_
 from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
 from spiral_train.rae import RAE, RoleReturn, state_baselines
+from spiral_train.reasoning_eval import ReasoningProbe
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, ROLES, STRONG, GameResult, Match, Turn, other_role
 from spiral_train.tiny import tiny_model_path
 
@@ -68,15 +69,17 @@ class Trainer:
         self.generator: Generator
         self.learner: UpdatesWeights
         self.rollouts: RolloutSource
-        self.close: Callable[[], None]
-        """Stops what the parts hold (Ray actors); `run` calls it when the loop ends, however it ends."""
+        self.reasoning = ReasoningProbe.from_config(config) if config.eval_reasoning else None
+        """The reasoning benchmarks of `eval_reasoning`, loaded now so a missing file fails at start."""
+        self._close_parts: Callable[[], None]
+        """Stops what the parts hold (Ray actors)."""
         self._build_parts()
         self._queued_ahead = False
         if state is not None:
             try:
                 self._restore(state)
             except BaseException:
-                self.close()
+                self._close_parts()
                 raise
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
@@ -110,14 +113,14 @@ class Trainer:
             from spiral_train.distributed.driver import start_ray
 
             self.generator = HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
-            self.learner, self.rollouts, self.close = start_ray(c, self.source, self.model, self.step)
+            self.learner, self.rollouts, self._close_parts = start_ray(c, self.source, self.model, self.step)
             return
         self.generator = make_generator(c, self.model, self.tokenizer)
         ref_model = reference_model(c, self.model, self.source, self.device)
         settings = LearnerSettings.from_config(c)
         self.learner = Learner(self.model, settings, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rollouts = LocalRollouts(self.collector, keep_transcripts=c.log_transcripts > 0)
-        self.close = self.rollouts.close
+        self._close_parts = self.rollouts.close
 
     # -- one step -------------------------------------------------------------------------------------
 
@@ -230,18 +233,27 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         c = self.config
-        if c.eval_games == 0:
-            return {}
-        return evaluate(
-            self.policy,
-            c.eval_env_ids or c.env_ids,
-            c.eval_opponents,
-            c.eval_games,
-            c.eval_temperature,
-            self.collector,
-            seed=c.seed,
-            probe_samples=c.eval_probe_samples,
-        )
+        record: dict[str, float] = {}
+        if c.eval_games > 0:
+            record = evaluate(
+                self.policy,
+                c.eval_env_ids or c.env_ids,
+                c.eval_opponents,
+                c.eval_games,
+                c.eval_temperature,
+                self.collector,
+                seed=c.seed,
+                probe_samples=c.eval_probe_samples,
+            )
+        if self.reasoning is not None:
+            record.update(self.reasoning.measure(self.generator, self.tokenizer))
+        return record
+
+    def close(self) -> None:
+        """Stop what the run holds (Ray actors, the reasoning grader); `run` calls it however the loop ends."""
+        if self.reasoning is not None:
+            self.reasoning.close()
+        self._close_parts()
 
     # -- the loop -------------------------------------------------------------------------------------
 
