@@ -3,11 +3,17 @@
     spiral-eval reasoning --model DIR --benchmark math500 --data-dir ~/benchmarks
     spiral-eval reasoning --model runs/X/checkpoints/step_000080/model --benchmark gym:basic_arithmetic:50
     spiral-eval reasoning --responses out/math500.jsonl          # grade saved responses again, no model
+    spiral-eval games --model runs/X/checkpoints/step_000080 --vs runs/X/checkpoints/step_000040
+
+`games` plays the model against `random`, `strong` (the game's exact or scripted expert), `exploiter` (Kuhn
+Poker: an exact best response to the model's measured policy) and any `--vs` models, half the games in each
+seat on fixed seeds, and prints win/draw/loss/invalid rates with 95% intervals, the mean return and the game's
+strategy metrics (NashConv, optimal-move rate).
 
 `reasoning` prints the protocol, then a JSON summary (avg@n accuracy with its 95% interval, pass@k), and
 writes one line per problem to `--out` (default `eval/<benchmark>.jsonl`) and the summary beside it
-(`.summary.json`). See `spiral_train/reasoning_eval.py` for the protocol and `spiral_train/grading.py` for
-the grading rules.
+(`.summary.json`). See `spiral_train/reasoning_eval.py` for the protocol and `spiral_train/grading.py` for the
+grading rules.
 """
 
 from __future__ import annotations
@@ -47,13 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grading-timeout", type=float, default=5.0, help="seconds per math-verify comparison")
     run.add_argument("--out", help="per-problem JSONL output (default eval/<benchmark>.jsonl)")
     run.add_argument("--no-progress", dest="progress", action="store_false")
+    g = commands.add_parser("games", help="a model against opponents on the games, both seats, fixed seeds")
+    g.add_argument("--model", required=True, help="a model folder, a run's checkpoint (model/), or a LoRA one")
+    g.add_argument("--env-ids", nargs="+", default=["KuhnPoker-v1"], help="registered games")
+    g.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help='game options, e.g. \'{"KuhnPoker-v1": {"num_rounds": 1}}\''
+    )
+    g.add_argument("--history", default="current", choices=["current", "full"], help="what each prompt shows")
+    g.add_argument(
+        "--opponents", nargs="+", default=["random", "strong", "exploiter"], help="random, strong, exploiter"
+    )
+    g.add_argument("--vs", nargs="*", default=[], metavar="MODEL", help="other models (checkpoints) as opponents")
+    g.add_argument("--games", type=int, default=320, help="games per (game, opponent), half in each seat")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--max-new-tokens", type=int, help="default: the tiny-cpu preset's")
+    g.add_argument("--probe-samples", type=int, default=64, help="answers per decision point for strategy metrics")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--out", help="JSON of every metric (default eval/games.json)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per weight file would bury the results
     try:
-        return reasoning(args)
+        return reasoning(args) if args.command == "reasoning" else games(args)
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"spiral-eval: error: {err}", file=sys.stderr)
         return 2
@@ -93,13 +120,115 @@ def reasoning(args: argparse.Namespace) -> int:
     return 0
 
 
+def games(args: argparse.Namespace) -> int:
+    import torch
+
+    from spiral_train.collector import Collector, ModelPolicy
+    from spiral_train.config import ConfigError, make_config
+    from spiral_train.evaluation import evaluate
+    from spiral_train.generation import HFGenerator
+    from spiral_train.models import frozen_checkpoint_policy, load_model, resolve_device
+
+    unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
+    if unknown:
+        raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
+    from spiral_train.lora import model_folder
+
+    options = {"model": model_folder(args.model), "device": args.device, "env_ids": args.env_ids}
+    options["history"] = args.history
+    options.update({"env_kwargs": args.env_kwargs, "eval_temperature": args.temperature, "seed": args.seed})
+    if args.max_new_tokens:
+        options["max_new_tokens"] = args.max_new_tokens
+    try:
+        config = make_config("tiny-cpu", options)
+    except ConfigError as err:
+        raise ValueError(str(err)) from err
+    device = resolve_device(config.device)
+    model, tokenizer, _ = load_model(config, device, log=lambda *_: None)
+    rng = torch.Generator(device=device).manual_seed(args.seed)
+    c = config
+    policy = ModelPolicy(
+        HFGenerator(model, tokenizer, c.generation_batch_size),
+        tokenizer,
+        c.template,
+        args.temperature,
+        c.max_new_tokens,
+        rng,
+        c.truncated_is_invalid,
+    )
+    others = {}
+    for folder in args.vs:
+        other = frozen_checkpoint_policy(config, folder, device, torch.Generator(device=device).manual_seed(args.seed))
+        others[folder] = dataclasses.replace(other, temperature=args.temperature)
+    collector = Collector(c.num_envs, c.game_kwargs())
+    metrics = evaluate(
+        policy,
+        c.env_ids,
+        [*args.opponents, *others],
+        args.games,
+        args.temperature,
+        collector,
+        seed=args.seed,
+        probe_samples=args.probe_samples,
+        model_opponents=others,
+    )
+    print(games_table(metrics))
+    out = Path(args.out or "eval/games.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "games": args.games,
+                "temperature": args.temperature,
+                "seed": args.seed,
+                "metrics": metrics,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"all metrics: {out}")
+    return 0
+
+
+def games_table(metrics: dict[str, float]) -> str:
+    """One row per (game, opponent): outcome rates with their 95% intervals and the mean return; then the
+    strategy metrics."""
+    rows = [
+        "| game | opponent | games | win | draw | loss | invalid | mean return |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    pairs = []  # (game, opponent); an opponent model's label may itself hold slashes (its path)
+    for key in sorted(k for k in metrics if k.endswith("/win_rate") and "/strategy/" not in k):
+        env_id = key.split("/")[1]
+        pairs.append((env_id, key[len(f"eval/{env_id}/") : -len("/win_rate")]))
+    for env_id, opponent in pairs:
+        base = f"eval/{env_id}/{opponent}/"
+        cells = [
+            f"{metrics[base + r]:.1%} ({metrics[base + r + '_lo']:.1%}-{metrics[base + r + '_hi']:.1%})"
+            for r in ("win_rate", "draw_rate", "loss_rate", "invalid_rate")
+        ]
+        rows.append(
+            f"| {env_id} | {opponent} | {int(metrics[base + 'games'])} | {' | '.join(cells)} | "
+            f"{metrics[base + 'mean_return']:+.3f} |"
+        )
+    strategy = [
+        f"{k.removeprefix('eval/')}: {v:.3f}"
+        for k, v in sorted(metrics.items())
+        if "/strategy/" in k and not k.endswith(("_lo", "_hi"))
+    ]
+    return "\n".join(rows + strategy)
+
+
 def _load(args: argparse.Namespace):
     """The model's sampler and tokenizer, loaded as the trainer loads a model (LoRA checkpoints included)."""
     from spiral_train.config import make_config
     from spiral_train.generation import make_generator
+    from spiral_train.lora import model_folder
     from spiral_train.models import load_model, resolve_device
 
-    options = {"model": args.model, "device": args.device, "generator": args.generator}
+    options = {"model": model_folder(args.model), "device": args.device, "generator": args.generator}
     config = make_config("tiny-cpu", {**options, "generation_batch_size": args.batch_size})
     model, tokenizer, _ = load_model(config, resolve_device(config.device), log=lambda *_: None)
     return make_generator(config, model, tokenizer), tokenizer

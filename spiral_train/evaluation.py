@@ -12,7 +12,7 @@ the policy the strategy metrics just measured (Kuhn Poker only; other games skip
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -21,7 +21,7 @@ import spiral_envs
 from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
 from spiral_envs.games.tictactoe import TicTacToe
 from spiral_train.collector import AgentFactory, Collector, ModelPolicy, Players, scripted
-from spiral_train.seats import EXPLOITER, LEARNER, ROLES, GameResult, Match, other_role
+from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, ROLES, GameResult, Match, other_role
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
 EVAL_SEED_BASE = 1_000_000
@@ -85,9 +85,12 @@ def evaluate(
     collector: Collector,
     seed: int = 0,
     probe_samples: int = 64,
+    model_opponents: Mapping[str, ModelPolicy] | None = None,
 ) -> dict[str, float]:
     """Strategy metrics (with `probe_samples` answers per decision point; 0 skips them), then games against
-    each opponent; keys as in the module docstring."""
+    each opponent; keys as in the module docstring. An opponent named in `model_opponents` (a label, e.g. a
+    checkpoint's folder) is that model, playing the "frozen" seat; the others are seat kinds."""
+    model_opponents = model_opponents or {}
     device = policy.torch_rng.device
     eval_policy = replace(
         policy,
@@ -108,9 +111,12 @@ def evaluate(
         for opponent in opponents:
             if opponent == EXPLOITER and exploiter is None:
                 continue  # only Kuhn Poker has an exact best response to the measured policy
-            player = exploiter_agents(exploiter) if opponent == EXPLOITER else scripted(opponent)
-            players: Players = {LEARNER: eval_policy, opponent: player}
-            results = collector.play(eval_matches(env_id, opponent, games), players, keep_transcripts=False)
+            if opponent in model_opponents:
+                kind, player = FROZEN, model_opponents[opponent]
+            else:
+                kind, player = opponent, exploiter_agents(exploiter) if opponent == EXPLOITER else scripted(opponent)
+            players: Players = {LEARNER: eval_policy, kind: player}
+            results = collector.play(eval_matches(env_id, kind, games), players, keep_transcripts=False)
             for key, value in summarize(results).items():
                 metrics[f"eval/{env_id}/{opponent}/{key}"] = value
     return metrics
