@@ -18,7 +18,7 @@ import torch
 from pettingzoo import AECEnv
 
 import spiral_envs
-from spiral_train.generation import Generator
+from spiral_train.generation import Generation, Generator
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
 __all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
@@ -36,6 +36,20 @@ class ModelPolicy:
     torch_rng: torch.Generator
     truncated_is_invalid: bool = True
     """An answer cut off at `max_new_tokens` is played as no move at all (see `TrainConfig`)."""
+    top_k: int = 0
+    top_p: float = 1.0
+    """Sampling truncation (see `Generator.generate`); the defaults sample from every token."""
+
+    def sample(self, prompts: list[list[int]]) -> list[Generation]:
+        """One answer per tokenised prompt, with this seat's sampling settings and RNG."""
+        return self.generator.generate(
+            prompts,
+            temperature=self.temperature,
+            max_new_tokens=self.max_new_tokens,
+            generator=self.torch_rng,
+            top_k=self.top_k,
+            top_p=self.top_p,
+        )
 
     def prompt_ids(self, observation: str) -> list[int]:
         text = spiral_envs.render_prompt(
@@ -137,9 +151,7 @@ class Collector:
 
     def _answer(self, policy: ModelPolicy, batch: list[tuple[_Live, str, str]], keep: bool) -> None:
         prompts = [policy.prompt_ids(obs) for _, _, obs in batch]
-        generations = policy.generator.generate(
-            prompts, temperature=policy.temperature, max_new_tokens=policy.max_new_tokens, generator=policy.torch_rng
-        )
+        generations = policy.sample(prompts)
         for (game, agent, obs), prompt, gen in zip(batch, prompts, generations):
             truncated = gen.finish_reason == "length"
             game.env.step("" if truncated and policy.truncated_is_invalid else gen.text)

@@ -62,7 +62,12 @@ class TrainConfig:
     temperature: float = 1.0
     """Sampling temperature for training games (the paper: 1.0)."""
     top_k: int = 0
-    """Sample from the k most likely tokens only; 0 samples from all of them."""
+    """Sample from the k most likely tokens only; 0 samples from all of them. Training and evaluation games,
+    both backends; the learner's logprobs use the same truncated, renormalised distribution, so the first PPO
+    ratio stays 1."""
+    top_p: float = 1.0
+    """Nucleus sampling: only the smallest set of most likely tokens whose probability reaches top_p (after
+    `top_k`); 1.0 samples from all. Applied like `top_k`."""
 
     # collection
     games_per_step: int = 256
@@ -289,6 +294,8 @@ class TrainConfig:
         for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_probe_samples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"top_p={self.top_p} must be in (0, 1] (1.0 turns nucleus sampling off)")
         if not 0.0 <= self.rae_decay < 1.0:
             raise ConfigError(f"rae_decay={self.rae_decay} must be in [0, 1) (the paper uses 0.95)")
         if self.lr <= 0:

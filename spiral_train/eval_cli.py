@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = Protocol()
     protocol.add_argument("--template", default=defaults.template, choices=[*TEMPLATES, "chat"])
     protocol.add_argument("--temperature", type=float, default=defaults.temperature)
+    protocol.add_argument("--top-p", type=float, default=defaults.top_p, help="nucleus sampling (1.0: off)")
+    protocol.add_argument("--top-k", type=int, default=defaults.top_k, help="the k most likely tokens only (0: all)")
     protocol.add_argument("--samples", type=int, default=defaults.samples, help="answers sampled per problem (avg@n)")
     protocol.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     protocol.add_argument("--seed", type=int, default=defaults.seed)
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vs", nargs="*", default=[], metavar="MODEL", help="other models (checkpoints) as opponents")
     g.add_argument("--games", type=int, default=320, help="games per (game, opponent), half in each seat")
     g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens only (0: all)")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0: off)")
     g.add_argument("--max-new-tokens", type=int, help="default: the tiny-cpu preset's")
     g.add_argument("--probe-samples", type=int, default=64, help="answers per decision point for strategy metrics")
     g.add_argument("--seed", type=int, default=0)
@@ -100,7 +104,9 @@ def reasoning(args: argparse.Namespace) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise ValueError("spiral-eval reasoning needs --model and --benchmark (or --responses FILE)")
-    protocol = Protocol(args.template, args.temperature, args.samples, args.max_new_tokens, args.seed)
+    protocol = Protocol(
+        args.template, args.temperature, args.samples, args.max_new_tokens, args.seed, args.top_p, args.top_k
+    )
     from spiral_train.reasoning_data import load_problems
 
     problems = load_problems(args.benchmark, args.data_dir, args.limit)
@@ -155,11 +161,13 @@ def games(args: argparse.Namespace) -> int:
         c.max_new_tokens,
         rng,
         c.truncated_is_invalid,
+        args.top_k,
+        args.top_p,
     )
     others = {}
     for folder in args.vs:
         other = frozen_checkpoint_policy(config, folder, device, torch.Generator(device=device).manual_seed(args.seed))
-        others[folder] = dataclasses.replace(other, temperature=args.temperature)
+        others[folder] = dataclasses.replace(other, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     collector = Collector(c.num_envs, c.game_kwargs())
     metrics = evaluate(
         policy,

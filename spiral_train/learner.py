@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
-from spiral_train.generation import autocast, positions
+from spiral_train.generation import autocast, positions, truncate_logits
 
 
 @dataclass
@@ -54,15 +54,18 @@ def make_batch(turns: Sequence[Turn], pad_id: int, device: torch.device) -> Batc
     )
 
 
-def response_logprobs(model: PreTrainedModel, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logprob of each response token under `model` (at the sampling temperature), and the entropy."""
+def response_logprobs(
+    model: PreTrainedModel, batch: Batch, temperature: float, top_k: int = 0, top_p: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logprob of each response token under `model` at the sampling temperature, truncated to `top_k` /
+    `top_p` as the sampler truncates (`generation.truncate_logits`), and the entropy of that distribution."""
     out = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=positions(batch.attention_mask),
         logits_to_keep=batch.response_width + 1,
     )
-    logits = out.logits[:, :-1, :].float() / temperature
+    logits = truncate_logits(out.logits[:, :-1, :].float() / temperature, top_k, top_p)
     logp_all = torch.log_softmax(logits, dim=-1)
     targets = batch.input_ids[:, -batch.response_width :]
     logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
@@ -101,6 +104,8 @@ class LearnerSettings:
     max_grad_norm: float
     max_new_tokens: int
     temperature: float
+    top_k: int
+    top_p: float
     bf16: bool
     seed: int
 
@@ -189,10 +194,11 @@ class Learner:
         c = self.settings
         batch = make_batch(chunk, self.pad_id, self.device)
         with autocast(self.device, c.bf16):
-            logp, entropy = response_logprobs(self.model, batch, c.temperature)
+            logp, entropy = response_logprobs(self.model, batch, c.temperature, c.top_k, c.top_p)
         token_loss, clipped = clipped_pg_loss(logp, batch.old_logprobs, batch.advantages, c.clip_eps)
         if self.ref_model is not None and c.kl_coef > 0:
             with torch.no_grad(), autocast(self.device, c.bf16):
+                # the anchor's full tempered distribution: a sampled token it would truncate still has a logprob
                 ref_logp, _ = response_logprobs(self.ref_model, batch, c.temperature)
             log_ratio = ref_logp - logp
             kl = torch.exp(log_ratio) - log_ratio - 1.0  # k3 estimator, >= 0

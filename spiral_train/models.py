@@ -73,7 +73,9 @@ def frozen_checkpoint_policy(
     tokenizer = AutoTokenizer.from_pretrained(folder)
     generator = HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)
     c = config
-    return ModelPolicy(generator, tokenizer, c.template, c.temperature, c.max_new_tokens, rng, c.truncated_is_invalid)
+    return ModelPolicy(
+        generator, tokenizer, c.template, c.temperature, c.max_new_tokens, rng, c.truncated_is_invalid, c.top_k, c.top_p
+    )
 
 
 def frozen_copy(

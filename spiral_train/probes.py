@@ -96,9 +96,7 @@ def sample_moves(policy: ModelPolicy, probes: Sequence[Probe], samples: int) -> 
     text (as the probe lists it) or None: no legal move, or (with `policy.truncated_is_invalid`, as in play)
     an answer cut off at the token limit."""
     prompts = [policy.prompt_ids(p.observation) for p in probes for _ in range(samples)]
-    generations = policy.generator.generate(
-        prompts, temperature=policy.temperature, max_new_tokens=policy.max_new_tokens, generator=policy.torch_rng
-    )
+    generations = policy.sample(prompts)
     moves: list[list[str | None]] = []
     for i, probe in enumerate(probes):
         legal = {spiral_envs.normalize_move(text): text for text in probe.legal}

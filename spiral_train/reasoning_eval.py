@@ -1,8 +1,8 @@
 """Reasoning evaluation with a pinned protocol: sample answers to each problem, grade them, summarise.
 
-The protocol (`Protocol`: prompt template, temperature, samples per problem, max new tokens, seed) is printed
-and stored in the summary, so two numbers are only compared when they were measured the same way. A
-response is graded by `grading.Grader` (its last `\\boxed{}`). The summary gives:
+The protocol (`Protocol`: prompt template, temperature, top-p and top-k, samples per problem, max new tokens,
+seed) is printed and stored in the summary, so two numbers are only compared when they were measured the same
+way. A response is graded by `grading.Grader` (its last `\\boxed{}`). The summary gives:
 - `accuracy`: avg@n, the mean over problems of the share of a problem's n samples that are correct, with a
   95% interval over problems (Wilson's when n is 1; else the normal interval of the problem means);
 - `pass@k` for k = 1, 2, 4, ... up to n, by the unbiased estimator of Chen et al. (2021).
@@ -39,19 +39,23 @@ TEMPLATES: dict[str, Callable[[str], str]] = {
 
 @dataclass(frozen=True)
 class Protocol:
-    """How answers are sampled; the defaults are the paper's evaluation (top-p aside: not supported yet)."""
+    """How answers are sampled; the defaults are the paper's evaluation."""
 
     template: str = "qwen3"
     temperature: float = 0.6
     samples: int = 4
     max_new_tokens: int = 8192
     seed: int = 0
+    top_p: float = 0.95
+    top_k: int = 0
 
     def __post_init__(self) -> None:
         if self.template not in (*TEMPLATES, "chat"):
             raise ValueError(f"template={self.template!r}; choose one of {[*TEMPLATES, 'chat']}")
         if self.samples < 1 or self.max_new_tokens < 1 or self.temperature < 0:
             raise ValueError(f"{self}: samples and max_new_tokens must be >= 1 and temperature >= 0")
+        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
+            raise ValueError(f"{self}: top_p must be in (0, 1] and top_k >= 0")
 
 
 def problem_text(problem: Problem) -> str:
@@ -98,6 +102,8 @@ def evaluate(
             temperature=protocol.temperature,
             max_new_tokens=protocol.max_new_tokens,
             generator=rng,
+            top_k=protocol.top_k,
+            top_p=protocol.top_p,
         )
         for (index, _), generation in zip(chunk, generations):
             responses[index].append(generation.text)
@@ -217,6 +223,8 @@ class ReasoningProbe:
             config.eval_reasoning_samples,
             config.eval_reasoning_max_new_tokens,
             config.seed,
+            config.top_p,
+            config.top_k,
         )
         return cls(benchmarks, protocol)
 

@@ -92,6 +92,8 @@ class Trainer:
             config.max_new_tokens,
             self.torch_rng,
             truncated_is_invalid=config.truncated_is_invalid,
+            top_k=config.top_k,
+            top_p=config.top_p,
         )
         self.opponent = opponent_kind(config.opponent)
         """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""

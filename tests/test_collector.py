@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -77,18 +78,48 @@ def test_same_seeds_give_the_same_games(quick_model):
     assert [[t.response_ids for t in r.turns] for r in first] == [[t.response_ids for t in r.turns] for r in second]
 
 
-def test_behaviour_logprobs_match_the_learner_recomputation(quick_model):
-    """The PPO ratio starts at 1 only if sampling and training agree on every token's logprob."""
+@pytest.mark.parametrize(("top_k", "top_p"), [(0, 1.0), (3, 1.0), (0, 0.6), (5, 0.8)])
+def test_behaviour_logprobs_match_the_learner_recomputation(quick_model, top_k, top_p):
+    """The PPO ratio starts at 1 only if sampling and training agree on every token's logprob, with the
+    sampler's truncation too."""
     from spiral_train.learner import make_batch, response_logprobs
 
     policy = make_policy(quick_model)
+    policy.top_k, policy.top_p = top_k, top_p
     matches = [Match("KuhnPoker-v1", s, SELF_PLAY) for s in range(4)]
     turns = [t for r in Collector(num_envs=4).play(matches, {LEARNER: policy}) for t in r.turns]
     batch = make_batch(turns, policy.tokenizer.pad_token_id, torch.device("cpu"))
     with torch.no_grad():
-        logp, _ = response_logprobs(policy.generator.model, batch, temperature=1.0)
-    diff = ((logp - batch.old_logprobs) * batch.response_mask).abs().max().item()
+        logp, _ = response_logprobs(policy.generator.model, batch, 1.0, top_k, top_p)
+        full, _ = response_logprobs(policy.generator.model, batch, 1.0)
+    mask = batch.response_mask
+    diff = ((logp - batch.old_logprobs) * mask).abs().max().item()
     assert diff < 1e-4
+    if (top_k, top_p) != (0, 1.0):  # truncation renormalises: a kept token is more likely than untruncated
+        assert ((logp - full) * mask).min().item() >= -1e-5
+        assert ((logp - full) * mask).max().item() > 1e-3, "the truncation changed nothing; the test proves little"
+
+
+def test_truncate_logits_keeps_the_top_k_then_the_top_p_nucleus():
+    from spiral_train.generation import truncate_logits
+    from spiral_train.generation.hf import sample
+
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
+    logits = probs.log()
+    kept = lambda out: (out > -1e8).squeeze(0).tolist()  # noqa: E731
+    assert kept(truncate_logits(logits, top_k=2)) == [False, True, False, True]
+    assert kept(truncate_logits(logits, top_p=0.8)) == [False, True, False, True]  # 0.5 + 0.3 reaches 0.8
+    assert kept(truncate_logits(logits, top_p=0.81)) == [False, True, True, True]
+    assert kept(truncate_logits(logits, top_p=0.01)) == [False, True, False, False]  # the top token always stays
+    assert kept(truncate_logits(logits, top_k=3, top_p=0.5)) == [False, True, False, False]
+    assert kept(truncate_logits(logits)) == [True] * 4
+    rng = torch.Generator().manual_seed(0)
+    draws = [sample(logits.expand(512, 4), 1.0, rng, top_p=0.8) for _ in range(2)]
+    tokens = torch.cat([t for t, _ in draws])
+    assert set(tokens.tolist()) == {1, 3}
+    logp = torch.cat([lp for _, lp in draws])
+    expected = torch.where(tokens == 1, torch.tensor(0.5 / 0.8).log(), torch.tensor(0.3 / 0.8).log())
+    torch.testing.assert_close(logp, expected)
 
 
 def test_an_answer_cut_off_at_the_token_limit_is_played_as_no_move(quick_model):

@@ -53,6 +53,8 @@ def test_the_tiny_model_on_a_small_benchmark_file_and_its_regrade(quick_model, t
         "samples": 3,
         "max_new_tokens": 12,
         "seed": 0,
+        "top_p": 0.95,
+        "top_k": 0,
     }
     assert summary["problems"] == 3 and summary["samples_per_problem"] == 3
     assert 0.0 <= summary["accuracy_lo"] <= summary["accuracy"] <= summary["accuracy_hi"] <= 1.0

@@ -44,7 +44,7 @@ def kuhn_prompts(tokenizer, n: int) -> list[list[int]]:
     return prompts
 
 
-def learner_logprobs(model, prompts, generations, temperature: float) -> list[list[float]]:
+def learner_logprobs(model, prompts, generations, temperature: float, top_k=0, top_p=1.0) -> list[list[float]]:
     """What the learner computes for the same answers: `response_logprobs` on a training batch."""
     turns = [
         Turn("KuhnPoker-v1", "player_0", i, p, g.token_ids, g.logprobs, True, False)
@@ -52,7 +52,7 @@ def learner_logprobs(model, prompts, generations, temperature: float) -> list[li
     ]
     batch = make_batch(turns, pad_id=0, device=torch.device("cpu"))
     with torch.no_grad():
-        logp, _ = response_logprobs(model, batch, temperature)
+        logp, _ = response_logprobs(model, batch, temperature, top_k, top_p)
     return [logp[row, : len(g.token_ids)].tolist() for row, g in enumerate(generations)]
 
 
@@ -60,9 +60,11 @@ def max_gap(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
 
 
-def draw(generator, prompts, temperature: float, seed: int, max_new_tokens: int = 12):
+def draw(generator, prompts, temperature: float, seed: int, max_new_tokens: int = 12, top_k=0, top_p=1.0):
     rng = torch.Generator().manual_seed(seed)
-    return generator.generate(prompts, temperature=temperature, max_new_tokens=max_new_tokens, generator=rng)
+    return generator.generate(
+        prompts, temperature=temperature, max_new_tokens=max_new_tokens, generator=rng, top_k=top_k, top_p=top_p
+    )
 
 
 @pytest.mark.vllm
@@ -115,6 +117,12 @@ def test_sync_then_vllm_logprobs_equal_the_learners(vllm_model_dir, from_disk):
             assert all(len(g.logprobs) == len(g.token_ids) > 0 for g in gens)
             recomputed = learner_logprobs(model, prompts, gens, temperature)
             assert max_gap([g.logprobs for g in gens], recomputed) < 1e-4, temperature
+        for top_k, top_p in ((3, 1.0), (0, 0.7), (5, 0.8)):  # vLLM truncates as the learner recomputes
+            gens = draw(engine, prompts, 1.0, seed=5, max_new_tokens=16, top_k=top_k, top_p=top_p)
+            recomputed = learner_logprobs(model, prompts, gens, 1.0, top_k, top_p)
+            assert max_gap([g.logprobs for g in gens], recomputed) < 1e-4, (top_k, top_p)
+            full = learner_logprobs(model, prompts, gens, 1.0)
+            assert max_gap(recomputed, full) > 1e-3, "the truncation changed nothing; the test proves little"
     finally:
         engine.close()
 

@@ -86,7 +86,15 @@ class RolloutWorker:
     def _policy(self, generator: Generator, tokenizer: Any) -> ModelPolicy:
         c = self.config
         return ModelPolicy(
-            generator, tokenizer, c.template, c.temperature, c.max_new_tokens, self.rng, c.truncated_is_invalid
+            generator,
+            tokenizer,
+            c.template,
+            c.temperature,
+            c.max_new_tokens,
+            self.rng,
+            c.truncated_is_invalid,
+            c.top_k,
+            c.top_p,
         )
 
     def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:

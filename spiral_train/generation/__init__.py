@@ -3,7 +3,7 @@
 The trainer only talks to `Generator`, so a faster engine (vLLM) can replace the transformers backend
 without touching the collector or the learner. The behaviour logprobs returned here are the denominators of
 the PPO ratio, so a backend must return the logprob of each sampled token under the distribution it
-actually sampled from (after temperature), or, at temperature 1, under the raw model.
+actually sampled from (after temperature and `top_k` / `top_p` truncation, renormalised).
 """
 
 from __future__ import annotations
@@ -12,13 +12,22 @@ from typing import TYPE_CHECKING
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation.base import Generation, Generator, autocast, eos_ids, positions
+from spiral_train.generation.base import Generation, Generator, autocast, eos_ids, positions, truncate_logits
 from spiral_train.generation.hf import HFGenerator
 
 if TYPE_CHECKING:
     from spiral_train.config import TrainConfig
 
-__all__ = ["Generation", "Generator", "HFGenerator", "autocast", "eos_ids", "make_generator", "positions"]
+__all__ = [
+    "Generation",
+    "Generator",
+    "HFGenerator",
+    "autocast",
+    "eos_ids",
+    "make_generator",
+    "positions",
+    "truncate_logits",
+]
 
 
 def make_generator(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Generator:

@@ -22,14 +22,44 @@ class Generation:
 
 class Generator(Protocol):
     def generate(
-        self, prompt_ids: list[list[int]], *, temperature: float, max_new_tokens: int, generator: torch.Generator
-    ) -> list[Generation]: ...
+        self,
+        prompt_ids: list[list[int]],
+        *,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+        top_k: int = 0,
+        top_p: float = 1.0,
+    ) -> list[Generation]:
+        """Sample one answer per prompt at `temperature` from the `top_k` most likely tokens (0: all) and the
+        smallest set of them whose probability reaches `top_p`; each token's logprob is under that truncated,
+        renormalised distribution (what `learner.response_logprobs` recomputes with the same settings)."""
 
     def sync_weights(self) -> None:
         """Make generation use the learner's current weights (a no-op where they share the model)."""
 
     def sleep(self) -> None:
         """Free accelerator memory for the learner's update; the next `sync_weights()` wakes the backend."""
+
+
+MASKED_LOGIT = -1e9
+"""What `truncate_logits` puts outside the kept set: finite, so a token the new policy would not keep gets a
+ratio of 0 (never NaN) in a later PPO pass."""
+
+
+def truncate_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """`logits` (tempered, last dimension the vocabulary) with every token outside the `top_k` largest (0:
+    none dropped) and then outside the smallest set whose probability reaches `top_p` set to `MASKED_LOGIT`,
+    in vLLM's and transformers' order (k, then p). The most likely token is always kept."""
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, MASKED_LOGIT)
+    if top_p < 1.0:
+        ordered, order = logits.sort(dim=-1, descending=True)
+        probs = ordered.softmax(dim=-1)
+        outside = (probs.cumsum(dim=-1) - probs) >= top_p  # the mass before a token already reaches top_p
+        logits = logits.masked_fill(outside.scatter(-1, order, outside), MASKED_LOGIT)
+    return logits
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import inspect
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation.base import Generation, autocast, eos_ids, positions
+from spiral_train.generation.base import Generation, autocast, eos_ids, positions, truncate_logits
 
 
 def _cache_kwarg(model: PreTrainedModel) -> str:
@@ -55,19 +55,29 @@ class HFGenerator:
 
     @torch.no_grad()
     def generate(
-        self, prompt_ids: list[list[int]], *, temperature: float, max_new_tokens: int, generator: torch.Generator
+        self,
+        prompt_ids: list[list[int]],
+        *,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+        top_k: int = 0,
+        top_p: float = 1.0,
     ) -> list[Generation]:
         out: list[Generation] = []
         for start in range(0, len(prompt_ids), self.max_batch_size):
-            out.extend(
-                self._generate_batch(
-                    prompt_ids[start : start + self.max_batch_size], temperature, max_new_tokens, generator
-                )
-            )
+            batch = prompt_ids[start : start + self.max_batch_size]
+            out.extend(self._generate_batch(batch, temperature, max_new_tokens, generator, top_k, top_p))
         return out
 
     def _generate_batch(
-        self, prompts: list[list[int]], temperature: float, max_new_tokens: int, generator: torch.Generator
+        self,
+        prompts: list[list[int]],
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+        top_k: int,
+        top_p: float,
     ) -> list[Generation]:
         was_training = self.model.training
         self.model.eval()
@@ -95,7 +105,7 @@ class HFGenerator:
                 )
             cache = output.get("cache", None) or output.get("past_key_values", None)
             logits = output.logits[:, -1, :].float()
-            token, logprob = sample(logits, temperature, generator)
+            token, logprob = sample(logits, temperature, generator, top_k, top_p)
             token = torch.where(done, torch.full_like(token, self.pad_id), token)
             tokens[:, t] = token
             logprobs[:, t] = torch.where(done, torch.zeros_like(logprob), logprob)
@@ -126,8 +136,11 @@ class HFGenerator:
         return results
 
 
-def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sampled token per row and its logprob under the tempered distribution (greedy at temperature 0)."""
+def sample(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator, top_k: int = 0, top_p: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled token per row and its logprob under the tempered distribution, truncated to `top_k` / `top_p`
+    (`truncate_logits`) and renormalised; greedy at temperature 0."""
     if not torch.isfinite(logits).all():
         raise FloatingPointError(
             "the model produced NaN or infinite logits: training diverged (lower --lr, or turn off --bf16)"
@@ -136,6 +149,6 @@ def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator)
         logp = torch.log_softmax(logits, dim=-1)
         token = logp.argmax(dim=-1)
         return token, logp.gather(-1, token[:, None]).squeeze(-1)
-    logp = torch.log_softmax(logits / temperature, dim=-1)
+    logp = torch.log_softmax(truncate_logits(logits / temperature, top_k, top_p), dim=-1)
     token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
     return token, logp.gather(-1, token[:, None]).squeeze(-1)

@@ -7,7 +7,8 @@ corrupts its output. The prefix cache is then reset, since cached keys and value
 
 The behaviour logprobs that the learner divides by come straight from vLLM: with `logprobs_mode=
 "processed_logprobs"` they are the logprobs of each sampled token under the distribution it was sampled from
-(after temperature), which is what `learner.response_logprobs(..., temperature)` recomputes (tested to 1e-4).
+(after temperature, and after `top_k` / `top_p` truncation with renormalisation), which is what
+`learner.response_logprobs(..., temperature, top_k, top_p)` recomputes (tested to 1e-4).
 
 Where the engine lives:
 - in this process (the default: `VLLM_ENABLE_V1_MULTIPROCESSING=0`): weights go over as tensors, in memory;
@@ -194,7 +195,14 @@ class VLLMGenerator:
     # -- sampling -----------------------------------------------------------------------------------
 
     def generate(
-        self, prompt_ids: list[list[int]], *, temperature: float, max_new_tokens: int, generator: torch.Generator
+        self,
+        prompt_ids: list[list[int]],
+        *,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+        top_k: int = 0,
+        top_p: float = 1.0,
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -214,6 +222,8 @@ class VLLMGenerator:
             SamplingParams(
                 n=1,
                 temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
                 max_tokens=max_new_tokens,
                 logprobs=0,  # the sampled token's own logprob only
                 seed=int(seed),
