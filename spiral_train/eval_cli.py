@@ -107,7 +107,7 @@ def reasoning(args: argparse.Namespace) -> int:
     protocol = Protocol(
         args.template, args.temperature, args.samples, args.max_new_tokens, args.seed, args.top_p, args.top_k
     )
-    from spiral_train.reasoning_data import load_problems
+    from spiral_train.reasoning_data import benchmark_name, load_problems
 
     problems = load_problems(args.benchmark, args.data_dir, args.limit)
     print(f"protocol: {json.dumps(dataclasses.asdict(protocol))}")
@@ -118,7 +118,7 @@ def reasoning(args: argparse.Namespace) -> int:
     summary = summarize(rows, protocol)
     summary["benchmark"] = args.benchmark
     summary["model"] = args.model
-    out = Path(args.out or Path("eval") / f"{_file_name(args.benchmark)}.jsonl")
+    out = Path(args.out or Path("eval") / f"{benchmark_name(args.benchmark)}.jsonl")
     write_jsonl(rows, out)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
@@ -240,10 +240,6 @@ def _load(args: argparse.Namespace):
     config = make_config("tiny-cpu", {**options, "generation_batch_size": args.batch_size})
     model, tokenizer, _ = load_model(config, resolve_device(config.device), log=lambda *_: None)
     return make_generator(config, model, tokenizer), tokenizer
-
-
-def _file_name(benchmark: str) -> str:
-    return Path(benchmark).stem if Path(benchmark).exists() else benchmark.replace(":", "-").replace("/", "-")
 
 
 if __name__ == "__main__":

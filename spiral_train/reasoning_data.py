@@ -60,6 +60,12 @@ def load_problems(source: str, data_dir: str | Path | None = None, limit: int | 
     return problems[:limit] if limit else problems
 
 
+def benchmark_name(source: str) -> str:
+    """A source's short name, for metric keys and file names: a file's stem, else the source with ":" and "/"
+    as "-" (`gym:basic_arithmetic:50` -> `gym-basic_arithmetic-50`)."""
+    return Path(source).stem if Path(source).exists() else source.replace(":", "-").replace("/", "-")
+
+
 def _locate(source: str, data_dir: str | Path | None) -> Path:
     path = Path(source)
     if path.exists():

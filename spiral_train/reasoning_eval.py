@@ -154,7 +154,7 @@ def summarize(rows: Sequence[dict[str, Any]], protocol: Protocol | None = None) 
     if n == 1:
         lo, hi = wilson(sum(r["correct"][0] for r in rows), len(rows))
     else:
-        half = 1.96 * statistics.pstdev(per_problem) / math.sqrt(len(rows)) if len(rows) > 1 else 1.0
+        half = 1.96 * statistics.stdev(per_problem) / math.sqrt(len(rows)) if len(rows) > 1 else 1.0
         lo, hi = max(0.0, accuracy - half), min(1.0, accuracy + half)
     out: dict[str, Any] = {"accuracy": accuracy, "accuracy_lo": lo, "accuracy_hi": hi}
     k = 1
@@ -210,12 +210,12 @@ class ReasoningProbe:
 
     @classmethod
     def from_config(cls, config: Any) -> ReasoningProbe:
-        from spiral_train.reasoning_data import load_problems
+        from spiral_train.reasoning_data import benchmark_name, load_problems
 
-        benchmarks = {}
-        for source in config.eval_reasoning:
-            name = Path(source).stem if Path(source).exists() else source.replace(":", "-").replace("/", "-")
-            benchmarks[name] = load_problems(source, config.eval_reasoning_dir, config.eval_reasoning_problems)
+        benchmarks = {
+            benchmark_name(source): load_problems(source, config.eval_reasoning_dir, config.eval_reasoning_problems)
+            for source in config.eval_reasoning
+        }
         template = config.template if config.template in (*TEMPLATES, "chat") else "qwen3"
         protocol = Protocol(
             template,

@@ -81,8 +81,6 @@ class KuhnPokerState(GameState[str]):
         self.rng = rng
         self.num_rounds = num_rounds
         self.scoring = check_scoring(scoring)
-        self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
-        """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
         self.chips = [0, 0]
         self.results: list[RoundResult] = []
         self.known_rounds: tuple[list[PastRound], list[PastRound]] = ([], [])
