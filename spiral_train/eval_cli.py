@@ -4,6 +4,7 @@
     spiral-eval reasoning --model runs/X/checkpoints/step_000080/model --benchmark gym:basic_arithmetic:50
     spiral-eval reasoning --responses out/math500.jsonl          # grade saved responses again, no model
     spiral-eval games --model runs/X/checkpoints/step_000080 --vs runs/X/checkpoints/step_000040
+    spiral-eval population --run runs/X --every 2 --anchors random strong
 
 `games` plays the model against `random`, `strong` (the game's exact or scripted expert), `exploiter` (Kuhn
 Poker: an exact best response to the model's measured policy) and any `--vs` models, half the games in each
@@ -75,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--out", help="JSON of every metric (default eval/games.json)")
+    pop = commands.add_parser("population", help="a round-robin of a run's checkpoints, rated (Elo, max likelihood)")
+    pop.add_argument("--run", help="a run folder: its checkpoints are the population")
+    pop.add_argument("--every", type=int, default=1, help="every k-th checkpoint of --run (the last always)")
+    pop.add_argument("--models", nargs="*", default=[], help="more models (folders or checkpoints)")
+    pop.add_argument("--anchors", nargs="*", default=["random", "strong"], help="scripted members: random, strong")
+    pop.add_argument("--env-id", default="KuhnPoker-v1")
+    pop.add_argument("--env-kwargs", type=json.loads, default={}, help="game options, as for games")
+    pop.add_argument("--history", default="current", choices=["current", "full"])
+    pop.add_argument("--games", type=int, default=64, help="games per pair, half in each seat")
+    pop.add_argument("--temperature", type=float, default=1.0)
+    pop.add_argument("--seed", type=int, default=0)
+    pop.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pop.add_argument("--out", default="eval/population", help="folder for ratings.json and ratings.png")
+    pop.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
 
 
@@ -84,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # a bar per weight file would bury the results
     try:
-        return reasoning(args) if args.command == "reasoning" else games(args)
+        return {"reasoning": reasoning, "games": games, "population": population}[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"spiral-eval: error: {err}", file=sys.stderr)
         return 2
@@ -197,6 +212,70 @@ def games(args: argparse.Namespace) -> int:
         + "\n"
     )
     print(f"all metrics: {out}")
+    return 0
+
+
+def population(args: argparse.Namespace) -> int:
+    import torch
+
+    from spiral_train.collector import Collector, scripted
+    from spiral_train.config import ConfigError, make_config
+    from spiral_train.models import frozen_checkpoint_policy, resolve_device
+    from spiral_train.population import elo_ratings, plot_ratings, round_robin
+
+    unknown = sorted(set(args.anchors) - {"random", "strong"})
+    if unknown:
+        raise ValueError(f"--anchors {unknown}: choose among random, strong")
+    folders: dict[str, str] = {}
+    steps: dict[str, int] = {}
+    if args.run:
+        found = sorted((Path(args.run) / "checkpoints").glob("step_*"))
+        if not found:
+            raise FileNotFoundError(f"{args.run} has no checkpoints/step_* folders")
+        chosen = found[:: max(1, args.every)]
+        chosen += [] if found[-1] in chosen else [found[-1]]
+        for folder in chosen:
+            step = int(folder.name.removeprefix("step_"))
+            folders[f"step {step}"], steps[f"step {step}"] = str(folder), step
+    folders.update({model: model for model in args.models})
+    if len(folders) + len(args.anchors) < 2:
+        raise ValueError("a population needs two members or more: give --run, --models or --anchors")
+    options = {"env_ids": [args.env_id], "env_kwargs": args.env_kwargs, "history": args.history}
+    options.update({"temperature": args.temperature, "device": args.device, "seed": args.seed})
+    try:
+        config = make_config("tiny-cpu", options)
+    except ConfigError as err:
+        raise ValueError(str(err)) from err
+    device = resolve_device(config.device)
+    members: dict = {}
+    for name, folder in folders.items():
+        members[name] = frozen_checkpoint_policy(
+            config, folder, device, torch.Generator(device=device).manual_seed(args.seed)
+        )
+    members.update({anchor: scripted(anchor) for anchor in args.anchors})
+    collector = Collector(config.num_envs, config.game_kwargs())
+    results = round_robin(args.env_id, members, args.games, collector, args.progress)
+    ratings = elo_ratings(list(members), results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ratings.json").write_text(
+        json.dumps(
+            {
+                "env_id": args.env_id,
+                "games_per_pair": args.games,
+                "temperature": args.temperature,
+                "ratings": {name: {"elo": r, "se": se, "step": steps.get(name)} for name, (r, se) in ratings.items()},
+                "pairs": [dataclasses.asdict(r) for r in results],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    plot_ratings(ratings, steps, str(out / "ratings.png"))
+    print("| member | Elo | ± SE |\n|---|---|---|")
+    for name, (rating, se) in ratings.items():
+        print(f"| {name} | {rating:+.0f} | {se:.0f} |")
+    print(f"ratings: {out / 'ratings.json'}, plot: {out / 'ratings.png'}")
     return 0
 
 
