@@ -144,53 +144,34 @@ def reasoning(args: argparse.Namespace) -> int:
 def games(args: argparse.Namespace) -> int:
     import torch
 
-    from spiral_train.collector import Collector, ModelPolicy
-    from spiral_train.config import ConfigError, make_config
+    from spiral_train.collector import Collector
+    from spiral_train.config import make_config
     from spiral_train.evaluation import evaluate
-    from spiral_train.generation import HFGenerator
-    from spiral_train.models import frozen_checkpoint_policy, load_model, resolve_device
+    from spiral_train.models import frozen_checkpoint_policy, resolve_device
 
     unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
     if unknown:
         raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
-    from spiral_train.lora import model_folder
-
-    options = {"model": model_folder(args.model), "device": args.device, "env_ids": args.env_ids}
-    options["history"] = args.history
-    options.update({"env_kwargs": args.env_kwargs, "eval_temperature": args.temperature, "seed": args.seed})
+    options = {"device": args.device, "env_ids": args.env_ids, "history": args.history, "seed": args.seed}
+    options.update({"env_kwargs": args.env_kwargs, "top_k": args.top_k, "top_p": args.top_p})
     if args.max_new_tokens:
         options["max_new_tokens"] = args.max_new_tokens
-    try:
-        config = make_config("tiny-cpu", options)
-    except ConfigError as err:
-        raise ValueError(str(err)) from err
+    config = make_config("tiny-cpu", options)  # a bad option raises ConfigError, a ValueError: main reports it
     device = resolve_device(config.device)
-    model, tokenizer, _ = load_model(config, device, log=lambda *_: None)
-    rng = torch.Generator(device=device).manual_seed(args.seed)
-    c = config
-    policy = ModelPolicy(
-        HFGenerator(model, tokenizer, c.generation_batch_size),
-        tokenizer,
-        c.template,
-        args.temperature,
-        c.max_new_tokens,
-        rng,
-        c.truncated_is_invalid,
-        args.top_k,
-        args.top_p,
-    )
-    others = {}
-    for folder in args.vs:
-        other = frozen_checkpoint_policy(config, folder, device, torch.Generator(device=device).manual_seed(args.seed))
-        others[folder] = dataclasses.replace(other, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    collector = Collector(c.num_envs, c.game_kwargs())
+
+    def seat(folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
+        policy = frozen_checkpoint_policy(config, folder, device, torch.Generator(device=device).manual_seed(args.seed))
+        return dataclasses.replace(policy, temperature=args.temperature)
+
+    policy = seat(args.model)
+    others = {folder: seat(folder) for folder in args.vs}
     metrics = evaluate(
         policy,
-        c.env_ids,
+        config.env_ids,
         [*args.opponents, *others],
         args.games,
         args.temperature,
-        collector,
+        Collector(config.num_envs, config.game_kwargs()),
         seed=args.seed,
         probe_samples=args.probe_samples,
         model_opponents=others,
@@ -219,7 +200,7 @@ def population(args: argparse.Namespace) -> int:
     import torch
 
     from spiral_train.collector import Collector, scripted
-    from spiral_train.config import ConfigError, make_config
+    from spiral_train.config import make_config
     from spiral_train.models import frozen_checkpoint_policy, resolve_device
     from spiral_train.population import elo_ratings, plot_ratings, round_robin
 
@@ -242,10 +223,7 @@ def population(args: argparse.Namespace) -> int:
         raise ValueError("a population needs two members or more: give --run, --models or --anchors")
     options = {"env_ids": [args.env_id], "env_kwargs": args.env_kwargs, "history": args.history}
     options.update({"temperature": args.temperature, "device": args.device, "seed": args.seed})
-    try:
-        config = make_config("tiny-cpu", options)
-    except ConfigError as err:
-        raise ValueError(str(err)) from err
+    config = make_config("tiny-cpu", options)  # a bad option raises ConfigError, a ValueError: main reports it
     device = resolve_device(config.device)
     members: dict = {}
     for name, folder in folders.items():

@@ -216,9 +216,8 @@ class ReasoningProbe:
             benchmark_name(source): load_problems(source, config.eval_reasoning_dir, config.eval_reasoning_problems)
             for source in config.eval_reasoning
         }
-        template = config.template if config.template in (*TEMPLATES, "chat") else "qwen3"
         protocol = Protocol(
-            template,
+            config.template,
             config.eval_temperature,
             config.eval_reasoning_samples,
             config.eval_reasoning_max_new_tokens,

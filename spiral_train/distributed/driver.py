@@ -28,10 +28,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from spiral_train import lora
 from spiral_train.collector import Players
 from spiral_train.config import TrainConfig
-from spiral_train.distributed.learner_group import LearnerGroup
+from spiral_train.distributed.learner_group import LearnerGroup, play_weights
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.seats import POOL, GameResult, Match
 
@@ -132,8 +131,7 @@ class RayRollouts:
         if self.drawn is not None and self.drawn not in self.pool_refs:  # the pool seat holds it now
             import ray
 
-            weights = lora.merged_state_dict(players[POOL].generator.model)  # type: ignore[union-attr]
-            self.pool_refs[self.drawn] = ray.put({name: tensor.to("cpu") for name, tensor in weights.items()})
+            self.pool_refs[self.drawn] = ray.put(play_weights(players[POOL].generator.model))  # type: ignore[union-attr]
         self.planned.extend(matches)
 
     def collect(self) -> tuple[list[GameResult], dict[str, float]]:
