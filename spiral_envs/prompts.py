@@ -14,7 +14,7 @@ ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer with
 
 
 def qwen3_prompt(observation: str) -> str:
-    """The SPIRAL paper's `qwen3_general` template, used for Qwen3-4B-Base (a base model: no chat template)."""
+    """The SPIRAL paper's `qwen3` game template, used for Qwen3-4B-Base (a base model: no chat template)."""
     return (
         "<|im_start|>user\n"
         f"{SYSTEM_INSTRUCTION}\n"

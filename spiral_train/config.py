@@ -62,12 +62,12 @@ class TrainConfig:
     temperature: float = 1.0
     """Sampling temperature for training games (the paper: 1.0)."""
     top_k: int = 0
-    """Sample from the k most likely tokens only; 0 samples from all of them. Training and evaluation games,
-    both backends; the learner's logprobs use the same truncated, renormalised distribution, so the first PPO
-    ratio stays 1."""
+    """Sample training games from the k most likely tokens only; 0 samples from all of them. Both backends;
+    the learner's logprobs use the same truncated, renormalised distribution, so the first PPO ratio stays 1
+    (evaluation has its own: `eval_top_k`)."""
     top_p: float = 1.0
-    """Nucleus sampling: only the smallest set of most likely tokens whose probability reaches top_p (after
-    `top_k`); 1.0 samples from all. Applied like `top_k`."""
+    """Nucleus sampling of training games: only the smallest set of most likely tokens whose probability
+    reaches top_p (after `top_k`); 1.0 samples from all. Applied like `top_k` (evaluation: `eval_top_p`)."""
 
     # collection
     games_per_step: int = 256
@@ -144,7 +144,12 @@ class TrainConfig:
     """"random", "strong" (the game's exact or scripted expert) and "exploiter" (Kuhn Poker: an exact best
     response to the policy the strategy metrics measured at that evaluation)."""
     eval_temperature: float = 1.0
-    """Sampling temperature of evaluation games and probes; 0 is greedy."""
+    """Sampling temperature of evaluation games, probes and reasoning benchmarks; 0 is greedy."""
+    eval_top_k: int = 0
+    """`top_k` of evaluation games, probes and reasoning benchmarks; 0 samples from all tokens."""
+    eval_top_p: float = 1.0
+    """`top_p` of evaluation games, probes and reasoning benchmarks (the paper's code: 0.95, where its
+    training samples with 1.0)."""
     eval_probe_samples: int = 64
     """Answers sampled per decision point for the strategy metrics (Kuhn Poker: the 12 states of the first
     hand; TicTacToe: 120 fixed positions with an eighth as many each); 0 turns them off."""
@@ -291,11 +296,12 @@ class TrainConfig:
             "generation_batch_size",
         ):
             _positive_int(name, getattr(self, name))
-        for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_probe_samples"):
+        for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_top_k", "eval_probe_samples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top_p={self.top_p} must be in (0, 1] (1.0 turns nucleus sampling off)")
+        for name in ("top_p", "eval_top_p"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be in (0, 1] (1.0 turns nucleus sampling off)")
         if not 0.0 <= self.rae_decay < 1.0:
             raise ConfigError(f"rae_decay={self.rae_decay} must be in [0, 1) (the paper uses 0.95)")
         if self.lr <= 0:
@@ -411,32 +417,43 @@ def _positive_int(name: str, value: Any) -> None:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny-cpu": {},
     "paper-qwen3-4b": {
-        # SPIRAL paper, Kuhn Poker run: Qwen3-4B-Base, lr 1e-6, temperature 1.0, 128 games a step, 400 steps.
-        "history": "full",
-        "state_baseline": False,  # the paper: RAE alone
-        "kl_coef": 0.0,
-        "lr_schedule": "constant",
+        # The SPIRAL paper's Kuhn Poker run as its code runs it (spiral-rl/spiral run.sh and train_spiral.py,
+        # on oat's defaults); the deliberate differences are listed in docs/training.md.
         "model": "Qwen/Qwen3-4B-Base",
         "template": "qwen3",
         "env_ids": ["KuhnPoker-v1"],
-        "max_new_tokens": 4096,
+        "history": "full",  # its LLM observation wrapper: every past message
+        "env_kwargs": {"TicTacToe-v0": {"history": "current"}},  # evaluated without that wrapper: the board
+        "max_new_tokens": 4096,  # generate_max_length
         "temperature": 1.0,
-        "games_per_step": 128,
+        "top_p": 1.0,
+        "games_per_step": 128,  # rollout_batch_size = train_batch_size
         "num_envs": 128,
         "generation_batch_size": 128,
-        "steps": 400,
+        "steps": 400,  # max_train 51200 / 128
+        "state_baseline": False,  # RAE alone
+        "drop_zero_advantage": True,  # filter_zero_adv
         "lr": 1e-6,
-        "adam_betas": (0.9, 0.95),
+        "lr_schedule": "constant",
         "warmup_steps": 0,
-        "num_epochs": 1,
-        "micro_batch_size": 4,
-        "loss_aggregation": "token_mean",
+        "adam_betas": (0.9, 0.95),
+        "num_epochs": 2,  # num_ppo_epochs
+        "micro_batch_size": 4,  # the gradient does not depend on it
+        "loss_aggregation": "seq_sum_const",  # oat's default critic_type "drgrpo": per-answer sums / 4096
+        "clip_eps": 0.2,
+        "max_grad_norm": 1.0,
+        "kl_coef": 0.0,  # beta 0
         "gradient_checkpointing": True,
         "bf16": True,
+        "generator": "vllm",
+        "vllm_gpu_memory_utilization": 0.45,  # vllm_gpu_ratio
+        "vllm_max_model_len": 12800,
         "eval_every": 16,
         "eval_games": 64,
-        "eval_env_ids": ["TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1"],
+        "eval_env_ids": ["TicTacToe-v0", "KuhnPoker-v1"],
         "eval_temperature": 0.6,
+        "eval_top_p": 0.95,
+        "eval_reasoning_max_new_tokens": 4096,  # eval_generate_max_length
         "save_every": 16,
         "device": "cuda",
     },

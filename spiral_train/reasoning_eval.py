@@ -31,7 +31,7 @@ from spiral_train.strategy import wilson
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 """The answer instruction of the SPIRAL paper's prompts, the games' and the benchmarks' alike."""
 TEMPLATES: dict[str, Callable[[str], str]] = {
-    "qwen3": lambda text: f"<|im_start|>user\n{text}\n{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n",
+    "qwen3": lambda text: f"<|im_start|>user\nQuestion: {text}\n{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n",
     "none": lambda text: f"{text}\n{INSTRUCTION}\n",
 }
 """Prompt templates for a problem's text; "chat" (the tokenizer's own) is handled by `prompt_text`."""
@@ -222,8 +222,8 @@ class ReasoningProbe:
             config.eval_reasoning_samples,
             config.eval_reasoning_max_new_tokens,
             config.seed,
-            config.top_p,
-            config.top_k,
+            config.eval_top_p,
+            config.eval_top_k,
         )
         return cls(benchmarks, protocol)
 

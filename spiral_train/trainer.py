@@ -238,7 +238,7 @@ class Trainer:
         record: dict[str, float] = {}
         if c.eval_games > 0:
             record = evaluate(
-                self.policy,
+                dataclasses.replace(self.policy, top_k=c.eval_top_k, top_p=c.eval_top_p),
                 c.eval_env_ids or c.env_ids,
                 c.eval_opponents,
                 c.eval_games,

@@ -65,6 +65,12 @@ def test_paper_preset_has_the_paper_hyperparameters():
     assert config.rae == "ema" and config.rae_decay == 0.95
     assert config.game_kwargs()["KuhnPoker-v1"] == {"history": "full"}  # the paper shows every past move
     assert (config.state_baseline, config.kl_coef, config.lr_schedule) == (False, 0.0, "constant")  # RAE alone
+    # as spiral-rl/spiral's run.sh runs it on oat's defaults: 2 PPO epochs, Dr. GRPO sums, zero advantages
+    # filtered, evaluation sampled at temperature 0.6 and top-p 0.95 while training samples at 1.0 and 1.0
+    assert (config.num_epochs, config.loss_aggregation, config.drop_zero_advantage) == (2, "seq_sum_const", True)
+    assert (config.top_p, config.eval_temperature, config.eval_top_p) == (1.0, 0.6, 0.95)
+    assert (config.max_new_tokens, config.eval_reasoning_max_new_tokens, config.eval_every) == (4096, 4096, 16)
+    assert (config.generator, config.vllm_max_model_len) == ("vllm", 12800)
 
 
 def test_history_reaches_every_game_unless_its_own_options_say_otherwise():

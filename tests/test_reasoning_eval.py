@@ -123,6 +123,32 @@ def test_a_bad_benchmark_is_named_with_the_fix(tmp_path, source, rows, data_dir,
         load_problems(source, data_dir=tmp_path if data_dir else None)
 
 
+def test_the_prompt_is_the_papers_evaluation_prompt():
+    """spiral-rl/spiral's `qwen3_general` template, character for character: the unpinned prompt is why its
+    MATH500 baseline could not be reproduced."""
+    from spiral_train.reasoning_data import Problem
+    from spiral_train.reasoning_eval import prompt_text
+
+    expected = (
+        "<|im_start|>user\nQuestion: What is 1 + 1?"
+        "\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert prompt_text(Problem("p1", "What is 1 + 1?", "2"), "qwen3") == expected
+
+
+def test_evaluation_in_training_samples_with_the_eval_options():
+    from spiral_train.config import ConfigError, make_config
+    from spiral_train.reasoning_eval import ReasoningProbe
+
+    config = make_config("tiny-cpu", {"eval_reasoning": ["gym:basic_arithmetic:2"], "top_p": 1.0, "eval_top_p": 0.9})
+    probe = ReasoningProbe.from_config(config)
+    assert (probe.protocol.top_p, probe.protocol.top_k, probe.protocol.temperature) == (0.9, 0, 1.0)
+    probe.close()
+    with pytest.raises(ConfigError, match=r"eval_top_p=0.0 must be in \(0, 1\]"):
+        make_config("tiny-cpu", {"eval_top_p": 0})
+
+
 def test_the_cli_names_a_missing_argument(capsys):
     assert main(["reasoning", "--benchmark", "gym:basic_arithmetic:2"]) == 2
     assert "needs --model and --benchmark" in capsys.readouterr().err
