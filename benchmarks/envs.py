@@ -13,13 +13,8 @@ reset and reused, as a trainer does. Settings are matched: Kuhn Poker 5 rounds, 
 Time is this process's CPU time (`time.process_time`), not wall time: for single-threaded Python the two agree
 on an idle machine, and CPU time stays honest when other jobs share the cores.
 
-TextArena is installed in the benchmark's OWN environment, never in the project's `.venv`:
-
-    python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -e . textarena
-    .venv-bench/bin/python benchmarks/envs.py
-
-Without textarena the script measures ours alone and prints these commands.
+TextArena comes with the project's `textarena` extra (`pip install -e ".[textarena]"`, which the test
+command installs). Without it the script measures ours alone and prints the command.
 """
 
 from __future__ import annotations
@@ -42,10 +37,7 @@ try:
 except ImportError:
     ta = None
 
-INSTALL_TEXTARENA = (
-    "python3 -m venv .venv-bench && .venv-bench/bin/pip install -e . textarena && "
-    ".venv-bench/bin/python benchmarks/envs.py"
-)
+INSTALL_TEXTARENA = 'pip install -e ".[textarena]" && python benchmarks/envs.py'
 
 
 @dataclass(frozen=True)

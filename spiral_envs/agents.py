@@ -25,17 +25,21 @@ def boxed(move: str) -> str:
     return f"\\boxed{{{move}}}"
 
 
+NO_MOVE_ANSWER = "I have nothing to add."
+"""What `RandomAgent` says on a turn whose env lists no move (a TextArena game's free talk)."""
+
+
 class RandomAgent:
-    """A uniformly random legal move, from its own seeded stream."""
+    """A uniformly random legal move, from its own seeded stream; talk where the env lists no move."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
 
     def __call__(self, observation: str, info: dict[str, Any]) -> str:
         legal = info.get("legal_actions")
-        if not legal:
-            raise ValueError("RandomAgent needs info['legal_actions'] of the player to move; it was empty")
-        return boxed(self.rng.choice(legal))
+        if legal is None:
+            raise ValueError("RandomAgent needs info['legal_actions'] of the player to move; the info has none")
+        return boxed(self.rng.choice(legal)) if legal else NO_MOVE_ANSWER
 
 
 def make_agent(kind: str, env_id: str, seed: int | None = None) -> Agent:

@@ -18,6 +18,7 @@ from typing import Any
 from spiral_envs.agents import Agent, RandomAgent, make_agent
 from spiral_envs.play import Outcome, play_game
 from spiral_envs.registry import make, registered_ids, spec
+from spiral_envs.textarena_games import PREFIX
 
 RULE = "=" * 100
 
@@ -127,8 +128,8 @@ def summary_table(rows: list[tuple[str, str, Tally]]) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="spiral-demo",
-        description="Play each registered game once, strong scripted agent vs random, printing prompts and "
-        "answers; then tabulate the strong agent's results over many games.",
+        description="Play each registered game (not TextArena's, which have no expert) once, strong scripted "
+        "agent vs random, printing prompts and answers; then tabulate the strong agent's results over many games.",
     )
     parser.add_argument("--env", action="append", metavar="ID", help="only this game id (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the games and the agents (default 0)")
@@ -151,7 +152,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    env_ids = args.env or registered_ids()
+    env_ids = args.env or [i for i in registered_ids() if not i.startswith(PREFIX)]  # TextArena's: no expert
     rows: list[tuple[str, str, Tally]] = []
     for env_id in env_ids:
         try:

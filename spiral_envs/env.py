@@ -37,8 +37,9 @@ class TextGameEnv(AECEnv):
         history: "full" shows every past move, "current" only the rules and the position; None takes the
             game's default (the SPIRAL paper's choice for that game).
         invalid_move_penalty: reward of a player whose answer holds no legal move (its opponent gets the
-            negation, keeping the game zero-sum). Must be <= 0; None takes the game's
-            `TextGame.invalid_move_penalty` (Kuhn Poker: -1 under match scoring, -2 chips a round under chips).
+            negation, keeping the game zero-sum, and is the winner; with 0 the game ends drawn). Must be <= 0;
+            None takes the game's `TextGame.invalid_move_penalty` (Kuhn Poker: -1 under match scoring, -2 chips a
+            round under chips).
         error_allowance: invalid answers a player may retry per turn, with the error shown in its next
             observation, before the game ends (TextArena's `error_allowance`).
         render_mode: None or "ansi".
@@ -94,7 +95,9 @@ class TextGameEnv(AECEnv):
     # -- protocol -------------------------------------------------------------------------------------
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:
-        """Start a new game. A seed fixes every chance event; no seed continues the previous stream."""
+        """Start a new game. A seed (an int >= 0, numpy's too) fixes every chance event; no seed continues the
+        previous stream."""
+        seed = _checked_seed(seed)
         if seed is not None or self._rng is None:
             self._rng = random.Random(seed)
         self.state = self.game.new_state(self._rng)
@@ -135,7 +138,7 @@ class TextGameEnv(AECEnv):
         move = extract_move(action)
         try:
             if move is None:
-                raise InvalidMove(NO_MOVE % self._legal_move_texts()[0])
+                raise InvalidMove(self._no_move_hint())
             parsed = self.game.parse_action(move, self.state)
             self._legal_texts = None  # the state is about to change
             self.state.apply_action(parsed)
@@ -186,6 +189,10 @@ class TextGameEnv(AECEnv):
             self._legal_texts = tuple(self.game.format_action(a) for a in self.state.legal_actions())
         return self._legal_texts
 
+    def _no_move_hint(self) -> str:
+        legal = self._legal_move_texts()
+        return NO_MOVE % (legal[0] if legal else "...")
+
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
         state = self.state
@@ -205,8 +212,9 @@ class TextGameEnv(AECEnv):
             self.infos[agent].update(invalid_move=True, reason=reason, retries_left=self._retries_left)
             return
         penalty = self.invalid_move_penalty
-        returns = (penalty, -penalty) if player == 0 else (-penalty, penalty)
-        self._finish(returns, 1 - player, f"{agent} made an invalid move: {reason}", agent)
+        other = 0.0 - penalty  # never -0.0: with a penalty of 0 both rewards are 0.0, and nobody won
+        returns = (penalty, other) if player == 0 else (other, penalty)
+        self._finish(returns, _winner(returns), f"{agent} made an invalid move: {reason}", agent)
 
     def _finish(self, returns: tuple[float, float], winner: int | None, reason: str, offender: str | None) -> None:
         self.outcome = {
@@ -230,7 +238,9 @@ class TextGameEnv(AECEnv):
         if self.outcome is not None:
             parts.append(f"The game is over: {self.outcome['reason']}")
         elif agent == self.agent_selection:
-            parts.append(f"Your legal moves: {self.game.legal_moves_text(self.state, self._legal_move_texts())}")
+            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
+            if moves:  # a game whose own text states the moves (a TextArena game) lists none here
+                parts.append(f"Your legal moves: {moves}")
             error = self._last_error.get(agent)
             if error is not None:
                 parts.append(
@@ -238,7 +248,7 @@ class TextGameEnv(AECEnv):
                 )
         else:
             parts.append("Wait for your opponent's move.")
-        return "\n".join(parts)
+        return "\n".join(part for part in parts if part)
 
 
 @functools.cache
@@ -254,6 +264,17 @@ def _text_space(max_length: int) -> FreeText:
     own random generator, created lazily on its first `sample()` or `seed()`, exactly as a new space would.
     """
     return copy.copy(_text_space_prototype(max_length))
+
+
+def _checked_seed(seed: Any) -> int | None:
+    """`reset`'s seed as an int, or a clear error: as in Gymnasium, a seed is None or an integer >= 0."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"reset(seed={seed!r}): a seed is an int >= 0 or None, not {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"reset(seed={seed}): a seed must be >= 0 (random.Random would play seed {-seed}'s games)")
+    return int(seed)
 
 
 def _winner(returns: tuple[float, float]) -> int | None:

@@ -8,6 +8,9 @@ A third-party package adds games without touching this one: it declares, in its 
 (a `TextGame` class, which `make` wraps in a `TextGameEnv`, or any callable that returns an `AECEnv`), and
 after `pip install my-game`, `spiral_envs.make("MyGame-v0")` works. Entry points are read once, on the
 first lookup of an id that is not registered in code.
+
+With TextArena installed (`pip install "spiral-envs[textarena]"`), its two-player games are registered the
+same way, as "textarena/<TextArena id>" (see `spiral_envs.textarena_games`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from pettingzoo import AECEnv
 
+from spiral_envs import textarena_games
 from spiral_envs.core import TextGame
 from spiral_envs.env import TextGameEnv
 
@@ -33,6 +37,8 @@ ENV_OPTIONS = tuple(
 )
 """The options `make` gives a registered game's `TextGameEnv`; the others go to the game."""
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:/]*-v\d+")
+MAX_LISTED_IDS = 12
+"""An unknown id's error lists this many known ids, closest first (TextArena adds over a hundred)."""
 
 
 class UnknownEnvError(KeyError):
@@ -109,9 +115,17 @@ def spec(env_id: str) -> EnvSpec:
     try:
         return _REGISTRY[env_id]
     except KeyError:
-        known = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(env_id), known, n=max(1, len(known)), cutoff=0.0)
-        raise UnknownEnvError(f"unknown env id {env_id!r}; known ids, closest first: {', '.join(close)}") from None
+        pass
+    if isinstance(env_id, str) and env_id.startswith(textarena_games.PREFIX) and not textarena_games.installed():
+        hint = textarena_games.INSTALL_HINT
+        raise UnknownEnvError(f"{env_id} is a TextArena game, and TextArena is not installed: {hint}")
+    known = sorted(_REGISTRY)
+    close = difflib.get_close_matches(str(env_id), known, n=len(known), cutoff=0.0)
+    more = len(close) - MAX_LISTED_IDS
+    listed = ", ".join(close[:MAX_LISTED_IDS])
+    if more > 0:
+        listed += f" (and {more} more: spiral_envs.registered_ids())"
+    raise UnknownEnvError(f"unknown env id {env_id!r}; known ids, closest first: {listed}") from None
 
 
 def make(env_id: str, **kwargs: Any) -> AECEnv:
@@ -136,8 +150,8 @@ def make(env_id: str, **kwargs: Any) -> AECEnv:
 
 
 def _snake_case(env_id: str) -> str:
-    """PettingZoo's env name for an id: "KuhnPoker-v1" -> "kuhn_poker_v1"."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id).replace("-", "_").lower()
+    """PettingZoo's env name for an id: "KuhnPoker-v1" -> "kuhn_poker_v1", "textarena/Nim-v0" -> "textarena_nim_v0"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id).replace("-", "_").replace("/", "_").lower()
 
 
 def _check_options(env_id: str, accepted: tuple[str, ...] | None, options: dict[str, Any]) -> None:
@@ -183,3 +197,6 @@ def _load_plugins() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _REGISTRY:
             register(ep.name, ep.value)
+    for textarena_id in textarena_games.textarena_ids():  # TextArena's ids ("Snake-v0-large") are not all Name-vN
+        env_id = textarena_games.PREFIX + textarena_id
+        _REGISTRY.setdefault(env_id, EnvSpec(env_id, textarena_games.game_class(textarena_id)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,25 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint's `state.pt` holds more than tensors and plain data, so loading it could run code."""
+
+
 def load_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+    """The training state of a checkpoint: tensors, numbers, strings, lists, tuples and dicts only.
+
+    Loaded with `weights_only=True`, so a run folder from someone else cannot run code on `--resume` (a
+    pickle names any callable to rebuild an object; this refuses every one that is not plain data).
+    """
+    path = checkpoint / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnsafeCheckpoint(
+            f"{path} holds more than tensors and plain data, so it was not loaded (it could run code): {reason}. "
+            "A checkpoint that spiral-train wrote never does; resume only from run folders you trust"
+        ) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -109,12 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
+    from spiral_train.checkpoint import UnsafeCheckpoint
     from spiral_train.plot import plot_run
     from spiral_train.trainer import Trainer, _new_run_dir
 
     path = Path(run_dir) if run_dir else _new_run_dir()
+    existed = path.exists()
     print(f"run folder: {path}")
-    Trainer(config, path, resume=resume).run()
+    try:
+        trainer = Trainer(config, path, resume=resume)
+    except (OSError, UnsafeCheckpoint) as err:  # a model folder that will not load, a checkpoint refused
+        if not existed and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # leave no empty run folder behind
+        if isinstance(err, OSError):
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            err = f"could not load the model (--model {config.model or 'the tiny model'}): {first_line}"
+        print(f"spiral-train: error: {err}", file=sys.stderr)
+        return 2
+    trainer.run()
     png = plot_run(path)
     print(f"curves: {png}")
     summary = _final_summary(path)

@@ -9,6 +9,7 @@ little more than a batch of 1, so this is where the collector's speed comes from
 from __future__ import annotations
 
 import functools
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from pettingzoo import AECEnv
 import spiral_envs
 from spiral_train.generation import Generation, Generator
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
+
+TIMED = ("generation", "tokenize", "env")
+"""The parts of playing games that `Collector.seconds` times."""
 
 __all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
 
@@ -95,6 +99,14 @@ class Collector:
         self.num_envs = num_envs
         self.env_kwargs = env_kwargs or {}
         self._idle: dict[str, list[AECEnv]] = {}
+        self.seconds = dict.fromkeys(TIMED, 0.0)
+        """Time spent since `take_seconds()`, by part: sampling, tokenising prompts, and the envs (with their
+        scripted seats)."""
+
+    def take_seconds(self) -> dict[str, float]:
+        """The time by part since the last call, and start counting again."""
+        seconds, self.seconds = self.seconds, dict.fromkeys(TIMED, 0.0)
+        return seconds
 
     def play(self, matches: Sequence[Match], players: Players, keep_transcripts: bool = True) -> list[GameResult]:
         """Play every match, its seats by `players[kind]`; the results in the order of `matches`."""
@@ -115,7 +127,9 @@ class Collector:
             requests: dict[str, list[tuple[_Live, str, str]]] = {}
             waiting = []
             for game in live:
+                start = time.perf_counter()
                 request = self._advance(game, keep_transcripts)
+                self.seconds["env"] += time.perf_counter() - start
                 if request is None:
                     self._idle.setdefault(game.result.match.env_id, []).append(game.env)
                     results[game.result.index] = game.result
@@ -150,8 +164,13 @@ class Collector:
         return None
 
     def _answer(self, policy: ModelPolicy, batch: list[tuple[_Live, str, str]], keep: bool) -> None:
+        start = time.perf_counter()
         prompts = [policy.prompt_ids(obs) for _, _, obs in batch]
+        sampled = time.perf_counter()
         generations = policy.sample(prompts)
+        stepped = time.perf_counter()
+        self.seconds["tokenize"] += sampled - start
+        self.seconds["generation"] += stepped - sampled
         for (game, agent, obs), prompt, gen in zip(batch, prompts, generations):
             truncated = gen.finish_reason == "length"
             game.env.step("" if truncated and policy.truncated_is_invalid else gen.text)
@@ -164,6 +183,7 @@ class Collector:
             if result.match.seats[agent] == LEARNER:
                 sample = (prompt, gen.token_ids, gen.logprobs, valid, truncated)
                 result.turns.append(Turn(result.match.env_id, agent, result.index, *sample))
+        self.seconds["env"] += time.perf_counter() - stepped
 
     def _take_env(self, env_id: str) -> AECEnv:
         idle = self._idle.get(env_id)

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import importlib.util
 import inspect
+import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,6 +321,18 @@ class TrainConfig:
             raise ConfigError(f"max_grad_norm={self.max_grad_norm} must be > 0")
         if self.kl_coef < 0:
             raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (0 turns the KL term off)")
+        if self.model is not None and not Path(self.model).expanduser().is_dir() and not _HUB_ID.fullmatch(self.model):
+            raise ConfigError(
+                f"model={self.model!r} is not a folder here, nor a Hugging Face id such as 'Qwen/Qwen3-4B-Base': "
+                "give a model folder (config.json and weights) or a run's checkpoint, or no model for the tiny one"
+            )
+        if self.model is not None and Path(self.model).expanduser().is_dir():
+            folder = Path(self.model).expanduser()
+            if not any((f / name).exists() for f in (folder, folder / "model") for name in _MODEL_FILES):
+                raise ConfigError(
+                    f"model={self.model!r} holds no model (no config.json, nor adapter_config.json of a LoRA "
+                    "checkpoint, there or in its model/ folder)"
+                )
         if not self.env_ids:
             raise ConfigError("env_ids is empty; name at least one game, e.g. KuhnPoker-v1")
         for env_id in [*self.env_ids, *(self.eval_env_ids or [])]:
@@ -339,6 +352,11 @@ class TrainConfig:
         for key in self.env_kwargs:
             if key not in self.env_ids and key not in (self.eval_env_ids or []):
                 raise ConfigError(f"env_kwargs names {key!r}, which is not in env_ids {self.env_ids} or eval_env_ids")
+        for env_id, kwargs in self.game_kwargs().items():  # each game built once: a bad option fails here, named
+            try:
+                spiral_envs.make(env_id, **kwargs)
+            except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: TextArena cannot build it here
+                raise ConfigError(f"{env_id} with options {kwargs}: {err}") from None
         _validate_pool(self)
         self._validate_ray()
         self._validate_lora()
@@ -384,6 +402,14 @@ class TrainConfig:
             raise ConfigError("lora_target_modules is empty; use [all-linear] or module names such as q_proj")
         if self.lora_rank > 0 and importlib.util.find_spec("peft") is None:
             raise ConfigError(f"lora_rank={self.lora_rank} needs the peft package: {LORA_INSTALL_HINT}")
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+"""What a Hugging Face model id looks like ("Qwen/Qwen3-4B-Base"): a `model` that is neither this nor a folder
+here is a mistyped path."""
+
+
+_MODEL_FILES = ("config.json", "adapter_config.json")
 
 
 class ConfigError(ValueError):

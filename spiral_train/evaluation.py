@@ -3,11 +3,13 @@
 Evaluation uses its own seeds and its own sampling RNG, so running it (or not) never changes the training
 games: a resumed run and an uninterrupted one stay identical.
 
-Keys are `eval/<env_id>/<opponent>/<metric>` for games against an opponent (win, draw, loss and invalid
+Keys are `eval/<env>/<opponent>/<metric>` (`<env>` is the env id with a namespace's "/" written ":",
+`metrics.env_key`) for games against an opponent (win, draw, loss and invalid
 rates, each with its 95% Wilson interval as `<rate>_lo` / `<rate>_hi`; mean return; chips per round in Kuhn
-Poker; deal rate and value gain in a negotiation) and `eval/<env_id>/strategy/...`, `eval/<env_id>/policy/...`
+Poker; deal rate and value gain in a negotiation) and `eval/<env>/strategy/...`, `eval/<env>/policy/...`
 for the strategy metrics (`spiral_train.strategy`). The "exploiter" opponent plays an exact best response to
-the policy the strategy metrics just measured (Kuhn Poker only; other games skip it).
+the policy the strategy metrics just measured (Kuhn Poker only; other games skip it); "strong" is skipped
+for a game with no scripted expert (TextArena's).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import spiral_envs
 from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
 from spiral_envs.games.tictactoe import TicTacToe
 from spiral_train.collector import AgentFactory, Collector, ModelPolicy, Players, scripted
+from spiral_train.metrics import env_key
 from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, ROLES, GameResult, Match, other_role
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
@@ -107,10 +110,12 @@ def evaluate(
             found, exploiter = kuhn_strategy(eval_policy, env_id, kwargs, probe_samples, seed=seed)
         elif probe_samples and isinstance(game, TicTacToe):
             found = tictactoe_strategy(eval_policy, env_id, kwargs, probe_samples // 8 or 1)
-        metrics.update({f"eval/{env_id}/{key}": value for key, value in found.items()})
+        metrics.update({f"eval/{env_key(env_id)}/{key}": value for key, value in found.items()})
         for opponent in opponents:
             if opponent == EXPLOITER and exploiter is None:
                 continue  # only Kuhn Poker has an exact best response to the measured policy
+            if opponent == "strong" and spiral_envs.spec(env_id).load_expert() is None:
+                continue  # a game with no scripted expert (a TextArena game) is measured against the others
             if opponent in model_opponents:
                 kind, player = FROZEN, model_opponents[opponent]
             else:
@@ -118,5 +123,5 @@ def evaluate(
             players: Players = {LEARNER: eval_policy, kind: player}
             results = collector.play(eval_matches(env_id, kind, games), players, keep_transcripts=False)
             for key, value in summarize(results).items():
-                metrics[f"eval/{env_id}/{opponent}/{key}"] = value
+                metrics[f"eval/{env_key(env_id)}/{opponent}/{key}"] = value
     return metrics

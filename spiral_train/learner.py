@@ -18,7 +18,8 @@ from transformers import PreTrainedModel
 
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
-from spiral_train.generation import autocast, positions, truncate_logits
+from spiral_train.generation import autocast, positions
+from spiral_train.token_logprobs import token_logprobs
 
 
 @dataclass
@@ -65,13 +66,8 @@ def response_logprobs(
         position_ids=positions(batch.attention_mask),
         logits_to_keep=batch.response_width + 1,
     )
-    logits = truncate_logits(out.logits[:, :-1, :].float() / temperature, top_k, top_p)
-    logp_all = torch.log_softmax(logits, dim=-1)
     targets = batch.input_ids[:, -batch.response_width :]
-    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
-    with torch.no_grad():
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    return token_logprobs(out.logits, targets, temperature, top_k, top_p)  # its last position predicts nothing
 
 
 def clipped_pg_loss(

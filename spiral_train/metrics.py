@@ -7,6 +7,12 @@ from pathlib import Path
 from typing import Any
 
 
+def env_key(env_id: str) -> str:
+    """An env id as one segment of a metric key, which splits on "/": a namespace's slash becomes a colon
+    ("textarena/Nim-v0" -> "eval/textarena:Nim-v0/random/win_rate"); our own ids are unchanged."""
+    return env_id.replace("/", ":")
+
+
 class MetricsLog:
     def __init__(self, run_dir: Path, config: dict[str, Any], tensorboard: bool, wandb: bool, project: str) -> None:
         self.path = run_dir / "metrics.jsonl"

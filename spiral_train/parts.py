@@ -30,7 +30,8 @@ class RolloutSource(Protocol):
 
     def collect(self) -> tuple[list[GameResult], dict[str, float]]:
         """One step's batch of `games_per_step` results, numbered 0.. in the order they were planned, and this
-        source's own metrics for the step (empty for `LocalRollouts`)."""
+        source's own metrics for the step (`LocalRollouts`: the time spent sampling, tokenising and in the
+        envs, `time/generation_s`, `time/tokenize_s`, `time/env_s`)."""
 
     def close(self) -> None:
         """Free what the source holds (worker actors); the trainer calls it once, when the run ends."""
@@ -53,9 +54,13 @@ class LocalRollouts:
         self.collector = collector
         self.keep_transcripts = keep_transcripts
         self.finished: list[GameResult] = []
+        self.seconds: dict[str, float] = {}
 
     def submit(self, matches: Sequence[Match], players: Players) -> None:
+        self.collector.take_seconds()  # not the evaluation's games, which share the collector
         results = self.collector.play(matches, players, keep_transcripts=self.keep_transcripts)
+        for part, seconds in self.collector.take_seconds().items():
+            self.seconds[part] = self.seconds.get(part, 0.0) + seconds
         for result in results:  # numbered in the step's batch, after any batch submitted before
             result.index += len(self.finished)
             for turn in result.turns:
@@ -64,7 +69,8 @@ class LocalRollouts:
 
     def collect(self) -> tuple[list[GameResult], dict[str, float]]:
         results, self.finished = self.finished, []
-        return results, {}
+        seconds, self.seconds = self.seconds, {}
+        return results, {f"time/{part}_s": value for part, value in seconds.items()}
 
     def close(self) -> None:
         pass

@@ -91,7 +91,10 @@ def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    log(f"building the tiny model (once; cached in {target}) ...")
+    log(
+        f"building the tiny model (once; cached in {target}): random games, a tokenizer, then "
+        f"{spec.warmup_steps} warm-up steps (about 2 minutes on an idle 2-core CPU) ..."
+    )
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
         build_tiny_model(spec, work, log=log)
@@ -157,6 +160,8 @@ def random_play_turns(
 
     def recording_random_agent(observation: str, info: dict) -> str:
         legal = tuple(info["legal_actions"])
+        if not legal:  # a TextArena game's free-talk turn: no move to imitate
+            return "Nothing to add."
         turns.append(WarmupTurn(observation, restatement(info["view"]) if restate else "", legal))
         return spiral_envs.boxed(rng.choice(legal))
 
@@ -214,6 +219,7 @@ def imitate_random_play(
     pool = random_play_turns(spec.env_ids, env_kwargs, rng, games_per_env=300, restate=spec.restate)
     eos = tokenizer.eos_token_id
     model.train()
+    started = time.monotonic()
     for step in range(spec.warmup_steps):
         rows, weights = [], []
         for turn in (pool[rng.randrange(len(pool))] for _ in range(spec.warmup_batch)):
@@ -232,9 +238,18 @@ def imitate_random_play(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if step % 50 == 0 or step == spec.warmup_steps - 1:
-            log(f"  warm-up {step + 1}/{spec.warmup_steps}: imitation loss {loss.item():.3f} per turn")
+        if step % 25 == 0 or step == spec.warmup_steps - 1:
+            elapsed = time.monotonic() - started
+            left = elapsed / (step + 1) * (spec.warmup_steps - step - 1)
+            log(
+                f"  warm-up {step + 1}/{spec.warmup_steps}: imitation loss {loss.item():.3f} per turn "
+                f"({elapsed:.0f} s so far, about {_duration(left)} left)"
+            )
     model.eval()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def weighted_answer_nll(

@@ -163,13 +163,17 @@ class Trainer:
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
         t1 = time.time()
         self.generator.sleep()  # frees a vLLM engine's GPU memory for the update; sync_weights() wakes it
+        t2 = time.time()
         update = self.learner.update(trained)
+        t3 = time.time()
         self.generator.sync_weights()
         self.step += 1
         record = {"step": self.step, **self.rollout_stats(results, turns), **update}
         record["train/samples"] = len(trained)
         record["time/collect_s"] = t_collect
-        record["time/update_s"] = time.time() - t1
+        record["time/update_s"] = t3 - t2
+        record["time/sync_s"] = (t2 - t1) + (time.time() - t3)  # the generator's sleep and weight sync
+        record["time/step_s"] = time.time() - t0
         record.update(rollout_record)
         if self.device.type == "cuda":
             record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
@@ -348,6 +352,11 @@ def _postfix(record: dict[str, Any]) -> str:
     if "train/reward_mean" in record:
         parts.append(f"invalid {record['train/invalid_rate']:.0%}")
         parts.append(f"loss {record['loss']:+.3f}")
+    step, generation = record.get("time/step_s"), record.get("time/generation_s")
+    if step and generation is not None:  # where the step went (Ray workers' sampling is not split out)
+        update = record["time/update_s"]
+        other = 1 - (generation + update) / step
+        parts.append(f"time: gen {generation / step:.0%} upd {update / step:.0%} other {other:.0%}")
     for key, value in record.items():
         if key.startswith("eval/") and key.endswith("/win_rate"):
             _, env_id, opponent, _ = key.split("/")

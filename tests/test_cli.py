@@ -38,6 +38,36 @@ def test_bad_options_fail_at_start_with_the_option_named(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_a_model_folder_that_does_not_exist_is_named_and_leaves_no_run_folder(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["--model", str(tmp_path / "no-such-model"), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"model='{tmp_path / 'no-such-model'}' is not a folder here" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_a_folder_that_holds_no_model_is_named_and_leaves_no_run_folder(tmp_path, capsys):
+    (tmp_path / "empty-model").mkdir()
+    run_dir = tmp_path / "run"
+    assert main(["--model", str(tmp_path / "empty-model"), "--run-dir", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"model='{tmp_path / 'empty-model'}' holds no model (no config.json" in err
+    assert not run_dir.exists()
+
+
+def test_a_game_textarena_cannot_build_is_a_one_line_error(capsys):
+    pytest.importorskip("textarena")
+    assert main(["--env-ids", "textarena/Debate-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "TextArena could not build textarena/Debate-v0: ValueError: OpenRouter API key not found" in err
+
+
+def test_a_misspelt_game_option_is_a_one_line_error(capsys):
+    assert main(["--env-kwargs", '{"KuhnPoker-v1": {"num_round": 1}}']) == 2
+    assert "KuhnPoker-v1 has no option 'num_round' (did you mean 'num_rounds'?)" in capsys.readouterr().err
+
+
 def test_unknown_option_in_a_config_file_is_named(tmp_path, capsys):
     path = tmp_path / "run.yaml"
     path.write_text("stpes: 10\n")

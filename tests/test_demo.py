@@ -12,7 +12,7 @@ import spiral_envs
 from spiral_envs import make
 from spiral_envs.demo import main
 
-ENV_IDS = spiral_envs.registered_ids()
+ENV_IDS = [i for i in spiral_envs.registered_ids() if not i.startswith("textarena/")]
 ROW = re.compile(r"^(\S*)\s+(player_0|player_1|both)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)$")
 
 

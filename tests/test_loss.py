@@ -50,3 +50,60 @@ def test_clip_does_not_hide_a_move_in_the_wrong_direction():
     loss.sum().backward()
     assert loss.item() == pytest.approx(1.5, rel=1e-5)
     assert logits.grad[0].item() > 0  # descent lowers the first token's logit
+
+
+# -- chunked token log-probabilities: the full log-softmax's values and gradients, in a fraction of the memory --
+
+
+def full_log_softmax(logits, targets, temperature, top_k, top_p):
+    """The reference: `log_softmax` over the whole (tempered, truncated) vocabulary, then gather."""
+    from spiral_train.generation import truncate_logits
+
+    logp_all = torch.log_softmax(truncate_logits(logits.float() / temperature, top_k, top_p), dim=-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp_all.gather(-1, targets[..., None]).squeeze(-1), entropy
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p", "dtype"),
+    [
+        (1.0, 0, 1.0, torch.float32),
+        (0.7, 0, 1.0, torch.float32),
+        (1.0, 5, 1.0, torch.float32),
+        (0.6, 0, 0.9, torch.float32),
+        (1.3, 3, 0.8, torch.float32),
+        (1.0, 0, 1.0, torch.bfloat16),
+    ],
+)
+@pytest.mark.parametrize("extra_position", [False, True])
+def test_chunked_token_logprobs_equal_the_full_log_softmax(
+    monkeypatch, temperature, top_k, top_p, dtype, extra_position
+):
+    import spiral_train.token_logprobs as chunked
+
+    monkeypatch.setattr(chunked, "CHUNK_ELEMENTS", 50 * 3)  # several chunks per row, one row split unevenly
+    torch.manual_seed(0)
+    logits = torch.randn(3, 8 if extra_position else 7, 50, dtype=dtype, requires_grad=True)
+    targets = torch.randint(0, 50, (3, 7))
+    weights = torch.randn(3, 7)
+
+    logp, entropy = chunked.token_logprobs(logits, targets, temperature, top_k, top_p)
+    (logp * weights).sum().backward()
+    grad = logits.grad.clone()
+    logits.grad = None
+    ref_logp, ref_entropy = full_log_softmax(logits[:, :7], targets, temperature, top_k, top_p)
+    (ref_logp * weights).sum().backward()
+
+    assert logp.dtype == torch.float32 and logp.shape == targets.shape
+    torch.testing.assert_close(logp, ref_logp, rtol=0, atol=1e-5)
+    torch.testing.assert_close(entropy, ref_entropy.detach(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(grad.float(), logits.grad.float(), rtol=0, atol=1e-6)
+    if extra_position:
+        assert not grad[:, 7].any()  # the position after the last token predicts nothing here
+
+
+def test_chunked_token_logprobs_reject_mismatched_shapes():
+    from spiral_train.token_logprobs import token_logprobs
+
+    with pytest.raises(ValueError, match=r"logits \(2, 9, 5\) do not match targets \(2, 7\)"):
+        token_logprobs(torch.zeros(2, 9, 5), torch.zeros(2, 7, dtype=torch.long), 1.0)

@@ -6,10 +6,14 @@ Every sampled answer goes through `extract_move`, so it must pick the move a mod
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import spiral_envs
 from spiral_envs.core import normalize_move
 from spiral_envs.parsing import extract_move, last_boxed, last_bracketed, strip_latex
 
@@ -160,3 +164,70 @@ def test_deeply_nested_latex_wrappers_finish() -> None:
 
 def test_realistic_wrapper_nesting_is_fully_stripped() -> None:
     assert strip_latex("\\text{\\textbf{\\mathrm{\\texttt{[bet]}}}}") == "[bet]"
+
+
+# -- nested and repeated structures: linear time, and the one-pair-at-a-time meaning ----------------------------
+
+
+def _strip_one_pair_at_a_time(move: str) -> str:
+    """What `normalize_move` means, written the obvious (quadratic) way."""
+    text = re.sub(r"\s+", " ", move).strip().lower()
+    while len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+        text = text[1:-1].strip()
+    return text
+
+
+NESTED = st.recursive(
+    st.text(alphabet="ab [] {}\t", max_size=4),
+    lambda inner: st.one_of(
+        st.tuples(st.sampled_from(["[%s]", "{%s}", "\\boxed{%s}", "\\text{%s}", "[ %s ]", "%s]", "[%s"]), inner).map(
+            lambda pair: pair[0] % pair[1]
+        ),
+        st.lists(inner, max_size=4).map("".join),
+    ),
+    max_leaves=30,
+)
+"""Answers built of nested and repeated brackets, braces, boxes and LaTeX wrappers, balanced or not."""
+
+
+@given(NESTED)
+def test_normalize_move_strips_bracket_pairs_as_one_at_a_time_would(move: str) -> None:
+    assert normalize_move(move) == _strip_one_pair_at_a_time(move)
+
+
+@given(NESTED)
+def test_nested_structures_give_str_or_none(answer: str) -> None:
+    move = extract_move(answer)
+    assert move is None or (isinstance(move, str) and len(move) <= len(answer))
+
+
+ADVERSARIAL = {
+    "nested brackets in a box": lambda n: "\\boxed{" + "[" * n + "]" * n + "}",
+    "spaced nested brackets in a box": lambda n: "\\boxed{" + "[ " * (n // 2) + "x" + " ]" * (n // 2) + "}",
+    "nested braces in a box": lambda n: "\\boxed{" + "{" * n + "}" * n + "}",
+    "bare nested brackets": lambda n: "[" * n + "]" * n,
+    "unclosed boxes": lambda n: "\\boxed{" * (n // 7),
+    "nested text wrappers": lambda n: "\\boxed{" + "\\text{" * (n // 6) + "}" * (n // 6) + "}",
+}
+"""Answers of one shape at any length (about 2n characters), which a quadratic parser would stall on."""
+
+
+def _fastest_step(env_id: str, answer: str) -> float:
+    env = spiral_envs.make(env_id)
+    best = float("inf")
+    for _ in range(3):
+        env.reset(seed=0)
+        start = time.perf_counter()
+        env.step(answer)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("env_id", ["TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1"])
+@pytest.mark.parametrize("shape", list(ADVERSARIAL))
+def test_reading_an_adversarial_answer_takes_time_linear_in_its_length(env_id: str, shape: str) -> None:
+    # 8x the length: linear parsing takes ~8x the time, quadratic ~64x; the bound sits between, with slack
+    # for a noisy machine (the fastest of three tries each).
+    small = _fastest_step(env_id, ADVERSARIAL[shape](250_000))
+    large = _fastest_step(env_id, ADVERSARIAL[shape](2_000_000))
+    assert large < 24 * small + 0.05, f"{shape}: {small:.3f} s at 0.5 MB, {large:.3f} s at 4 MB"

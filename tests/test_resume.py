@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from helpers import small_config
 
-from spiral_train.checkpoint import latest_checkpoint
+from spiral_train.checkpoint import UnsafeCheckpoint, latest_checkpoint, load_state
 from spiral_train.metrics import read_metrics
 from spiral_train.trainer import Trainer
 
@@ -54,6 +55,33 @@ def test_checkpoint_holds_model_tokenizer_optimizer_and_baselines(quick_model, t
     keys = {tuple(b[:2]) for b in state["rae"]["baselines"]}
     assert ("KuhnPoker-v1", "player_0") in keys
     assert keys <= {("KuhnPoker-v1", "player_0"), ("KuhnPoker-v1", "player_1")}
+
+
+class _RunsCode:
+    """A pickle that, loaded unchecked, would touch a file: what a hostile run folder could hold."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (self.marker.touch, ())
+
+
+def test_resume_refuses_a_checkpoint_whose_pickle_would_run_code(quick_model, tmp_path, capsys):
+    from spiral_train.cli import main
+
+    run_dir = tmp_path / "run"
+    Trainer(small_config(quick_model, steps=1), run_dir).run()
+    checkpoint = latest_checkpoint(run_dir)
+    state = load_state(checkpoint)  # what spiral-train writes loads as plain data
+    assert state["step"] == 1
+    marker = tmp_path / "pwned"
+    torch.save({**state, "payload": _RunsCode(marker)}, checkpoint / "state.pt")
+    with pytest.raises(UnsafeCheckpoint, match="holds more than tensors and plain data"):
+        load_state(checkpoint)
+    assert main(["--resume", str(run_dir), "--steps", "2", "--no-progress"]) == 2
+    assert "it could run code" in capsys.readouterr().err
+    assert not marker.exists()
 
 
 def test_sigkill_then_resume_loses_and_repeats_no_step(quick_model, tmp_path):

@@ -285,10 +285,11 @@ class SimpleNegotiation(TextGame[Action]):
             "give resources you hold and ask for resources your opponent holds (both inventories are public).",
             f"The game lasts for {self.max_turns} turns in total.",
             "When it ends, the player whose total value (by their own values) grew more wins; equal growth is a draw.",
-            "Your move is your message to your opponent, with at most one action token; a message without a "
-            "token just talks. Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 "
-            "Gold]}. The list of legal moves shows the offers of one resource for another, and [Accept] and "
-            "[Deny] when an offer to you is pending; talking is always allowed too.",
+            "Your move is your message to your opponent, with at most one action token in brackets; a message "
+            "without one just talks (a message that is nothing but a token, brackets left off, is that token). "
+            "Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 Gold]}. The list of "
+            "legal moves shows the offers of one resource for another, and [Accept] and [Deny] when an offer "
+            "to you is pending; talking is always allowed too.",
         ]
         return "\n".join(lines)
 

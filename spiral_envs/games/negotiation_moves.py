@@ -91,6 +91,23 @@ _RESOURCE_INDEX = {name.lower(): i for i, name in enumerate(RESOURCES)}
 _FORMAT = "[Offer: 3 Wood -> 2 Gold], [Accept] or [Deny]"
 
 
+def _bare_token(message: str) -> Action | None:
+    """The action of a message that is a whole well-formed token without its brackets, else None (talk)."""
+    bare = message.strip("[] ")
+    kind = _classify(bare)
+    if kind == "accept":
+        return Accept(message)
+    if kind == "deny":
+        return Deny(message)
+    if kind == "offer":
+        try:
+            give, get = parse_offer(bare[len("offer") :])
+        except InvalidMove:
+            return None
+        return Offer(give, get, message)
+    return None
+
+
 def _classify(token: str) -> str | None:
     """'offer', 'accept', 'deny' for an action token's bracket content, None for other bracketed talk."""
     text = token.strip().lower()
@@ -145,10 +162,13 @@ def parse_offer(body: str) -> tuple[Bundle, Bundle]:
 def read_move(move: str) -> Action:
     """The action a move text holds, without checking it against the state; `InvalidMove` if unreadable.
 
-    A move is a public message with at most one action token; other bracketed text is talk, unless it is the
-    whole move: a lone `[word]` is a mistyped token, not a message. A move that is nothing but a token
-    without its brackets ("Accept", "Offer 3 Wood -> 2 Gold", but not "Offer accepted!") counts as that
-    token, since models often box the bare move.
+    The grammar (the rules text states it, `tests/test_negotiation.py` tabulates it):
+    - a bracketed action token (`[Offer: ...]`, `[Accept]`, `[Deny]`) anywhere in the message is the move's
+      action, and a malformed one (`[Offer: 3 Wheat -> 2 Gold]`) is an invalid move; two are invalid;
+    - a message that is nothing but a well-formed token with its brackets left off ("Accept",
+      "Offer: 3 Wood -> 2 Gold") counts as that token, since models often box the bare move;
+    - every other message is talk: "Offer 3 Wood -> 2 Gold please", "Accept. Thanks", other bracketed
+      words; except that a lone `[word]` is a mistyped token, not a message, and is invalid.
     """
     message = move.strip()
     if not message:
@@ -166,14 +186,9 @@ def read_move(move: str) -> Action:
                     "denies the offer made to you, so [Deny] is not needed with it"
                 )
     if not tokens:
-        bare = message.strip("[] ")
-        kind = _classify(bare)
-        if kind is not None and (kind != "offer" or _ARROW.search(bare)):
-            tokens.append((kind, bare))
-    if not tokens:
         if _TOKEN.fullmatch(message):
             raise InvalidMove(f"{message[:60]} is not an action token; the tokens are {_FORMAT}")
-        return Talk(message)
+        return _bare_token(message) or Talk(message)
     kind, content = tokens[0]
     if kind == "accept":
         return Accept(message)
