@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 import re
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 A = TypeVar("A", bound=Hashable)
+T = TypeVar("T")
 
 TERMINAL = -1
 """`GameState.current_player()` once the game is over."""
@@ -93,6 +95,11 @@ class TextGame(ABC, Generic[A]):
     def format_action(self, action: A) -> str:
         """The canonical text of a move, as listed to the model and accepted back, e.g. `[bet]`."""
 
+    def format_legal_actions(self, state: GameState[A]) -> Sequence[str]:
+        """`format_action` of each of `state.legal_actions()`, in that order: the moves the env lists, once a
+        position. A game with hundreds of moves (every offer of a negotiation) may return texts it cached."""
+        return [self.format_action(action) for action in state.legal_actions()]
+
     def parse_action(self, move: str, state: GameState[A]) -> A:
         """Map the move text read from an answer to a legal action, or raise `InvalidMove` saying why.
 
@@ -100,11 +107,10 @@ class TextGame(ABC, Generic[A]):
         game with an open-ended grammar (offers with amounts) overrides it.
         """
         legal = state.legal_actions()
-        texts = [self.format_action(action) for action in legal]
+        texts = self.format_legal_actions(state)
         stripped = move.strip()
-        for action, text in zip(legal, texts):  # most answers write the move exactly as listed
-            if text == stripped:
-                return action
+        if stripped in texts:  # most answers write the move exactly as listed
+            return legal[texts.index(stripped)]
         wanted = normalize_move(move)
         for action, text in zip(legal, texts):
             if normalize_move(text) == wanted:
@@ -128,6 +134,36 @@ class TextGame(ABC, Generic[A]):
     def render(self, state: GameState[A]) -> str:
         """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""
         return self.describe(state, 0, full_history=False)
+
+
+class HistoryLines:
+    """The text of a game's append-only history (its moves, its finished rounds), each entry rendered once.
+
+    A prompt shows the whole history every turn, and rendering it anew each time makes a game's text cost
+    grow with the square of its length. `lines` keeps what it rendered per state (weakly: a finished game's
+    memo goes with its state) and per view (a player, when what is shown depends on who looks), renders only
+    the entries added since, and starts over if the history is not the one it rendered plus new entries.
+    """
+
+    def __init__(self) -> None:
+        self._memo: weakref.WeakKeyDictionary[GameState, dict[Hashable, tuple[int, object, list[str]]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lines(
+        self, state: GameState, view: Hashable, entries: Sequence[T], render: Callable[[T], Iterable[str]]
+    ) -> list[str]:
+        """`render(entry)`'s lines for every entry, in order. The list is the memo itself: copy, don't edit."""
+        memos = self._memo.get(state)
+        if memos is None:
+            memos = self._memo[state] = {}
+        count, last, lines = memos.get(view, (0, None, []))
+        if count > len(entries) or (count and entries[count - 1] is not last):
+            count, lines = 0, []
+        for i in range(count, len(entries)):
+            lines.extend(render(entries[i]))
+        memos[view] = (len(entries), entries[-1] if entries else None, lines)
+        return lines
 
 
 _OPENING_RUN = re.compile(r"[\[ ]*")

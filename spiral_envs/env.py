@@ -79,12 +79,20 @@ class TextGameEnv(AECEnv):
         self.render_mode = render_mode
         self.possible_agents = [player_name(0), player_name(1)]
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        self._rules = [game.rules(0), game.rules(1)]
-        self.observation_spaces = {a: _text_space(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
-        self.action_spaces = {a: _text_space(MAX_ANSWER_CHARS) for a in self.possible_agents}
+        self._rules: list[str | None] = [None, None]
+        """Each role's rules text, written on its first observation."""
         self._rng: random.Random | None = None
         self.state: GameState | None = None
         self.agents = []
+
+    @functools.cached_property
+    def observation_spaces(self) -> dict[str, gymnasium.spaces.Space]:  # type: ignore[override]
+        """Built on first use: an env made for every game never pays for spaces nobody reads."""
+        return {a: _text_space(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
+
+    @functools.cached_property
+    def action_spaces(self) -> dict[str, gymnasium.spaces.Space]:  # type: ignore[override]
+        return {a: _text_space(MAX_ANSWER_CHARS) for a in self.possible_agents}
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Space:
         return self.observation_spaces[agent]
@@ -131,7 +139,7 @@ class TextGameEnv(AECEnv):
             return
         if not isinstance(action, str):
             raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
-        player = self._index[agent]
+        state = self.state
         self._cumulative_rewards[agent] = 0.0
         self.rewards = dict.fromkeys(self.agents, 0.0)
         self._observations = {}
@@ -139,21 +147,22 @@ class TextGameEnv(AECEnv):
         try:
             if move is None:
                 raise InvalidMove(self._no_move_hint())
-            parsed = self.game.parse_action(move, self.state)
+            parsed = self.game.parse_action(move, state)
             self._legal_texts = None  # the state is about to change
-            self.state.apply_action(parsed)
+            state.apply_action(parsed)
         except InvalidMove as err:
             self.transcript.append({"agent": agent, "answer": action, "move": move, "error": str(err)})
-            self._on_invalid(agent, player, str(err))
+            self._on_invalid(agent, self._index[agent], str(err))
             return
         self.transcript.append({"agent": agent, "answer": action, "move": self.game.format_action(parsed)})
-        self._last_error.pop(agent, None)
+        if self._last_error:
+            self._last_error.pop(agent, None)
         self._retries_left = self.error_allowance
-        if self.state.is_terminal():
-            winner = _winner(self.state.returns())
-            self._finish(self.state.returns(), winner, self.game.outcome_text(self.state), None)
+        if state.is_terminal():
+            returns = state.returns()
+            self._finish(returns, _winner(returns), self.game.outcome_text(state), None)
         else:
-            self.agent_selection = player_name(self.state.current_player())
+            self.agent_selection = self.possible_agents[state.current_player()]
             self.infos = self._turn_infos()
 
     def observe(self, agent: str) -> np.str_:
@@ -186,7 +195,7 @@ class TextGameEnv(AECEnv):
         a negotiation). Cleared by `reset` and before every move is applied, the only ways the state changes.
         """
         if self._legal_texts is None:
-            self._legal_texts = tuple(self.game.format_action(a) for a in self.state.legal_actions())
+            self._legal_texts = tuple(self.game.format_legal_actions(self.state))
         return self._legal_texts
 
     def _no_move_hint(self) -> str:
@@ -197,12 +206,8 @@ class TextGameEnv(AECEnv):
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
         state = self.state
         mover = self.agent_selection
-        infos: dict[str, dict[str, Any]] = {a: {"legal_actions": []} for a in self.agents}
-        infos[mover] = {
-            "legal_actions": list(self._legal_move_texts()),
-            "view": state.player_view(self._index[mover]),
-        }
-        return infos
+        info = {"legal_actions": list(self._legal_move_texts()), "view": state.player_view(self._index[mover])}
+        return {a: info if a == mover else {"legal_actions": []} for a in self.agents}
 
     def _on_invalid(self, agent: str, player: int, reason: str) -> None:
         if self._retries_left > 0:
@@ -234,7 +239,10 @@ class TextGameEnv(AECEnv):
 
     def _observation_text(self, agent: str) -> str:
         player = self._index[agent]
-        parts = [self._rules[player], self.game.describe(self.state, player, self.history == "full")]
+        rules = self._rules[player]
+        if rules is None:
+            rules = self._rules[player] = self.game.rules(player)
+        parts = [rules, self.game.describe(self.state, player, self.history == "full")]
         if self.outcome is not None:
             parts.append(f"The game is over: {self.outcome['reason']}")
         elif agent == self.agent_selection:
@@ -248,7 +256,7 @@ class TextGameEnv(AECEnv):
                 )
         else:
             parts.append("Wait for your opponent's move.")
-        return "\n".join(part for part in parts if part)
+        return "\n".join(filter(None, parts))
 
 
 @functools.cache

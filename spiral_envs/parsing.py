@@ -31,6 +31,9 @@ def last_boxed(answer: str) -> str | None:
         while i < limit and answer[i] == " ":
             i += 1
         if i < limit and answer[i] == "{":
+            close = answer.find("}", i, limit)
+            if close != -1 and answer.find("{", i + 1, close) == -1:  # the usual flat box, found at C speed
+                return answer[i + 1 : close]
             depth = 0
             for j in range(i, limit):
                 c = answer[j]

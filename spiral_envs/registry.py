@@ -75,6 +75,12 @@ def _resolve(env_id: str, target: Callable[..., Any] | str) -> Callable[..., Any
     module_name, _, attr = target.partition(":")
     if not attr:
         raise ValueError(f"{env_id}: entry point {target!r} must look like 'package.module:Name'")
+    return _imported(module_name, attr)
+
+
+@functools.cache
+def _imported(module_name: str, attr: str) -> Callable[..., Any]:
+    """`module:attr`, imported once (a failed import is not cached, so it is retried and reported again)."""
     return getattr(importlib.import_module(module_name), attr)
 
 
@@ -149,6 +155,7 @@ def make(env_id: str, **kwargs: Any) -> AECEnv:
     return constructor(**options)
 
 
+@functools.cache
 def _snake_case(env_id: str) -> str:
     """PettingZoo's env name for an id: "KuhnPoker-v1" -> "kuhn_poker_v1", "textarena/Nim-v0" -> "textarena_nim_v0"."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", env_id).replace("-", "_").replace("/", "_").lower()

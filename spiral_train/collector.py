@@ -8,11 +8,12 @@ little more than a batch of 1, so this is where the collector's speed comes from
 
 from __future__ import annotations
 
+import array
 import functools
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +24,9 @@ from spiral_train.generation import Generation, Generator
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
 TIMED = ("generation", "tokenize", "env")
+PROMPT_MEMO = 20_000
+"""Prompt texts whose token ids a `ModelPolicy` keeps (as int32 arrays: about 80 MB at 1,000 tokens a
+prompt); past that it starts over."""
 """The parts of playing games that `Collector.seconds` times."""
 
 __all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
@@ -43,6 +47,7 @@ class ModelPolicy:
     top_k: int = 0
     top_p: float = 1.0
     """Sampling truncation (see `Generator.generate`); the defaults sample from every token."""
+    _prompt_memo: dict[str, array.array] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def sample(self, prompts: list[list[int]]) -> list[Generation]:
         """One answer per tokenised prompt, with this seat's sampling settings and RNG."""
@@ -55,11 +60,23 @@ class ModelPolicy:
             top_p=self.top_p,
         )
 
-    def prompt_ids(self, observation: str) -> list[int]:
-        text = spiral_envs.render_prompt(
-            self.template, observation, getattr(self.tokenizer, "apply_chat_template", None)
-        )
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+    def prompt_ids(self, observations: Sequence[str]) -> list[list[int]]:
+        """Each observation's prompt under the template, as token ids (each answer its own list).
+
+        Prompts recur (every game of a batch opens alike, and Kuhn Poker has few first positions), so the
+        ids of each prompt text are kept, up to `PROMPT_MEMO` of them, and the new ones are tokenised in one
+        batched call.
+        """
+        chat = getattr(self.tokenizer, "apply_chat_template", None)
+        texts = [spiral_envs.render_prompt(self.template, observation, chat) for observation in observations]
+        memo = self._prompt_memo
+        new = [text for text in dict.fromkeys(texts) if text not in memo]
+        if new:
+            if len(memo) + len(new) > PROMPT_MEMO:
+                memo.clear()
+            ids = self.tokenizer(new, add_special_tokens=False).input_ids
+            memo.update(zip(new, (array.array("i", i) for i in ids), strict=True))
+        return [memo[text].tolist() for text in texts]
 
 
 AgentFactory = Callable[[str, int, str], spiral_envs.Agent]
@@ -165,7 +182,7 @@ class Collector:
 
     def _answer(self, policy: ModelPolicy, batch: list[tuple[_Live, str, str]], keep: bool) -> None:
         start = time.perf_counter()
-        prompts = [policy.prompt_ids(obs) for _, _, obs in batch]
+        prompts = policy.prompt_ids([obs for _, _, obs in batch])
         sampled = time.perf_counter()
         generations = policy.sample(prompts)
         stepped = time.perf_counter()

@@ -95,7 +95,7 @@ def sample_moves(policy: ModelPolicy, probes: Sequence[Probe], samples: int) -> 
     """`samples` answers of `policy` at each probe, in one batched generation, each read as a legal move
     text (as the probe lists it) or None: no legal move, or (with `policy.truncated_is_invalid`, as in play)
     an answer cut off at the token limit."""
-    prompts = [policy.prompt_ids(p.observation) for p in probes for _ in range(samples)]
+    prompts = policy.prompt_ids([p.observation for p in probes for _ in range(samples)])
     generations = policy.sample(prompts)
     moves: list[list[str | None]] = []
     for i, probe in enumerate(probes):

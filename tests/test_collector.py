@@ -132,3 +132,28 @@ def test_an_answer_cut_off_at_the_token_limit_is_played_as_no_move(quick_model):
         (turn,) = result.turns
         assert turn.truncated and not turn.valid
         assert result.transcript[0]["truncated"]
+
+
+def test_prompt_ids_are_the_tokenizers_own_for_each_prompt_and_never_shared(quick_model, monkeypatch):
+    import spiral_envs
+    from spiral_train import collector
+
+    policy = make_policy(quick_model)
+    env = spiral_envs.make("KuhnPoker-v1")
+    observations = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        observations += [str(env.observe("player_0")), str(env.observe("player_1"))]
+    batch = observations + observations[:5]  # repeats within one call, and across calls below
+
+    def direct(observation):
+        text = spiral_envs.render_prompt("qwen3", observation)
+        return policy.tokenizer(text, add_special_tokens=False).input_ids
+
+    first = policy.prompt_ids(batch)
+    assert first == [direct(o) for o in batch]
+    first[0].append(-1)  # each prompt is its own list: a caller's edit reaches nobody else
+    assert policy.prompt_ids(batch[:1]) == [direct(batch[0])] and first[len(observations)][-1] != -1
+    monkeypatch.setattr(collector, "PROMPT_MEMO", 3)  # a full memo starts over and still answers right
+    assert policy.prompt_ids(batch[::-1]) == [direct(o) for o in batch[::-1]]
+    assert len(policy._prompt_memo) <= len(set(batch))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from helpers import run_e2e
 
+from spiral_train.trainer import _postfix
+
 
 def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
@@ -11,6 +13,13 @@ def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_pa
     # on-policy: the first pass of each update sees ratio 1, so the sampler's logprobs are the learner's
     assert all(abs(r["approx_kl"]) < 1e-4 for r in records[1:]), [r["approx_kl"] for r in records[1:]]
     assert all(0.0 <= r["train/truncated_rate"] <= 1.0 for r in records[1:])
+    for r in records[1:]:  # where each step went: the parts are timed apart, inside the step
+        parts = [r[f"time/{part}_s"] for part in ("generation", "tokenize", "env", "update", "sync")]
+        assert all(seconds >= 0.0 for seconds in parts), r
+        assert r["time/generation_s"] > 0.0 and r["time/update_s"] > 0.0, r
+        assert sum(parts) <= r["time/step_s"], r
     assert (run_dir / "curves.png").stat().st_size > 10_000
     assert (run_dir / "transcripts.jsonl").exists()
     assert "curves:" in capsys.readouterr().out
+    # the progress bar's line for such a step (the bar itself is off when output is not a terminal)
+    assert "time: gen " in _postfix(records[-2]) and " other " in _postfix(records[-2])

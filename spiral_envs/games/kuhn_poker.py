@@ -22,7 +22,16 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from spiral_envs.agents import boxed
-from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, player_name, zero_sum_returns
+from spiral_envs.core import (
+    TERMINAL,
+    GameState,
+    HistoryLines,
+    InvalidMove,
+    TextGame,
+    normalize_move,
+    player_name,
+    zero_sum_returns,
+)
 
 CARDS = ("J", "Q", "K")
 RANK = {card: rank for rank, card in enumerate(CARDS)}
@@ -59,6 +68,11 @@ class PastRound(NamedTuple):
 
 
 ACTION_TEXT = {action: f"[{action}]" for action in (*OPEN, *FACING_BET)}
+
+
+ACTION_OF_TEXT = {text: action for action, text in ACTION_TEXT.items()}
+LEGAL_TEXT = {(): (), OPEN: tuple(map(ACTION_TEXT.get, OPEN)), FACING_BET: tuple(map(ACTION_TEXT.get, FACING_BET))}
+"""The texts of each set of legal actions `KuhnPokerState.legal_actions` returns."""
 
 
 def action_text(action: str) -> str:
@@ -190,6 +204,32 @@ def betting_text(starter: int, actions: tuple[str, ...] | list[str]) -> str:
     return ", ".join(f"Player {actor(starter, i)} {PAST_TENSE[a]}" for i, a in enumerate(actions))
 
 
+def chips_text(chips_0: int, chips_1: int) -> str:
+    return f"Player 0: {signed(chips_0)}, Player 1: {signed(chips_1)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def position_text(
+    round_number: int,
+    num_rounds: int,
+    player: int,
+    card: str,
+    pot: int,
+    chips_0: int,
+    chips_1: int,
+    starter: int,
+    betting: tuple[str, ...],
+) -> str:
+    """The current round as `player` sees it; cached, as the same positions recur game after game."""
+    chips = chips_text(chips_0, chips_1)
+    moves = f"{betting_text(starter, betting)}." if betting else f"Player {starter} acts first; no moves yet."
+    return (
+        f"Round {round_number} of {num_rounds}. You are Player {player}.\n"
+        f"Your card: {card}. Pot: {plural(pot)}. Chips: {chips}.\n"
+        f"This round: {moves}"
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def round_text(result: PastRound, player: int) -> str:
     """One finished round as `player` saw it: at a fold no card is shown, so only the player's own is named.
@@ -216,6 +256,7 @@ class KuhnPoker(TextGame[str]):
         self.scoring = check_scoring(scoring)
         self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
         """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
+        self._history = HistoryLines()
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
         return KuhnPokerState(rng, self.num_rounds, self.scoring)
@@ -250,26 +291,37 @@ class KuhnPoker(TextGame[str]):
         lines = []
         if full_history and past:
             lines.append("Previous rounds:")
-            lines.extend(round_text(r, player) for r in past)
+            lines.extend(self._history.lines(state, player, past, lambda r: (round_text(r, player),)))
         elif state.is_terminal():
             lines.append(round_text(past[-1], player))
-        chips = f"Player 0: {signed(state.chips[0])}, Player 1: {signed(state.chips[1])}"
         if state.is_terminal():
-            lines.append(f"All {state.num_rounds} rounds are over. Final chips: {chips}.")
-            return "\n".join(lines)
-        lines.append(f"Round {state.round} of {state.num_rounds}. You are Player {player}.")
-        lines.append(f"Your card: {state.cards[player]}. Pot: {plural(state.pot)}. Chips: {chips}.")
-        if state.betting:
-            lines.append(f"This round: {betting_text(state.starter, state.betting)}.")
+            lines.append(f"All {state.num_rounds} rounds are over. Final chips: {chips_text(*state.chips)}.")
         else:
-            lines.append(f"This round: Player {state.starter} acts first; no moves yet.")
+            lines.append(
+                position_text(
+                    state.round,
+                    state.num_rounds,
+                    player,
+                    state.cards[player],
+                    state.pot,
+                    *state.chips,
+                    state.starter,
+                    tuple(state.betting),
+                )
+            )
         return "\n".join(lines)
 
     def format_action(self, action: str) -> str:
         return action_text(action)
 
+    def format_legal_actions(self, state: KuhnPokerState) -> tuple[str, ...]:
+        return LEGAL_TEXT[state.legal_actions()]
+
     def parse_action(self, move: str, state: KuhnPokerState) -> str:
         """A move's normalized text is the action itself; the general path only words the error."""
+        exact = ACTION_OF_TEXT.get(move)  # written as listed, e.g. "[bet]"
+        if exact is not None and exact in state.legal_actions():
+            return exact
         wanted = normalize_move(move)
         if wanted in state.legal_actions():
             return wanted

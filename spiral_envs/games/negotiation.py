@@ -14,12 +14,13 @@ helps both can still lose the game: `[Offer: 3 Wood -> 2 Gold]` gives player_0 +
 from __future__ import annotations
 
 import functools
+import operator
 import random
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from spiral_envs.agents import boxed
-from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, player_name, zero_sum_returns
+from spiral_envs.core import TERMINAL, GameState, HistoryLines, InvalidMove, TextGame, player_name, zero_sum_returns
 from spiral_envs.games.negotiation_moves import (
     RESOURCES,
     Accept,
@@ -38,7 +39,8 @@ START = (10, 10)
 VALUES = ((5, 15), (15, 5))
 """VALUES[player][resource]: what one unit is worth to that player."""
 
-_ANSWERS = (Accept(), Deny())
+_ANSWERS = (Accept(Accept.text), Deny(Deny.text))
+"""The listed answers, each with its token as its message: what `read_move` makes of a move written as listed."""
 
 
 class MoveRecord(NamedTuple):
@@ -64,8 +66,10 @@ def inventory_value(inventory: Bundle, player: int) -> int:
 
 
 def covers(inventory: Bundle, bundle: Bundle) -> bool:
-    """Whether `inventory` holds every resource of `bundle`."""
-    return all(have >= n for have, n in zip(inventory, bundle, strict=True))
+    """Whether `inventory` holds every resource of `bundle` (two bundles of one length)."""
+    if len(inventory) != len(bundle):
+        raise ValueError(f"bundles of different lengths: {inventory!r:.50} and {bundle!r:.50}")
+    return all(map(operator.ge, inventory, bundle))
 
 
 def bundle_dict(bundle: Bundle) -> dict[str, int]:
@@ -87,8 +91,23 @@ def single_offers(mine: Bundle, theirs: Bundle) -> tuple[Offer, ...]:
     for g, have in enumerate(mine):
         for r, stock in enumerate(theirs):
             if g != r:
-                offers.extend(Offer(_unit(g, n), _unit(r, m)) for n in range(1, have + 1) for m in range(1, stock + 1))
+                for n in range(1, have + 1):
+                    for m in range(1, stock + 1):
+                        give, get = _unit(g, n), _unit(r, m)
+                        offers.append(Offer(give, get, offer_token(give, get)))
     return tuple(offers)
+
+
+Legal = tuple[tuple[Action, ...], tuple[str, ...], dict[str, Action]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _legal(mine: Bundle, theirs: Bundle, answerable: bool) -> Legal:
+    """The mover's legal actions, their texts, and each action by its text, by what decides them: both
+    inventories and whether an offer waits for an answer. The same few keys recur, so each is built once."""
+    actions = (_ANSWERS if answerable else ()) + single_offers(mine, theirs)
+    texts = tuple(action.text for action in actions)
+    return actions, texts, dict(zip(texts, actions, strict=True))
 
 
 class NegotiationState(GameState[Action]):
@@ -127,9 +146,11 @@ class NegotiationState(GameState[Action]):
         """
         if self.is_terminal():
             return ()
+        return self._legal()[0]
+
+    def _legal(self) -> Legal:
         player = self.turn % 2
-        answers = _ANSWERS if self.offer_to(player) is not None else ()
-        return answers + single_offers(self.inventories[player], self.inventories[1 - player])
+        return _legal(self.inventories[player], self.inventories[1 - player], self.offer_to(player) is not None)
 
     def check(self, action: Action) -> None:
         """Raise `InvalidMove` saying why, if the player to move may not play `action` now."""
@@ -222,14 +243,15 @@ def _check_offer(offer: Offer, mine: Bundle, theirs: Bundle) -> None:
     """Shape, then both sides payable: inventories are public, and an offer the opponent cannot pay could
     never be accepted, so asking for more than it holds is refused like offering more than one holds."""
     n = len(RESOURCES)
-    for side in (offer.give, offer.get):
+    give, get = offer.give, offer.get
+    for side in (give, get):
         if not (isinstance(side, tuple) and len(side) == n and all(type(q) is int and q >= 0 for q in side)):
             raise InvalidMove(f"an offer side must be {n} counts >= 0, one per resource; got {side!r:.100}")
-    if not any(offer.give) or not any(offer.get):
+    if not any(give) or not any(get):
         raise InvalidMove("an offer must give something and ask for something, e.g. [Offer: 3 Wood -> 2 Gold]")
-    both = [RESOURCES[i] for i in range(n) if offer.give[i] and offer.get[i]]
-    if both:
-        raise InvalidMove(f"{both[0]} is on both sides of the offer; name each resource on one side only")
+    for i in range(n):
+        if give[i] and get[i]:
+            raise InvalidMove(f"{RESOURCES[i]} is on both sides of the offer; name each resource on one side only")
     if not covers(mine, offer.give):
         raise InvalidMove(f"you cannot offer {bundle_text(offer.give)}: you hold {bundle_text(mine)}")
     if not covers(theirs, offer.get):
@@ -258,6 +280,7 @@ class SimpleNegotiation(TextGame[Action]):
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
             raise ValueError(f"max_turns must be an int >= 1 (turns of both players together), got {max_turns!r}")
         self.max_turns = max_turns
+        self._history = HistoryLines()
 
     def new_state(self, rng: random.Random) -> NegotiationState:
         return NegotiationState(self.max_turns)
@@ -298,7 +321,7 @@ class SimpleNegotiation(TextGame[Action]):
         if full_history:
             if state.moves:
                 lines.append("Messages and trades so far:")
-                lines.extend(line for record in state.moves for line in _move_lines(record))
+                lines.extend(self._history.lines(state, None, state.moves, _move_lines))
         elif state.moves and state.moves[-1].player != player:
             lines.append("Your opponent's last move:")
             lines.extend(_move_lines(state.moves[-1]))
@@ -307,16 +330,7 @@ class SimpleNegotiation(TextGame[Action]):
         else:
             left = state.max_turns - state.turn
             lines.append(f"Turn {state.turn + 1} of {state.max_turns}: {left} turn(s) left, this one included.")
-        mine = state.inventories[player]
-        worth = ", ".join(
-            f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, VALUES[player], strict=True)
-        )
-        start = inventory_value(START, player)
-        lines.append(
-            f"Your resources: {worth}; total value {state.value(player)} "
-            f"(at the start {start}, change {state.gain(player):+d})."
-        )
-        lines.append(f"Your opponent's resources: {bundle_text(state.inventories[1 - player])}.")
+        lines.append(_inventory_lines(state.inventories[player], state.inventories[1 - player], player))
         offer = state.offer_to(player)
         if offer is not None:
             lines.append(
@@ -336,22 +350,21 @@ class SimpleNegotiation(TextGame[Action]):
         """
         return action.text
 
+    def format_legal_actions(self, state: NegotiationState) -> tuple[str, ...]:
+        return state._legal()[1] if not state.is_terminal() else ()
+
     def legal_moves_text(self, state: NegotiationState, legal: Sequence[str]) -> str:
         """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`)."""
         player = state.current_player()
-        mine, theirs = state.inventories[player], state.inventories[1 - player]
-        moves = ["[Accept]", "[Deny]"] if state.offer_to(player) is not None else []
-        for g, have in enumerate(mine):
-            for r, stock in enumerate(theirs):
-                if g != r and have and stock:
-                    moves.append(
-                        f"[Offer: n {RESOURCES[g]} -> m {RESOURCES[r]}] with 1 <= n <= {have}, 1 <= m <= {stock}"
-                    )
-        moves.append("or talk only (a message without an action token)")
-        return "; ".join(moves)
+        return _grammar_text(
+            state.inventories[player], state.inventories[1 - player], state.offer_to(player) is not None
+        )
 
     def parse_action(self, move: str, state: NegotiationState) -> Action:
         """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""
+        exact = state._legal()[2].get(move) if not state.is_terminal() else None
+        if exact is not None:  # a listed move, written as listed
+            return exact
         action = read_move(move)
         state.check(action)
         return action
@@ -379,6 +392,31 @@ class SimpleNegotiation(TextGame[Action]):
         if state.pending is not None:
             lines.append(f"Pending from Player {state.pending[0]}: {state.pending[1].text}")
         return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _inventory_lines(mine: Bundle, theirs: Bundle, player: int) -> str:
+    """Both inventories as `player` sees them, with its values; cached, as few inventory pairs occur."""
+    worth = ", ".join(
+        f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, VALUES[player], strict=True)
+    )
+    start = inventory_value(START, player)
+    value = inventory_value(mine, player)
+    return (
+        f"Your resources: {worth}; total value {value} (at the start {start}, change {value - start:+d}).\n"
+        f"Your opponent's resources: {bundle_text(theirs)}."
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _grammar_text(mine: Bundle, theirs: Bundle, answerable: bool) -> str:
+    moves = ["[Accept]", "[Deny]"] if answerable else []
+    for g, have in enumerate(mine):
+        for r, stock in enumerate(theirs):
+            if g != r and have and stock:
+                moves.append(f"[Offer: n {RESOURCES[g]} -> m {RESOURCES[r]}] with 1 <= n <= {have}, 1 <= m <= {stock}")
+    moves.append("or talk only (a message without an action token)")
+    return "; ".join(moves)
 
 
 def _move_lines(record: MoveRecord) -> list[str]:

@@ -74,6 +74,7 @@ class Deny:
 Action = Talk | Offer | Accept | Deny
 
 
+@functools.lru_cache(maxsize=4096)
 def bundle_text(bundle: Bundle) -> str:
     return ", ".join(f"{n} {name}" for name, n in zip(RESOURCES, bundle, strict=True) if n) or "nothing"
 

@@ -25,6 +25,12 @@ def line_winner(board: tuple[int | None, ...]) -> int | None:
     return None
 
 
+@functools.cache
+def free_cells(board: tuple[int | None, ...]) -> tuple[int, ...]:
+    """The empty cells of a board, in order; cached, as there are only 3**9 boards."""
+    return tuple(i for i, cell in enumerate(board) if cell is None)
+
+
 class TicTacToeState(GameState[int]):
     """Board as a 9-tuple of None (empty), 0 (X) or 1 (O); actions are cell indices."""
 
@@ -37,10 +43,10 @@ class TicTacToeState(GameState[int]):
     def current_player(self) -> int:
         return self._player
 
-    def legal_actions(self) -> list[int]:
+    def legal_actions(self) -> tuple[int, ...]:
         if self._player == TERMINAL:
-            return []
-        return [i for i, cell in enumerate(self.board) if cell is None]
+            return ()
+        return free_cells(self.board)
 
     def apply_action(self, action: int) -> None:
         if self._player == TERMINAL:
@@ -65,11 +71,20 @@ class TicTacToeState(GameState[int]):
         return {"player": player, "board": self.board, "moves": list(self.moves)}
 
 
+@functools.cache
 def board_text(board: tuple[int | None, ...]) -> str:
     """Rows of the board with empty cells showing their number, as the model must write them."""
     cells = [SYMBOLS[c] if c is not None else str(i) for i, c in enumerate(board)]
     rows = [" " + " | ".join(cells[r : r + 3]) for r in (0, 3, 6)]
     return "\n---+---+---\n".join(rows)
+
+
+CELL_TEXT = tuple(f"[{cell}]" for cell in range(9))
+
+
+@functools.cache
+def _cell_texts(cells: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(CELL_TEXT[cell] for cell in cells)
 
 
 class TicTacToe(TextGame[int]):
@@ -96,7 +111,10 @@ class TicTacToe(TextGame[int]):
         return text
 
     def format_action(self, action: int) -> str:
-        return f"[{action}]"
+        return CELL_TEXT[action] if type(action) is int and 0 <= action < 9 else f"[{action}]"
+
+    def format_legal_actions(self, state: TicTacToeState) -> tuple[str, ...]:
+        return _cell_texts(state.legal_actions())
 
     def outcome_text(self, state: TicTacToeState) -> str:
         if state.winner is None:

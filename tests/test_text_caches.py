@@ -1,0 +1,74 @@
+"""The text layer's caches change no text: cached legal moves, parsed moves and histories equal what the
+uncached code gives, in every position random play reaches."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import spiral_envs
+from spiral_envs.core import HistoryLines, TextGame
+from spiral_envs.games.negotiation_moves import read_move
+
+GAMES = {
+    "TicTacToe-v0": {},
+    "KuhnPoker-v1": {"num_rounds": 5},
+    "SimpleNegotiation-v1": {"max_turns": 10},
+}
+
+
+def positions(env_id: str, games: int):
+    """(env, state) at every turn of `games` random games."""
+    env = spiral_envs.make(env_id, **GAMES[env_id])
+    agent = spiral_envs.RandomAgent(7)
+    for seed in range(games):
+        env.reset(seed=seed)
+        for _agent in env.agent_iter():
+            observation, _, termination, truncation, info = env.last()
+            if termination or truncation:
+                env.step(None)
+                continue
+            yield env, env.state
+            env.step(agent(str(observation), info))
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_listed_moves_are_each_legal_action_formatted_and_read_back_as_it(env_id):
+    for env, state in positions(env_id, 60):
+        game = env.game
+        legal = list(state.legal_actions())
+        texts = list(game.format_legal_actions(state))
+        assert texts == [game.format_action(a) for a in legal]
+        assert texts == TextGame.format_legal_actions(game, state)  # the default, uncached
+        assert env.infos[env.agent_selection]["legal_actions"] == texts
+        for action, text in random.Random(len(texts)).sample(list(zip(legal, texts)), min(5, len(texts))):
+            assert game.parse_action(text, state) == action
+
+
+def test_a_negotiation_move_written_as_listed_is_what_the_grammar_reads():
+    for _env, state in positions("SimpleNegotiation-v1", 40):
+        for action in state.legal_actions()[:3] + state.legal_actions()[-3:]:
+            read = read_move(action.text)
+            assert (read, read.message, read.text) == (action, action.message, action.text)
+
+
+def test_history_lines_render_each_entry_once_and_start_over_on_a_new_history():
+    class State:  # a state only needs to be weakly referable
+        pass
+
+    rendered = []
+
+    def render(entry):
+        rendered.append(entry)
+        return [f"line {entry}a", f"line {entry}b"]
+
+    history, state, entries = HistoryLines(), State(), []
+    for n in range(4):
+        entries.append(n)
+        assert history.lines(state, "p0", entries, render) == [f"line {e}{s}" for e in entries for s in "ab"]
+    assert rendered == [0, 1, 2, 3]  # each once, though the whole history was asked for four times
+    assert history.lines(state, "p1", entries, render)[-1] == "line 3b" and rendered[4:] == [0, 1, 2, 3]
+    replaced = [object(), object()]  # same state, another history: rendered from scratch
+    assert len(history.lines(state, "p0", replaced, lambda e: [repr(e)])) == 2
+    assert history.lines(State(), "p0", [], render) == []
