@@ -161,6 +161,9 @@ class NegotiationState(GameState[Action]):
         if isinstance(action, Talk):
             return
         if isinstance(action, Offer):
+            message = action.message
+            if isinstance(message, str) and self._legal()[2].get(message) is action:
+                return  # one of the offers `_legal` listed for this position: payable by both by construction
             _check_offer(action, mine, self.inventories[1 - player])
             return
         if not isinstance(action, (Accept, Deny)):
