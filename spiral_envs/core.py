@@ -150,6 +150,10 @@ class HistoryLines:
             weakref.WeakKeyDictionary()
         )
 
+    def __reduce__(self) -> tuple[type[HistoryLines], tuple[()]]:
+        """A copy or an unpickled game starts with an empty memo: it is a cache, and its states are others."""
+        return (HistoryLines, ())
+
     def lines(
         self, state: GameState, view: Hashable, entries: Sequence[T], render: Callable[[T], Iterable[str]]
     ) -> list[str]:

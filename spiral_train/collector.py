@@ -24,10 +24,10 @@ from spiral_train.generation import Generation, Generator
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
 TIMED = ("generation", "tokenize", "env")
+"""The parts of playing games that `Collector.seconds` times."""
 PROMPT_MEMO = 20_000
 """Prompt texts whose token ids a `ModelPolicy` keeps (as int32 arrays: about 80 MB at 1,000 tokens a
 prompt); past that it starts over."""
-"""The parts of playing games that `Collector.seconds` times."""
 
 __all__ = ["AgentFactory", "Collector", "GameResult", "Match", "ModelPolicy", "Players", "Turn", "scripted"]
 

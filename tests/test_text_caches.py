@@ -72,3 +72,27 @@ def test_history_lines_render_each_entry_once_and_start_over_on_a_new_history():
     replaced = [object(), object()]  # same state, another history: rendered from scratch
     assert len(history.lines(state, "p0", replaced, lambda e: [repr(e)])) == 2
     assert history.lines(State(), "p0", [], render) == []
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_an_env_pickled_or_copied_mid_game_plays_on_exactly_as_the_original(env_id):
+    import copy
+    import pickle
+
+    def rest_of_game(env):
+        agent, seen = spiral_envs.RandomAgent(3), []
+        for _agent in env.agent_iter():
+            observation, reward, termination, truncation, info = env.last()
+            seen.append((str(observation), reward))
+            env.step(None if termination or truncation else agent(str(observation), info))
+        return seen
+
+    env = spiral_envs.make(env_id, **GAMES[env_id])
+    env.reset(seed=11)
+    for _ in range(3):  # into the game, with a history rendered
+        observation, _, _, _, info = env.last()
+        env.step(spiral_envs.RandomAgent(0)(str(observation), info))
+    clones = [pickle.loads(pickle.dumps(env)), copy.deepcopy(env)]
+    expected = rest_of_game(env)
+    for clone in clones:
+        assert rest_of_game(clone) == expected

@@ -97,8 +97,9 @@ def test_seed_test(env_id: str) -> None:
     seed_test(lambda: with_legal_looking_moves(make(env_id)), num_cycles=100)
 
 
-def play(env, seed: int, max_moves: int = 60) -> list[tuple[str, str]]:
-    """A seeded game of legal-looking moves: every prompt and answer, in order."""
+def play(env, seed: int, max_moves: int = 60, after_each_move=None) -> list[tuple[str, str]]:
+    """A seeded game of legal-looking moves: every prompt and answer, in order; `after_each_move()`, if
+    given, runs between moves."""
     rng = random.Random(seed)
     env.reset(seed=seed)
     seen = []
@@ -111,6 +112,8 @@ def play(env, seed: int, max_moves: int = 60) -> list[tuple[str, str]]:
         answer = boxed(rng.choice(legal)) if legal else "\\boxed{[pass]}"
         seen.append((str(env.observe(agent)), answer))
         env.step(answer)
+        if after_each_move is not None:
+            after_each_move()
     return seen
 
 
@@ -133,26 +136,17 @@ def test_every_variant_plays_and_replays(env_id: str) -> None:
 @pytest.mark.parametrize("env_id", ["textarena/KuhnPoker-v0", "textarena/PigDice-v0", "textarena/Battleship-v0"])
 def test_interleaved_games_do_not_change_each_other(env_id: str) -> None:
     alone = play(make(env_id), seed=5)
-    a, b = make(env_id), make(env_id)
-    a.reset(seed=5)
+    b = make(env_id)
     b.reset(seed=6)
     random.seed(0)  # what the global stream holds must not matter either
-    rng = random.Random(5)
-    together = []
-    for agent in a.agent_iter(max_iter=60):
-        _, _, terminated, truncated, info = a.last()
-        if terminated or truncated:
-            a.step(None)
-            continue
-        legal = info["legal_actions"]
-        answer = boxed(rng.choice(legal)) if legal else "\\boxed{[pass]}"
-        together.append((str(a.observe(agent)), answer))
-        a.step(answer)
-        if b.agents:  # a move of the other game, and a draw from the global stream, between every two of a's
+
+    def other_game_moves():  # a move of the other game, and a draw from the global stream, between every two
+        if b.agents:
             _, _, done, _, b_info = b.last()
             b.step(None if done else boxed((b_info["legal_actions"] or ["[x]"])[0]))
         random.random()
-    assert together == alone
+
+    assert play(make(env_id), seed=5, after_each_move=other_game_moves) == alone
 
 
 def test_chance_is_seeded() -> None:

@@ -101,7 +101,7 @@ def single_offers(mine: Bundle, theirs: Bundle) -> tuple[Offer, ...]:
 Legal = tuple[tuple[Action, ...], tuple[str, ...], dict[str, Action]]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # every resource totals 20, so there are at most 441 * 2 keys
 def _legal(mine: Bundle, theirs: Bundle, answerable: bool) -> Legal:
     """The mover's legal actions, their texts, and each action by its text, by what decides them: both
     inventories and whether an offer waits for an answer. The same few keys recur, so each is built once."""
@@ -146,9 +146,11 @@ class NegotiationState(GameState[Action]):
         """
         if self.is_terminal():
             return ()
-        return self._legal()[0]
+        return self.legal_table()[0]
 
-    def _legal(self) -> Legal:
+    def legal_table(self) -> Legal:
+        """This position's legal actions, their texts, and each action by its text (`_legal`): shared and
+        cached, so read them, never edit them. Mid-game only."""
         player = self.turn % 2
         return _legal(self.inventories[player], self.inventories[1 - player], self.offer_to(player) is not None)
 
@@ -162,7 +164,7 @@ class NegotiationState(GameState[Action]):
             return
         if isinstance(action, Offer):
             message = action.message
-            if isinstance(message, str) and self._legal()[2].get(message) is action:
+            if isinstance(message, str) and self.legal_table()[2].get(message) is action:
                 return  # one of the offers `_legal` listed for this position: payable by both by construction
             _check_offer(action, mine, self.inventories[1 - player])
             return
@@ -354,7 +356,7 @@ class SimpleNegotiation(TextGame[Action]):
         return action.text
 
     def format_legal_actions(self, state: NegotiationState) -> tuple[str, ...]:
-        return state._legal()[1] if not state.is_terminal() else ()
+        return state.legal_table()[1] if not state.is_terminal() else ()
 
     def legal_moves_text(self, state: NegotiationState, legal: Sequence[str]) -> str:
         """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`)."""
@@ -365,7 +367,7 @@ class SimpleNegotiation(TextGame[Action]):
 
     def parse_action(self, move: str, state: NegotiationState) -> Action:
         """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""
-        exact = state._legal()[2].get(move) if not state.is_terminal() else None
+        exact = state.legal_table()[2].get(move) if not state.is_terminal() else None
         if exact is not None:  # a listed move, written as listed
             return exact
         action = read_move(move)
