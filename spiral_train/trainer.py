@@ -152,28 +152,28 @@ class Trainer:
 
     def train_step(self) -> dict[str, Any]:
         c = self.config
-        t0 = time.time()
+        t0 = time.perf_counter()
         self.rollouts.submit(self.matches(), self.players)
         if c.async_mode and not self._queued_ahead:  # one batch ahead: workers play while the learner updates
             self.rollouts.submit(self.matches(), self.players)
             self._queued_ahead = True
         results, rollout_record = self.rollouts.collect()
-        t_collect = time.time() - t0
+        t_collect = time.perf_counter() - t0
         turns = self.assign_advantages(results)
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
-        t1 = time.time()
+        t1 = time.perf_counter()
         self.generator.sleep()  # frees a vLLM engine's GPU memory for the update; sync_weights() wakes it
-        t2 = time.time()
+        t2 = time.perf_counter()
         update = self.learner.update(trained)
-        t3 = time.time()
+        t3 = time.perf_counter()
         self.generator.sync_weights()
         self.step += 1
         record = {"step": self.step, **self.rollout_stats(results, turns), **update}
         record["train/samples"] = len(trained)
         record["time/collect_s"] = t_collect
         record["time/update_s"] = t3 - t2
-        record["time/sync_s"] = (t2 - t1) + (time.time() - t3)  # the generator's sleep and weight sync
-        record["time/step_s"] = time.time() - t0
+        record["time/sync_s"] = (t2 - t1) + (time.perf_counter() - t3)  # the generator's sleep and weight sync
+        record["time/step_s"] = time.perf_counter() - t0
         record.update(rollout_record)
         if self.device.type == "cuda":
             record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30

@@ -137,9 +137,9 @@ class RayRollouts:
     def collect(self) -> tuple[list[GameResult], dict[str, float]]:
         version = self.group.version
         matches, self.planned = self.planned, []
-        t0 = time.time()
+        t0 = time.perf_counter()
         results = self.workers.collect(matches, version, self.group.weights_ref, self.config.games_per_step)
-        wait = time.time() - t0
+        wait = time.perf_counter() - t0
         for index, result in enumerate(results):  # numbered in the batch, as the collector numbers them
             result.index = index
             for turn in result.turns:
