@@ -74,6 +74,9 @@ class TextGame(ABC, Generic[A]):
     """
 
     default_history: str = "full"
+    chance: bool = True
+    """Whether `new_state`'s games draw from their `rng` (OpenSpiel's chance mode). A game without chance
+    events (TicTacToe) says False, and the env then skips seeding a stream nobody reads (5 us a reset)."""
     invalid_move_penalty: float = -1.0
     """The reward of an answer with no legal move when the env's `invalid_move_penalty` option is None: the
     worst legal result, so an invalid answer never beats playing on (a game whose returns are not +-1

@@ -81,7 +81,7 @@ class TextGameEnv(AECEnv):
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._rules: list[str | None] = [None, None]
         """Each role's rules text, written on its first observation."""
-        self._rng: random.Random | None = None
+        self._rng: random.Random | _NoChance | None = None if game.chance else _NoChance(type(game).__name__)
         self.state: GameState | None = None
         self.agents = []
 
@@ -106,7 +106,7 @@ class TextGameEnv(AECEnv):
         """Start a new game. A seed (an int >= 0, numpy's too) fixes every chance event; no seed continues the
         previous stream."""
         seed = _checked_seed(seed)
-        if seed is not None or self._rng is None:
+        if self.game.chance and (seed is not None or self._rng is None):
             self._rng = random.Random(seed)
         self.state = self.game.new_state(self._rng)
         self.agents = list(self.possible_agents)
@@ -257,6 +257,20 @@ class TextGameEnv(AECEnv):
         else:
             parts.append("Wait for your opponent's move.")
         return "\n".join(filter(None, parts))
+
+
+class _NoChance:
+    """The `rng` given to the games of a `TextGame` whose `chance` is False: a draw from it is a bug in that
+    declaration, reported as one (a shared or unseeded stream would only make seeds silently not replay)."""
+
+    def __init__(self, game: str) -> None:
+        self._game = game
+
+    def __getattr__(self, name: str) -> Any:  # only names the object lacks: every one a game could draw with
+        if name.startswith("__"):  # copy and pickle probe for hooks; the object has none
+            raise AttributeError(name)
+        game = self.__dict__.get("_game", "the game")
+        raise RuntimeError(f"{game} sets chance = False, but its game used rng.{name}; set chance = True")
 
 
 @functools.cache

@@ -96,3 +96,27 @@ def test_an_env_pickled_or_copied_mid_game_plays_on_exactly_as_the_original(env_
     expected = rest_of_game(env)
     for clone in clones:
         assert rest_of_game(clone) == expected
+
+
+def test_a_game_that_says_it_has_no_chance_and_draws_is_told_so():
+    from spiral_envs import TextGameEnv
+    from spiral_envs.games.tictactoe import TicTacToe, TicTacToeState
+
+    class LyingTicTacToe(TicTacToe):  # chance = False inherited, yet it draws a first cell
+        def new_state(self, rng):
+            state = TicTacToeState()
+            state.apply_action(rng.randrange(9))
+            return state
+
+    with pytest.raises(RuntimeError, match=r"LyingTicTacToe sets chance = False, but its game used rng\.randrange"):
+        TextGameEnv(LyingTicTacToe()).reset(seed=0)
+
+    class HonestTicTacToe(LyingTicTacToe):
+        chance = True
+
+    env = TextGameEnv(HonestTicTacToe())
+    boards = set()
+    for seed in (0, 1, 2, 0):
+        env.reset(seed=seed)
+        boards.add((seed, env.state.board))
+    assert len(boards) == 3  # seed 0 twice, the same board: a seeded stream, as for every game with chance

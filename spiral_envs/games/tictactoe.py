@@ -90,6 +90,7 @@ def _cell_texts(cells: tuple[int, ...]) -> tuple[str, ...]:
 
 class TicTacToe(TextGame[int]):
     default_history = "current"
+    chance = False
 
     def new_state(self, rng: random.Random) -> TicTacToeState:
         return TicTacToeState()
