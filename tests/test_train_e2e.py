@@ -21,5 +21,5 @@ def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_pa
     assert (run_dir / "curves.png").stat().st_size > 10_000
     assert (run_dir / "transcripts.jsonl").exists()
     assert "curves:" in capsys.readouterr().out
-    # the progress bar's line for such a step (the bar itself is off when output is not a terminal)
+    # the progress bar's line for such a step (this run passes --no-progress, so it is built here)
     assert "time: gen " in _postfix(records[-2]) and " other " in _postfix(records[-2])
