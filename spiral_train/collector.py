@@ -61,7 +61,7 @@ class ModelPolicy:
         )
 
     def prompt_ids(self, observations: Sequence[str]) -> list[list[int]]:
-        """Each observation's prompt under the template, as token ids (each answer its own list).
+        """Each observation's prompt under the template, as token ids (each prompt its own list, free to edit).
 
         Prompts recur (every game of a batch opens alike, and Kuhn Poker has few first positions), so the
         ids of each prompt text are kept, up to `PROMPT_MEMO` of them, and the new ones are tokenised in one
