@@ -17,7 +17,7 @@ from pettingzoo import AECEnv
 
 from spiral_envs.core import GameState, InvalidMove, TextGame, player_name
 from spiral_envs.parsing import extract_move
-from spiral_envs.spaces import FreeText
+from spiral_envs.spaces import FreeText, Prompt
 
 HISTORY_MODES = ("full", "current")
 MAX_OBSERVATION_CHARS = 1_000_000
@@ -118,7 +118,7 @@ class TextGameEnv(AECEnv):
         self.outcome: dict[str, Any] | None = None
         self._retries_left = self.error_allowance
         self._last_error: dict[str, str] = {}
-        self._observations: dict[str, np.str_] = {}
+        self._observations: dict[str, Prompt] = {}
         self._legal_texts: tuple[str, ...] | None = None
         self.agent_selection = player_name(self.state.current_player())
         self.infos = self._turn_infos()
@@ -140,8 +140,7 @@ class TextGameEnv(AECEnv):
         if not isinstance(action, str):
             raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
         state = self.state
-        self._cumulative_rewards[agent] = 0.0
-        self.rewards = dict.fromkeys(self.agents, 0.0)
+        # Rewards are 0 until `_finish`, after which no move is played: there is nothing to clear here.
         self._observations = {}
         move = extract_move(action)
         try:
@@ -165,11 +164,11 @@ class TextGameEnv(AECEnv):
             self.agent_selection = self.possible_agents[state.current_player()]
             self.infos = self._turn_infos()
 
-    def observe(self, agent: str) -> np.str_:
+    def observe(self, agent: str) -> Prompt:
         """The full prompt text for `agent` (rules, what it may see, history, legal moves)."""
         cached = self._observations.get(agent)
         if cached is None:
-            cached = self._observations[agent] = np.str_(self._observation_text(agent))
+            cached = self._observations[agent] = Prompt(self._observation_text(agent))
         return cached
 
     def render(self) -> str | None:
@@ -204,10 +203,11 @@ class TextGameEnv(AECEnv):
 
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
-        state = self.state
-        mover = self.agent_selection
-        info = {"legal_actions": list(self._legal_move_texts()), "view": state.player_view(self._index[mover])}
-        return {a: info if a == mover else {"legal_actions": []} for a in self.agents}
+        player = self._index[self.agent_selection]
+        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(player)}
+        waiting: dict[str, Any] = {"legal_actions": []}
+        first, second = self.possible_agents  # both are in the game while it runs
+        return {first: info, second: waiting} if player == 0 else {first: waiting, second: info}
 
     def _on_invalid(self, agent: str, player: int, reason: str) -> None:
         if self._retries_left > 0:
@@ -242,21 +242,22 @@ class TextGameEnv(AECEnv):
         rules = self._rules[player]
         if rules is None:
             rules = self._rules[player] = self.game.rules(player)
-        parts = [rules, self.game.describe(self.state, player, self.history == "full")]
+        described = self.game.describe(self.state, player, self.history == "full")
+        # The parts, one per line; a part may be empty (a TextArena game has no rules text of ours): no line.
+        text = f"{rules}\n{described}" if rules and described else rules or described
+        head = f"{text}\n" if text else ""
         if self.outcome is not None:
-            parts.append(f"The game is over: {self.outcome['reason']}")
-        elif agent == self.agent_selection:
-            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
-            if moves:  # a game whose own text states the moves (a TextArena game) lists none here
-                parts.append(f"Your legal moves: {moves}")
-            error = self._last_error.get(agent)
-            if error is not None:
-                parts.append(
-                    f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
-                )
-        else:
-            parts.append("Wait for your opponent's move.")
-        return "\n".join(filter(None, parts))
+            return f"{head}The game is over: {self.outcome['reason']}"
+        if agent != self.agent_selection:
+            return f"{head}Wait for your opponent's move."
+        moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
+        if moves:  # a game whose own text states the moves (a TextArena game) lists none here
+            text = f"{head}Your legal moves: {moves}"
+            head = f"{text}\n"
+        error = self._last_error.get(agent)
+        if error is not None:
+            return f"{head}Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
+        return text
 
 
 class _NoChance:

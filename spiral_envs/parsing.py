@@ -69,6 +69,11 @@ def strip_latex(move: str) -> str:
 
 def extract_move(answer: str) -> str | None:
     """The move an answer commits to, or None if it commits to none."""
+    start = answer.rfind(_BOXED) + len(_BOXED)
+    if start >= len(_BOXED) and answer.startswith("{", start):  # the usual answer: `last_boxed`'s flat box
+        close = answer.find("}", start)
+        if close != -1 and answer.find("{", start + 1, close) == -1:
+            return strip_latex(answer[start + 1 : close])
     boxed = last_boxed(answer)
     if boxed is not None:
         return strip_latex(boxed)

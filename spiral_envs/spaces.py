@@ -2,8 +2,8 @@
 
 Gymnasium's `Text` only admits an alphanumeric charset (no spaces, no newlines) and reports `dtype=str`,
 while PettingZoo's `api_test` compares that dtype with the observation's `.dtype`. Observations are
-`numpy.str_` (whose dtype is `<U{length}`), so this space admits any unicode text and reports a dtype that
-equals every unicode dtype.
+`Prompt`s, strings that report numpy's unicode dtype `<U{length}` as `numpy.str_` does, so this space admits
+any unicode text and reports a dtype that equals every unicode dtype.
 """
 
 from __future__ import annotations
@@ -17,6 +17,21 @@ from gymnasium import spaces
 SAMPLE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " \n"
 MAX_SAMPLE_LENGTH = 256
 """Samples stay short: a random answer is as invalid at 256 characters as at 10 million, and far cheaper."""
+
+
+class Prompt(str):
+    """An observation: a `str` (every str operation, `str(p) == p`) with the `dtype` numpy gives text.
+
+    Not `numpy.str_`, whose `str()` copies through numpy at 10x the cost of a plain string's: every agent
+    and trainer turns the observation into a `str` on every turn.
+    """
+
+    __slots__ = ()
+
+    @property
+    def dtype(self) -> np.dtype:
+        """`<U{length}`, as `numpy.str_(self).dtype`."""
+        return np.dtype(f"<U{len(self)}")
 
 
 class AnyUnicodeDType:

@@ -17,6 +17,7 @@ import pytest
 
 import spiral_envs
 from spiral_envs import RandomAgent, boxed, make_agent
+from spiral_envs.games import kuhn_poker
 from spiral_envs.games.kuhn_poker import (
     KuhnPokerNashAgent,
     KuhnPokerPolicyAgent,
@@ -43,16 +44,24 @@ DEALS = list(itertools.permutations("JQK", 2))
 
 
 class DealStream:
-    """Stands in for the state's random stream: the next `sample` deals `cards`, and records that it dealt."""
+    """Stands in for the state's random stream: its next deal is `cards`, and it records that it dealt.
+
+    A deal is two draws, `randrange(3)` then `randrange(2)`, read through `kuhn_poker.DEALS`."""
 
     def __init__(self, cards: tuple[str, str]) -> None:
-        self.cards = cards
-        self.dealt = False
+        rows = kuhn_poker.DEALS
+        self.draws = next((i, j) for i in range(3) for j in range(2) if rows[i][j] == cards)
+        self.drawn = 0
 
-    def sample(self, population, k):
-        assert k == 2 and set(self.cards) <= set(population)
-        self.dealt = True
-        return list(self.cards)
+    @property
+    def dealt(self) -> bool:
+        return self.drawn == 2
+
+    def randrange(self, n: int) -> int:
+        draw = self.draws[self.drawn]
+        assert draw < n
+        self.drawn += 1
+        return draw
 
 
 def clone(state: KuhnPokerState, cards: tuple[str, str]) -> tuple[KuhnPokerState, DealStream]:

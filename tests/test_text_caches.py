@@ -66,12 +66,17 @@ def test_history_lines_render_each_entry_once_and_start_over_on_a_new_history():
     history, state, entries = HistoryLines(), State(), []
     for n in range(4):
         entries.append(n)
-        assert history.lines(state, "p0", entries, render) == [f"line {e}{s}" for e in entries for s in "ab"]
+        assert history.text(state, "p0", entries, render) == "\n".join(f"line {e}{s}" for e in entries for s in "ab")
     assert rendered == [0, 1, 2, 3]  # each once, though the whole history was asked for four times
-    assert history.lines(state, "p1", entries, render)[-1] == "line 3b" and rendered[4:] == [0, 1, 2, 3]
+    assert history.text(state, "p1", entries, render).endswith("line 3b") and rendered[4:] == [0, 1, 2, 3]
+    other, other_entries = State(), [7]  # two games in turn: each keeps its memo
+    for _ in range(2):
+        assert history.text(other, "p0", other_entries, render) == "line 7a\nline 7b"
+        assert history.text(state, "p0", entries, render).startswith("line 0a")
+    assert rendered[8:] == [7]
     replaced = [object(), object()]  # same state, another history: rendered from scratch
-    assert len(history.lines(state, "p0", replaced, lambda e: [repr(e)])) == 2
-    assert history.lines(State(), "p0", [], render) == []
+    assert history.text(state, "p0", replaced, lambda e: [repr(e)]).count("\n") == 1
+    assert history.text(State(), "p0", [], render) == ""
 
 
 @pytest.mark.parametrize("env_id", GAMES)

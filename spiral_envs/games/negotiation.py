@@ -61,6 +61,7 @@ class Trade(NamedTuple):
     get: Bundle
 
 
+@functools.lru_cache(maxsize=4096)
 def inventory_value(inventory: Bundle, player: int) -> int:
     return sum(q * v for q, v in zip(inventory, VALUES[player], strict=True))
 
@@ -72,9 +73,21 @@ def covers(inventory: Bundle, bundle: Bundle) -> bool:
     return all(map(operator.ge, inventory, bundle))
 
 
+def named(bundle: Bundle) -> dict[str, int]:
+    """Every resource's count by name, a new dict each call (views are the caller's to keep)."""
+    return _named(bundle)[0].copy()
+
+
 def bundle_dict(bundle: Bundle) -> dict[str, int]:
     """The resources a bundle names, by name (zero counts left out), as views and scores show it."""
-    return {name: n for name, n in zip(RESOURCES, bundle, strict=True) if n}
+    return _named(bundle)[1].copy()
+
+
+@functools.lru_cache(maxsize=4096)
+def _named(bundle: Bundle) -> tuple[dict[str, int], dict[str, int]]:
+    """`named` and `bundle_dict` of a bundle, built once; their callers hand out copies."""
+    full = dict(zip(RESOURCES, bundle, strict=True))
+    return full, {name: n for name, n in full.items() if n}
 
 
 def _unit(resource: int, n: int) -> Bundle:
@@ -126,14 +139,22 @@ class NegotiationState(GameState[Action]):
         """(proposer, offer); after the last turn it may hold an offer that nobody can answer any more."""
         self.moves: list[MoveRecord] = []
         self.trades: list[Trade] = []
+        self.messages: list[tuple[int, str]] = []
+        """(player, what it said) for every move: the public record, kept as it grows for the views."""
+        self._table: Legal | None = None
+        """`legal_table()` of this position, looked up once: every move asks for it several times."""
 
     def current_player(self) -> int:
         return TERMINAL if self.turn >= self.max_turns else self.turn % 2
 
+    def is_terminal(self) -> bool:
+        return self.turn >= self.max_turns
+
     def offer_to(self, player: int) -> Offer | None:
         """The offer waiting for `player`'s answer, if any."""
-        if self.pending is not None and self.pending[0] != player and not self.is_terminal():
-            return self.pending[1]
+        pending = self.pending
+        if pending is not None and pending[0] != player and self.turn < self.max_turns:
+            return pending[1]
         return None
 
     def legal_actions(self) -> tuple[Action, ...]:
@@ -151,8 +172,12 @@ class NegotiationState(GameState[Action]):
     def legal_table(self) -> Legal:
         """This position's legal actions, their texts, and each action by its text (`_legal`): shared and
         cached, so read them, never edit them. Mid-game only."""
-        player = self.turn % 2
-        return _legal(self.inventories[player], self.inventories[1 - player], self.offer_to(player) is not None)
+        table = self._table
+        if table is None:
+            player = self.turn % 2
+            answerable = self.pending is not None and self.pending[0] != player
+            table = self._table = _legal(self.inventories[player], self.inventories[1 - player], answerable)
+        return table
 
     def check(self, action: Action) -> None:
         """Raise `InvalidMove` saying why, if the player to move may not play `action` now."""
@@ -193,7 +218,9 @@ class NegotiationState(GameState[Action]):
             self.trades.append(Trade(self.turn, proposer, answered.give, answered.get))
         self.pending = (player, action) if isinstance(action, Offer) else None
         self.moves.append(MoveRecord(self.turn, player, action, answered))
+        self.messages.append((player, action.message or action.text))
         self.turn += 1
+        self._table = None
 
     def value(self, player: int) -> int:
         return inventory_value(self.inventories[player], player)
@@ -221,19 +248,19 @@ class NegotiationState(GameState[Action]):
             "turn": self.turn,
             "max_turns": self.max_turns,
             "resources": RESOURCES,
-            "inventory": dict(zip(RESOURCES, self.inventories[player], strict=True)),
-            "values": dict(zip(RESOURCES, VALUES[player], strict=True)),
-            "opponent_inventory": dict(zip(RESOURCES, self.inventories[1 - player], strict=True)),
+            "inventory": named(self.inventories[player]),
+            "values": named(VALUES[player]),
+            "opponent_inventory": named(self.inventories[1 - player]),
             "pending_offer": pending,
             "trades": [_trade_dict(t, name=False) for t in self.trades],
-            "messages": [(m.player, m.action.message or m.action.text) for m in self.moves],
+            "messages": list(self.messages),
         }
 
     def score(self) -> dict[str, Any]:
         names = [player_name(p) for p in (0, 1)]
         score: dict[str, Any] = {
-            "inventories": {names[p]: dict(zip(RESOURCES, self.inventories[p], strict=True)) for p in (0, 1)},
-            "values": {names[p]: dict(zip(RESOURCES, VALUES[p], strict=True)) for p in (0, 1)},
+            "inventories": {names[p]: named(self.inventories[p]) for p in (0, 1)},
+            "values": {names[p]: named(VALUES[p]) for p in (0, 1)},
             "value_gain": {names[p]: self.gain(p) for p in (0, 1)},
             "trades": [_trade_dict(t, name=True) for t in self.trades],
         }
@@ -280,6 +307,7 @@ def _trade_dict(trade: Trade, name: bool) -> dict[str, Any]:
 
 class SimpleNegotiation(TextGame[Action]):
     default_history = "full"
+    chance = False
 
     def __init__(self, max_turns: int = 10) -> None:
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
@@ -323,29 +351,21 @@ class SimpleNegotiation(TextGame[Action]):
 
     def describe(self, state: NegotiationState, player: int, full_history: bool) -> str:
         lines = []
+        moves = state.moves
         if full_history:
-            if state.moves:
-                lines.append("Messages and trades so far:")
-                lines.extend(self._history.lines(state, None, state.moves, _move_lines))
-        elif state.moves and state.moves[-1].player != player:
+            if moves:
+                lines.append(f"Messages and trades so far:\n{self._history.text(state, None, moves, _move_lines)}")
+        elif moves and moves[-1].player != player:
             lines.append("Your opponent's last move:")
-            lines.extend(_move_lines(state.moves[-1]))
-        if state.is_terminal():
-            lines.append(f"The game is over after {state.max_turns} turns.")
-        else:
-            left = state.max_turns - state.turn
-            lines.append(f"Turn {state.turn + 1} of {state.max_turns}: {left} turn(s) left, this one included.")
-        lines.append(_inventory_lines(state.inventories[player], state.inventories[1 - player], player))
-        offer = state.offer_to(player)
-        if offer is not None:
-            lines.append(
-                f"Pending offer from Player {1 - player}: they give you {bundle_text(offer.give)} for "
-                f"{bundle_text(offer.get)} of yours. Answer [Accept] or [Deny]; any other move denies it."
-            )
-        elif state.pending is not None and state.pending[0] == player and not state.is_terminal():
-            lines.append(f"Your offer awaits Player {1 - player}'s answer: {state.pending[1].text}.")
-        else:
+            lines.extend(_move_lines(moves[-1]))
+        mine, theirs = state.inventories[player], state.inventories[1 - player]
+        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, player))
+        pending = state.pending
+        if pending is None or state.is_terminal():
             lines.append("No offer is pending.")
+        else:
+            proposer, offer = pending
+            lines.append(_offer_text(player, proposer, offer.give, offer.get))
         return "\n".join(lines)
 
     def format_action(self, action: Action) -> str:
@@ -400,16 +420,33 @@ class SimpleNegotiation(TextGame[Action]):
 
 
 @functools.lru_cache(maxsize=4096)
-def _inventory_lines(mine: Bundle, theirs: Bundle, player: int) -> str:
-    """Both inventories as `player` sees them, with its values; cached, as few inventory pairs occur."""
+def _position_text(turn: int, max_turns: int, mine: Bundle, theirs: Bundle, player: int) -> str:
+    """The turn, and both inventories as `player` sees them with its values; cached, as few such positions
+    occur (inventories only change on a trade)."""
+    if turn >= max_turns:
+        when = f"The game is over after {max_turns} turns."
+    else:
+        when = f"Turn {turn + 1} of {max_turns}: {max_turns - turn} turn(s) left, this one included."
     worth = ", ".join(
         f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, VALUES[player], strict=True)
     )
     start = inventory_value(START, player)
     value = inventory_value(mine, player)
     return (
+        f"{when}\n"
         f"Your resources: {worth}; total value {value} (at the start {start}, change {value - start:+d}).\n"
         f"Your opponent's resources: {bundle_text(theirs)}."
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _offer_text(player: int, proposer: int, give: Bundle, get: Bundle) -> str:
+    """The standing offer (mid-game) as `player` sees it: made to it, or made by it."""
+    if proposer == player:
+        return f"Your offer awaits Player {1 - player}'s answer: {offer_token(give, get)}."
+    return (
+        f"Pending offer from Player {proposer}: they give you {bundle_text(give)} for "
+        f"{bundle_text(get)} of yours. Answer [Accept] or [Deny]; any other move denies it."
     )
 
 
