@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import random
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import gymnasium
@@ -164,6 +165,11 @@ class TextGameEnv(AECEnv):
             self.agent_selection = self.possible_agents[state.current_player()]
             self.infos = self._turn_infos()
 
+    def agent_iter(self, max_iter: int = 2**63) -> Iterable[str]:
+        """The agent to move, while any agent is left, at most `max_iter` times (PettingZoo's loop, as a
+        generator: its iterator object costs as much a turn as reading the move)."""
+        return _Turns(self, max_iter)
+
     def observe(self, agent: str) -> Prompt:
         """The full prompt text for `agent` (rules, what it may see, history, legal moves)."""
         cached = self._observations.get(agent)
@@ -243,21 +249,38 @@ class TextGameEnv(AECEnv):
         if rules is None:
             rules = self._rules[player] = self.game.rules(player)
         described = self.game.describe(self.state, player, self.history == "full")
-        # The parts, one per line; a part may be empty (a TextArena game has no rules text of ours): no line.
-        text = f"{rules}\n{described}" if rules and described else rules or described
-        head = f"{text}\n" if text else ""
+        # One line per part, joined once (each concatenation would copy the whole prompt); an empty part (a
+        # TextArena game has no rules text of ours, and lists no moves) gets no line.
+        parts = [rules, described] if rules and described else [rules or described]
         if self.outcome is not None:
-            return f"{head}The game is over: {self.outcome['reason']}"
-        if agent != self.agent_selection:
-            return f"{head}Wait for your opponent's move."
-        moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
-        if moves:  # a game whose own text states the moves (a TextArena game) lists none here
-            text = f"{head}Your legal moves: {moves}"
-            head = f"{text}\n"
-        error = self._last_error.get(agent)
-        if error is not None:
-            return f"{head}Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
-        return text
+            parts.append(f"The game is over: {self.outcome['reason']}")
+        elif agent == self.agent_selection:
+            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
+            if moves:
+                parts.append(f"Your legal moves: {moves}")
+            error = self._last_error.get(agent)
+            if error is not None:
+                parts.append(
+                    f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
+                )
+        else:
+            parts.append("Wait for your opponent's move.")
+        return "\n".join(parts) if parts[0] else "\n".join(parts[1:])
+
+
+class _Turns:
+    """`agent_iter`'s iterable: like PettingZoo's `AECIterable`, each `iter()` starts a new count."""
+
+    __slots__ = ("env", "max_iter")
+
+    def __init__(self, env: TextGameEnv, max_iter: int) -> None:
+        self.env, self.max_iter = env, max_iter
+
+    def __iter__(self) -> Iterator[str]:
+        env, left = self.env, self.max_iter
+        while left > 0 and env.agents:
+            left -= 1
+            yield env.agent_selection
 
 
 class _NoChance:

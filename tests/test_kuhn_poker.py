@@ -386,3 +386,19 @@ def test_strong_agent_wins_five_round_matches_from_a_random_agent_in_both_seats(
                 )
             total += env.rewards[seat]
         assert total / 400 > 0.05
+
+
+def test_a_seed_deals_what_rng_sample_deals_from_its_stream():
+    """The deal is two draws and a table lookup; it must be the cards `rng.sample(CARDS, 2)` gives, so that a
+    seed plays the games it always played (and every ordered pair of cards stays equally likely)."""
+    counts: dict[tuple[str, str], int] = {}
+    for seed in range(300):
+        state = KuhnPokerState(random.Random(seed), 5)
+        reference = random.Random(seed)
+        while not state.is_terminal():
+            if not state.betting:
+                expected = tuple(reference.sample(CARDS, 2))
+                assert state.cards == expected, (seed, state.round)
+                counts[expected] = counts.get(expected, 0) + 1
+            state.apply_action(state.legal_actions()[0])
+    assert len(counts) == 6 and min(counts.values()) > 200  # 1,500 deals: each pair ~250 times

@@ -125,3 +125,58 @@ def test_a_game_that_says_it_has_no_chance_and_draws_is_told_so():
         env.reset(seed=seed)
         boards.add((seed, env.state.board))
     assert len(boards) == 3  # seed 0 twice, the same board: a seeded stream, as for every game with chance
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_an_observation_is_a_str_that_carries_numpy_s_text_dtype(env_id):
+    import pickle
+
+    import numpy as np
+
+    env = spiral_envs.make(env_id, **GAMES[env_id])
+    env.reset(seed=0)
+    observation = env.observe(env.agent_selection)
+    assert isinstance(observation, str) and type(str(observation)) is str and str(observation) == observation
+    assert observation.dtype == np.str_(observation).dtype == np.dtype(f"<U{len(observation)}")
+    assert env.observation_space(env.agent_selection).contains(observation)
+    assert pickle.loads(pickle.dumps(observation)) == observation  # crosses a process boundary as it is
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_agent_iter_yields_what_pettingzoo_s_aec_iterable_yields(env_id):
+    from pettingzoo.utils.env import AECIterable
+
+    def turns(iterable_of, seed, max_iter):
+        env = spiral_envs.make(env_id, **GAMES[env_id])
+        env.reset(seed=seed)
+        agent, seen = spiral_envs.RandomAgent(seed), []
+        for name in iterable_of(env, max_iter):
+            seen.append(name)
+            observation, _, termination, truncation, info = env.last()
+            env.step(None if termination or truncation else agent(str(observation), info))
+        return seen, list(env.agents)
+
+    for seed in range(5):
+        for max_iter in (0, 3, 2**63):
+            ours = turns(lambda env, n: env.agent_iter(n), seed, max_iter)
+            assert ours == turns(AECIterable, seed, max_iter)
+    env = spiral_envs.make(env_id, **GAMES[env_id])
+    env.reset(seed=0)
+    turns_of = env.agent_iter(2)
+    assert list(turns_of) == list(turns_of) == [env.agent_selection] * 2  # each iter() counts afresh
+
+
+def test_views_are_the_caller_s_to_edit_and_negotiation_messages_follow_the_moves():
+    from spiral_envs.games.negotiation import VALUES
+
+    for env, state in positions("SimpleNegotiation-v1", 30):
+        view = env.infos[env.agent_selection]["view"]
+        player, names = view["player"], view["resources"]
+        # Each view is built from cached parts: the edits made to the last one below must show up nowhere.
+        assert view["messages"] == [(m.player, m.action.message or m.action.text) for m in state.moves]
+        assert view["inventory"] == dict(zip(names, state.inventories[player], strict=True))
+        assert view["opponent_inventory"] == dict(zip(names, state.inventories[1 - player], strict=True))
+        assert view["values"] == dict(zip(names, VALUES[player], strict=True))
+        for name in ("inventory", "values", "opponent_inventory"):
+            view[name]["Wood"] = -1
+        view["messages"].append((9, "edited"))
