@@ -131,6 +131,9 @@ class KuhnPokerState(GameState[str]):
     def current_player(self) -> int:
         return self._player
 
+    def is_terminal(self) -> bool:
+        return self._player == TERMINAL
+
     def legal_actions(self) -> tuple[str, ...]:
         if self._player == TERMINAL:
             return ()
@@ -162,12 +165,11 @@ class KuhnPokerState(GameState[str]):
         won = self.put_in[loser]
         self.chips[winner] += won
         self.chips[loser] -= won
-        actions = self.betting
-        self.results.append(RoundResult(self.round, self.starter, self.cards, actions, winner, won, showdown))
+        number, starter, actions, cards, known = self.round, self.starter, self.betting, self.cards, self.known_rounds
+        self.results.append(RoundResult(number, starter, cards, actions, winner, won, showdown))
+        seen = (cards[1], cards[0]) if showdown else (None, None)
         for p in (0, 1):
-            seen = self.cards[1 - p] if showdown else None
-            past = PastRound(self.round, self.starter, actions, self.cards[p], seen, winner, won, showdown)
-            self.known_rounds[p] = (*self.known_rounds[p], past)
+            known[p] = (*known[p], PastRound(number, starter, actions, cards[p], seen[p], winner, won, showdown))
         if self.round == self.num_rounds:
             self._player = TERMINAL
         else:
