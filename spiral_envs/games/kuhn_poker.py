@@ -83,7 +83,7 @@ def _deals() -> tuple[tuple[tuple[str, str], ...], ...]:
 
 DEALS = _deals()
 """The deal of each pair of draws: a deal is two `randrange` calls and a lookup, the cards `rng.sample` would
-give from the same stream (a seed deals what it always dealt) at a quarter of its cost."""
+give from the same stream (a seed deals what it always dealt) at a third of its cost."""
 
 
 ACTION_OF_TEXT = {text: action for action, text in ACTION_TEXT.items()}

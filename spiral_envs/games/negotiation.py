@@ -319,35 +319,7 @@ class SimpleNegotiation(TextGame[Action]):
         return NegotiationState(self.max_turns)
 
     def rules(self, player: int) -> str:
-        lines = [
-            f"You are Player {player} in the Negotiation Game.",
-            "You have some resources, and your task is to trade such that the total value of your resources increases.",
-            "The resources and associated values you currently have are:",
-            *(
-                f"\t+ [{name}]".ljust(12) + f"Qty: {qty}".ljust(10) + f"Value: {value}"
-                for name, qty, value in zip(RESOURCES, START, VALUES[player], strict=True)
-            ),
-            "Your opponent starts with the same resources but values them differently; neither of you sees "
-            "the other's values.",
-            "At each turn, you can talk to your opponent or make a trade offer.",
-            "Use the following special tokens for actions:",
-            "  - [Offer]: To make a trade offer.",
-            "    Format: [Offer: Offered Resources -> Requested Resources]",
-            "    Example: [Offer: 3 Wood -> 2 Gold]",
-            "  - [Accept]: To accept an incoming offer.",
-            "  - [Deny]: To deny an incoming offer (default).",
-            "You can include additional text before and/or after these tokens.",
-            "An offer stands until your opponent's next turn: anything but [Accept] denies it. An offer may only "
-            "give resources you hold and ask for resources your opponent holds (both inventories are public).",
-            f"The game lasts for {self.max_turns} turns in total.",
-            "When it ends, the player whose total value (by their own values) grew more wins; equal growth is a draw.",
-            "Your move is your message to your opponent, with at most one action token in brackets; a message "
-            "without one just talks (a message that is nothing but a token, brackets left off, is that token). "
-            "Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 Gold]}. The list of "
-            "legal moves shows the offers of one resource for another, and [Accept] and [Deny] when an offer "
-            "to you is pending; talking is always allowed too.",
-        ]
-        return "\n".join(lines)
+        return rules_text(self.max_turns, player)
 
     def describe(self, state: NegotiationState, player: int, full_history: bool) -> str:
         lines = []
@@ -417,6 +389,40 @@ class SimpleNegotiation(TextGame[Action]):
         if state.pending is not None:
             lines.append(f"Pending from Player {state.pending[0]}: {state.pending[1].text}")
         return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def rules_text(max_turns: int, player: int) -> str:
+    """The rules as `player` reads them, built once per game length and role (a fresh env per game is common)."""
+    lines = [
+        f"You are Player {player} in the Negotiation Game.",
+        "You have some resources, and your task is to trade such that the total value of your resources increases.",
+        "The resources and associated values you currently have are:",
+        *(
+            f"\t+ [{name}]".ljust(12) + f"Qty: {qty}".ljust(10) + f"Value: {value}"
+            for name, qty, value in zip(RESOURCES, START, VALUES[player], strict=True)
+        ),
+        "Your opponent starts with the same resources but values them differently; neither of you sees "
+        "the other's values.",
+        "At each turn, you can talk to your opponent or make a trade offer.",
+        "Use the following special tokens for actions:",
+        "  - [Offer]: To make a trade offer.",
+        "    Format: [Offer: Offered Resources -> Requested Resources]",
+        "    Example: [Offer: 3 Wood -> 2 Gold]",
+        "  - [Accept]: To accept an incoming offer.",
+        "  - [Deny]: To deny an incoming offer (default).",
+        "You can include additional text before and/or after these tokens.",
+        "An offer stands until your opponent's next turn: anything but [Accept] denies it. An offer may only "
+        "give resources you hold and ask for resources your opponent holds (both inventories are public).",
+        f"The game lasts for {max_turns} turns in total.",
+        "When it ends, the player whose total value (by their own values) grew more wins; equal growth is a draw.",
+        "Your move is your message to your opponent, with at most one action token in brackets; a message "
+        "without one just talks (a message that is nothing but a token, brackets left off, is that token). "
+        "Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 Gold]}. The list of "
+        "legal moves shows the offers of one resource for another, and [Accept] and [Deny] when an offer "
+        "to you is pending; talking is always allowed too.",
+    ]
+    return "\n".join(lines)
 
 
 @functools.lru_cache(maxsize=4096)
