@@ -61,9 +61,13 @@ class Trade(NamedTuple):
     get: Bundle
 
 
-@functools.lru_cache(maxsize=4096)
 def inventory_value(inventory: Bundle, player: int) -> int:
-    return sum(q * v for q, v in zip(inventory, VALUES[player], strict=True))
+    return value_at(inventory, VALUES[player])
+
+
+def value_at(inventory: Bundle, values: Bundle) -> int:
+    """What `inventory` is worth at `values` (one per resource)."""
+    return sum(q * v for q, v in zip(inventory, values, strict=True))
 
 
 def covers(inventory: Bundle, bundle: Bundle) -> bool:
@@ -319,7 +323,7 @@ class SimpleNegotiation(TextGame[Action]):
         return NegotiationState(self.max_turns)
 
     def rules(self, player: int) -> str:
-        return rules_text(self.max_turns, player)
+        return rules_text(self.max_turns, player, VALUES[player])
 
     def describe(self, state: NegotiationState, player: int, full_history: bool) -> str:
         lines = []
@@ -331,7 +335,7 @@ class SimpleNegotiation(TextGame[Action]):
             lines.append("Your opponent's last move:")
             lines.extend(_move_lines(moves[-1]))
         mine, theirs = state.inventories[player], state.inventories[1 - player]
-        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, player))
+        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, player, VALUES[player]))
         pending = state.pending
         if pending is None or state.is_terminal():
             lines.append("No offer is pending.")
@@ -392,15 +396,16 @@ class SimpleNegotiation(TextGame[Action]):
 
 
 @functools.lru_cache(maxsize=256)
-def rules_text(max_turns: int, player: int) -> str:
-    """The rules as `player` reads them, built once per game length and role (a fresh env per game is common)."""
+def rules_text(max_turns: int, player: int, values: tuple[int, ...]) -> str:
+    """The rules as `player`, with its `values`, reads them: built once per game length and role, as a fresh
+    env per game is common."""
     lines = [
         f"You are Player {player} in the Negotiation Game.",
         "You have some resources, and your task is to trade such that the total value of your resources increases.",
         "The resources and associated values you currently have are:",
         *(
             f"\t+ [{name}]".ljust(12) + f"Qty: {qty}".ljust(10) + f"Value: {value}"
-            for name, qty, value in zip(RESOURCES, START, VALUES[player], strict=True)
+            for name, qty, value in zip(RESOURCES, START, values, strict=True)
         ),
         "Your opponent starts with the same resources but values them differently; neither of you sees "
         "the other's values.",
@@ -426,18 +431,15 @@ def rules_text(max_turns: int, player: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _position_text(turn: int, max_turns: int, mine: Bundle, theirs: Bundle, player: int) -> str:
-    """The turn, and both inventories as `player` sees them with its values; cached, as few such positions
+def _position_text(turn: int, max_turns: int, mine: Bundle, theirs: Bundle, player: int, values: Bundle) -> str:
+    """The turn, and both inventories as `player` sees them with its `values`; cached, as few such positions
     occur (inventories only change on a trade)."""
     if turn >= max_turns:
         when = f"The game is over after {max_turns} turns."
     else:
         when = f"Turn {turn + 1} of {max_turns}: {max_turns - turn} turn(s) left, this one included."
-    worth = ", ".join(
-        f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, VALUES[player], strict=True)
-    )
-    start = inventory_value(START, player)
-    value = inventory_value(mine, player)
+    worth = ", ".join(f"{n} {name} (worth {v} each)" for name, n, v in zip(RESOURCES, mine, values, strict=True))
+    start, value = value_at(START, values), value_at(mine, values)
     return (
         f"{when}\n"
         f"Your resources: {worth}; total value {value} (at the start {start}, change {value - start:+d}).\n"
