@@ -1,5 +1,6 @@
-"""The text layer's caches change no text: cached legal moves, parsed moves and histories equal what the
-uncached code gives, in every position random play reaches."""
+"""The env's speed work changes nothing a caller sees: cached legal moves, parsed moves, histories and views
+equal what the uncached code gives, in every position random play reaches; observations are plain strings
+with numpy's dtype; `agent_iter` is PettingZoo's."""
 
 from __future__ import annotations
 
@@ -177,6 +178,12 @@ def test_views_are_the_caller_s_to_edit_and_negotiation_messages_follow_the_move
         assert view["inventory"] == dict(zip(names, state.inventories[player], strict=True))
         assert view["opponent_inventory"] == dict(zip(names, state.inventories[1 - player], strict=True))
         assert view["values"] == dict(zip(names, VALUES[player], strict=True))
+        pending = view["pending_offer"]
+        if state.pending is not None:
+            give, get = state.pending[1].give, state.pending[1].get
+            assert pending["give"] == {n: q for n, q in zip(names, give, strict=True) if q}
+            assert pending["get"] == {n: q for n, q in zip(names, get, strict=True) if q}
+            pending["give"]["Wood"] = pending["get"]["Wood"] = -1
         for name in ("inventory", "values", "opponent_inventory"):
             view[name]["Wood"] = -1
         view["messages"].append((9, "edited"))
