@@ -396,7 +396,7 @@ class SimpleNegotiation(TextGame[Action]):
 
 
 @functools.lru_cache(maxsize=256)
-def rules_text(max_turns: int, player: int, values: tuple[int, ...]) -> str:
+def rules_text(max_turns: int, player: int, values: Bundle) -> str:
     """The rules as `player`, with its `values`, reads them: built once per game length and role, as a fresh
     env per game is common."""
     lines = [
