@@ -248,15 +248,12 @@ class TextGameEnv(AECEnv):
         rules = self._rules[player]
         if rules is None:
             rules = self._rules[player] = self.game.rules(player)
-        described = self.game.describe(self.state, player, self.history == "full")
-        # One line per part, joined once (each concatenation would copy the whole prompt); an empty part (a
-        # TextArena game has no rules text of ours, and lists no moves) gets no line.
-        parts = [rules, described] if rules and described else [rules or described]
+        parts = [rules, self.game.describe(self.state, player, self.history == "full")]
         if self.outcome is not None:
             parts.append(f"The game is over: {self.outcome['reason']}")
         elif agent == self.agent_selection:
             moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
-            if moves:
+            if moves:  # a game whose own text states the moves (a TextArena game) lists none here
                 parts.append(f"Your legal moves: {moves}")
             error = self._last_error.get(agent)
             if error is not None:
@@ -265,7 +262,7 @@ class TextGameEnv(AECEnv):
                 )
         else:
             parts.append("Wait for your opponent's move.")
-        return "\n".join(parts) if parts[0] else "\n".join(parts[1:])
+        return "\n".join(filter(None, parts))
 
 
 class _Turns:

@@ -69,12 +69,6 @@ def strip_latex(move: str) -> str:
 
 def extract_move(answer: str) -> str | None:
     """The move an answer commits to, or None if it commits to none."""
-    start = answer.rfind(_BOXED) + 6  # len(_BOXED)
-    if start >= 6 and answer.startswith("{", start):  # the usual answer: `last_boxed`'s flat box
-        close = answer.find("}", start)
-        if close != -1 and answer.find("{", start + 1, close) == -1:
-            move = answer[start + 1 : close]
-            return move.strip() if "\\" not in move else strip_latex(move)
     boxed = last_boxed(answer)
     if boxed is not None:
         return strip_latex(boxed)

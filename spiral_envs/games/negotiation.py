@@ -179,7 +179,7 @@ class NegotiationState(GameState[Action]):
         table = self._table
         if table is None:
             player = self.turn % 2
-            answerable = self.pending is not None and self.pending[0] != player
+            answerable = self.offer_to(player) is not None
             table = self._table = _legal(self.inventories[player], self.inventories[1 - player], answerable)
         return table
 
