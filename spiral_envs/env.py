@@ -209,11 +209,9 @@ class TextGameEnv(AECEnv):
 
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
-        player = self._index[self.agent_selection]
-        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(player)}
-        waiting: dict[str, Any] = {"legal_actions": []}
-        first, second = self.possible_agents  # both are in the game while it runs
-        return {first: info, second: waiting} if player == 0 else {first: waiting, second: info}
+        mover = self.agent_selection
+        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(self._index[mover])}
+        return {a: info if a == mover else {"legal_actions": []} for a in self.agents}
 
     def _on_invalid(self, agent: str, player: int, reason: str) -> None:
         if self._retries_left > 0:

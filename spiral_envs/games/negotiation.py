@@ -157,7 +157,7 @@ class NegotiationState(GameState[Action]):
     def offer_to(self, player: int) -> Offer | None:
         """The offer waiting for `player`'s answer, if any."""
         pending = self.pending
-        if pending is not None and pending[0] != player and self.turn < self.max_turns:
+        if pending is not None and pending[0] != player and not self.is_terminal():
             return pending[1]
         return None
 
@@ -335,7 +335,7 @@ class SimpleNegotiation(TextGame[Action]):
             lines.append("Your opponent's last move:")
             lines.extend(_move_lines(moves[-1]))
         mine, theirs = state.inventories[player], state.inventories[1 - player]
-        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, player, VALUES[player]))
+        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, VALUES[player]))
         pending = state.pending
         if pending is None or state.is_terminal():
             lines.append("No offer is pending.")
@@ -431,9 +431,9 @@ def rules_text(max_turns: int, player: int, values: Bundle) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _position_text(turn: int, max_turns: int, mine: Bundle, theirs: Bundle, player: int, values: Bundle) -> str:
-    """The turn, and both inventories as `player` sees them with its `values`; cached, as few such positions
-    occur (inventories only change on a trade)."""
+def _position_text(turn: int, max_turns: int, mine: Bundle, theirs: Bundle, values: Bundle) -> str:
+    """The turn, and both inventories as the player holding `mine` sees them with its `values`; cached, as
+    few such positions occur (inventories only change on a trade)."""
     if turn >= max_turns:
         when = f"The game is over after {max_turns} turns."
     else:
