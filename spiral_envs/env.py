@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import AECEnv
 
-from spiral_envs.core import GameState, InvalidMove, TextGame, player_name
+from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, player_name
 from spiral_envs.parsing import extract_move
 from spiral_envs.spaces import FreeText, Prompt
 
@@ -24,6 +24,9 @@ HISTORY_MODES = ("full", "current")
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ANSWER_CHARS = 10_000_000
 NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
+AGENTS = (player_name(0), player_name(1))
+_INDEX = {agent: i for i, agent in enumerate(AGENTS)}
+"""Each agent's player index; shared by every env, never edited."""
 
 
 class TextGameEnv(AECEnv):
@@ -78,13 +81,14 @@ class TextGameEnv(AECEnv):
         self.invalid_move_penalty = float(invalid_move_penalty)
         self.error_allowance = error_allowance
         self.render_mode = render_mode
-        self.possible_agents = [player_name(0), player_name(1)]
-        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        self.possible_agents = list(AGENTS)
+        self._index = _INDEX
         self._rules: list[str | None] = [None, None]
         """Each role's rules text, written on its first observation."""
         self._rng: random.Random | _NoChance | None = None if game.chance else _NoChance(type(game).__name__)
         self.state: GameState | None = None
         self.agents = []
+        self.agent_selection = None  # no game yet: `step` says to call `reset` first
 
     @functools.cached_property
     def observation_spaces(self) -> dict[str, gymnasium.spaces.Space]:  # type: ignore[override]
@@ -121,26 +125,18 @@ class TextGameEnv(AECEnv):
         self._last_error: dict[str, str] = {}
         self._observations: dict[str, Prompt] = {}
         self._legal_texts: tuple[str, ...] | None = None
-        self.agent_selection = player_name(self.state.current_player())
+        self._moves_line: str | None = None
+        self.agent_selection = self.possible_agents[self.state.current_player()]
         self.infos = self._turn_infos()
 
     def step(self, action: str | None) -> None:
         """Play the answer of the agent to move; the move is read from it (see `spiral_envs.parsing`)."""
-        if self.state is None:
-            raise RuntimeError("step() before reset(): call env.reset(seed=...) first")
-        if not self.agents:
-            raise RuntimeError("the game is over and every agent has left; call env.reset() to play again")
-        agent = self.agent_selection
-        if self.terminations[agent] or self.truncations[agent]:
-            if action is not None:
-                raise ValueError(
-                    f"the game is over; {agent} may only step(None) to leave (got {type(action).__name__})"
-                )
-            self._was_dead_step(action)
+        state, agent = self.state, self.agent_selection
+        if state is None or not self.agents or self.terminations[agent] or self.truncations[agent]:
+            self._step_out_of_play(action)
             return
         if not isinstance(action, str):
             raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
-        state = self.state
         # Rewards are 0 until `_finish`, after which no move is played: there is nothing to clear here.
         self._observations = {}
         move = extract_move(action)
@@ -148,7 +144,7 @@ class TextGameEnv(AECEnv):
             if move is None:
                 raise InvalidMove(self._no_move_hint())
             parsed = self.game.parse_action(move, state)
-            self._legal_texts = None  # the state is about to change
+            self._legal_texts = self._moves_line = None  # the state is about to change
             state.apply_action(parsed)
         except InvalidMove as err:
             self.transcript.append({"agent": agent, "answer": action, "move": move, "error": str(err)})
@@ -158,12 +154,26 @@ class TextGameEnv(AECEnv):
         if self._last_error:
             self._last_error.pop(agent, None)
         self._retries_left = self.error_allowance
-        if state.is_terminal():
+        player = state.current_player()
+        if player == TERMINAL:
             returns = state.returns()
             self._finish(returns, _winner(returns), self.game.outcome_text(state), None)
         else:
-            self.agent_selection = self.possible_agents[state.current_player()]
+            self.agent_selection = self.possible_agents[player]
             self.infos = self._turn_infos()
+
+    def _step_out_of_play(self, action: str | None) -> None:
+        """A step with no move due: before `reset` or after every agent left (errors), or a finished game's
+        agent leaving with `step(None)`, PettingZoo's dead step."""
+        if self.state is None:
+            raise RuntimeError("step() before reset(): call env.reset(seed=...) first")
+        if not self.agents:
+            raise RuntimeError("the game is over and every agent has left; call env.reset() to play again")
+        if action is not None:
+            raise ValueError(
+                f"the game is over; {self.agent_selection} may only step(None) to leave (got {type(action).__name__})"
+            )
+        self._was_dead_step(action)
 
     def agent_iter(self, max_iter: int = 2**63) -> Iterable[str]:
         """The agent to move, while any agent is left, at most `max_iter` times (PettingZoo's loop, as a
@@ -199,9 +209,19 @@ class TextGameEnv(AECEnv):
         The infos, the prompt and the no-move hint all list them, and a game can have hundreds (every offer in
         a negotiation). Cleared by `reset` and before every move is applied, the only ways the state changes.
         """
-        if self._legal_texts is None:
-            self._legal_texts = tuple(self.game.format_legal_actions(self.state))
-        return self._legal_texts
+        legal = self._legal_texts
+        if legal is None:
+            legal = self._legal_texts = tuple(self.game.format_legal_actions(self.state))
+        return legal
+
+    def _legal_moves_line(self) -> str:
+        """The prompt's "Your legal moves: ..." line for the mover ("" when the game's own text states them),
+        built once per position, like the texts it lists."""
+        line = self._moves_line
+        if line is None:
+            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
+            line = self._moves_line = f"Your legal moves: {moves}" if moves else ""
+        return line
 
     def _no_move_hint(self) -> str:
         legal = self._legal_move_texts()
@@ -209,9 +229,12 @@ class TextGameEnv(AECEnv):
 
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
-        mover = self.agent_selection
-        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(self._index[mover])}
-        return {a: info if a == mover else {"legal_actions": []} for a in self.agents}
+        player = self._index[self.agent_selection]
+        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(player)}
+        first, second = self.possible_agents  # both play until the game ends
+        if player == 0:
+            return {first: info, second: {"legal_actions": []}}
+        return {first: {"legal_actions": []}, second: info}
 
     def _on_invalid(self, agent: str, player: int, reason: str) -> None:
         if self._retries_left > 0:
@@ -246,21 +269,20 @@ class TextGameEnv(AECEnv):
         rules = self._rules[player]
         if rules is None:
             rules = self._rules[player] = self.game.rules(player)
-        parts = [rules, self.game.describe(self.state, player, self.history == "full")]
+        described = self.game.describe(self.state, player, self.history == "full")
         if self.outcome is not None:
-            parts.append(f"The game is over: {self.outcome['reason']}")
-        elif agent == self.agent_selection:
-            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
-            if moves:  # a game whose own text states the moves (a TextArena game) lists none here
-                parts.append(f"Your legal moves: {moves}")
-            error = self._last_error.get(agent)
-            if error is not None:
-                parts.append(
-                    f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
-                )
+            last = f"The game is over: {self.outcome['reason']}"
+        elif agent != self.agent_selection:
+            last = "Wait for your opponent's move."
         else:
-            parts.append("Wait for your opponent's move.")
-        return "\n".join(filter(None, parts))
+            last = self._legal_moves_line()  # "" for a game whose own text states the moves
+            error = self._last_error.get(agent) if self._last_error else None
+            if error is not None:
+                retry = f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
+                last = f"{last}\n{retry}" if last else retry
+        if rules and described and last:  # every part has text (the usual prompt): one copy, no list
+            return f"{rules}\n{described}\n{last}"
+        return "\n".join(filter(None, (rules, described, last)))
 
 
 class _Turns:

@@ -187,3 +187,38 @@ def test_views_are_the_caller_s_to_edit_and_negotiation_messages_follow_the_move
         for name in ("inventory", "values", "opponent_inventory"):
             view[name]["Wood"] = -1
         view["messages"].append((9, "edited"))
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_two_games_sharing_one_text_layer_read_as_each_played_alone(env_id):
+    """A game's text caches (Kuhn Poker's rendered rounds, a negotiation's history) hold nothing of one game
+    that shows in the other's prompts, when two envs share one `TextGame` and take turns."""
+    from spiral_envs import TextGameEnv
+
+    def prompts(env, seed, agent):
+        env.reset(seed=seed)
+        for _agent in env.agent_iter():
+            observation, _, termination, truncation, info = env.last()
+            yield [str(env.observe(a)) for a in env.agents]
+            env.step(None if termination or truncation else agent(str(observation), info))
+
+    for seed in range(20):
+        alone = [
+            list(prompts(spiral_envs.make(env_id, **GAMES[env_id]), seed + s, spiral_envs.RandomAgent(s)))
+            for s in (0, 1)
+        ]
+        first = spiral_envs.make(env_id, **GAMES[env_id])
+        second = TextGameEnv(first.game, history=first.history)
+        together = [[], []]
+        turns = [
+            prompts(first, seed, spiral_envs.RandomAgent(0)),
+            prompts(second, seed + 1, spiral_envs.RandomAgent(1)),
+        ]
+        while any(turns):
+            for i, turn in enumerate(turns):
+                if turn is not None:
+                    together[i].append(next(turn, None))
+                    if together[i][-1] is None:
+                        together[i].pop()
+                        turns[i] = None
+        assert together == alone

@@ -25,7 +25,6 @@ from spiral_envs.agents import boxed
 from spiral_envs.core import (
     TERMINAL,
     GameState,
-    HistoryLines,
     InvalidMove,
     TextGame,
     normalize_move,
@@ -68,6 +67,7 @@ class PastRound(NamedTuple):
 
 
 ACTION_TEXT = {action: f"[{action}]" for action in (*OPEN, *FACING_BET)}
+_new = tuple.__new__
 
 
 def _deals() -> tuple[tuple[tuple[str, str], ...], ...]:
@@ -141,13 +141,14 @@ class KuhnPokerState(GameState[str]):
         return FACING_BET if betting and betting[-1] == "bet" else OPEN
 
     def apply_action(self, action: str) -> None:
-        if self._player == TERMINAL:
+        player = self._player
+        if player == TERMINAL:
             raise InvalidMove("the game is over")
-        legal = self.legal_actions()
+        betting = self.betting
+        legal = FACING_BET if betting and betting[-1] == "bet" else OPEN
         if action not in legal:
             raise InvalidMove(f"{action!r} is not allowed now; the legal actions are {', '.join(legal)}")
-        player = self._player
-        self.betting = betting = (*self.betting, action)
+        self.betting = betting = (*betting, action)
         if action == "bet" or action == "call":
             self.put_in[player] += 1
             self.pot += 1
@@ -166,10 +167,12 @@ class KuhnPokerState(GameState[str]):
         self.chips[winner] += won
         self.chips[loser] -= won
         number, starter, actions, cards, known = self.round, self.starter, self.betting, self.cards, self.known_rounds
-        self.results.append(RoundResult(number, starter, cards, actions, winner, won, showdown))
-        seen = (cards[1], cards[0]) if showdown else (None, None)
-        for p in (0, 1):
-            known[p] = (*known[p], PastRound(number, starter, actions, cards[p], seen[p], winner, won, showdown))
+        # tuple.__new__ builds the same named tuples as their constructors, without a Python call each
+        self.results.append(_new(RoundResult, (number, starter, cards, actions, winner, won, showdown)))
+        first, second = cards
+        shown_first, shown_second = (first, second) if showdown else (None, None)
+        known[0] = (*known[0], _new(PastRound, (number, starter, actions, first, shown_second, winner, won, showdown)))
+        known[1] = (*known[1], _new(PastRound, (number, starter, actions, second, shown_first, winner, won, showdown)))
         if self.round == self.num_rounds:
             self._player = TERMINAL
         else:
@@ -276,7 +279,11 @@ class KuhnPoker(TextGame[str]):
         self.scoring = check_scoring(scoring)
         self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
         """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
-        self._history = HistoryLines()
+        self._history: list[tuple[tuple[PastRound, ...], str]] = [((), ""), ((), "")]
+        """Per player, the last finished rounds rendered and their text. A player's `known_rounds` is a new
+        tuple each round, never edited, so the same tuple object always has the same text: one identity test
+        a turn, and one round rendered when a round ends (all of them when another game's state was asked
+        about in between)."""
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
         return KuhnPokerState(rng, self.num_rounds, self.scoring)
@@ -323,14 +330,20 @@ class KuhnPoker(TextGame[str]):
                 state.betting,
             )
         if full_history and past:
-            rounds = self._history.text(state, player, past, lambda r: (round_text(r, player),))
+            seen, rounds = self._history[player]
+            if seen is not past:
+                if seen and past[:-1] == seen:  # one more round than last time: render only that one
+                    rounds = f"{rounds}\n{round_text(past[-1], player)}"
+                else:
+                    rounds = "\n".join([round_text(r, player) for r in past])
+                self._history[player] = (past, rounds)
             return f"Previous rounds:\n{rounds}\n{now}"
         if terminal:
             return f"{round_text(past[-1], player)}\n{now}"
         return now
 
     def format_action(self, action: str) -> str:
-        return action_text(action)
+        return ACTION_TEXT[action]
 
     def format_legal_actions(self, state: KuhnPokerState) -> tuple[str, ...]:
         return LEGAL_TEXT[state.legal_actions()]
