@@ -38,6 +38,8 @@ START = (10, 10)
 """Each player's opening inventory, one count per resource in `RESOURCES` order."""
 VALUES = ((5, 15), (15, 5))
 """VALUES[player][resource]: what one unit is worth to that player."""
+_PLAYER_NAMES = (player_name(0), player_name(1))
+"""The agent names scores and outcomes use, by player index."""
 
 _ANSWERS = (Accept(Accept.text), Deny(Deny.text))
 """The listed answers, each with its token as its message: what `read_move` makes of a move written as listed."""
@@ -66,8 +68,14 @@ def inventory_value(inventory: Bundle, player: int) -> int:
 
 
 def value_at(inventory: Bundle, values: Bundle) -> int:
-    """What `inventory` is worth at `values` (one per resource)."""
-    return sum(q * v for q, v in zip(inventory, values, strict=True))
+    """What `inventory` is worth at `values` (one per resource); ValueError if their lengths differ."""
+    if len(inventory) != len(values):
+        raise ValueError(f"bundles of different lengths: {inventory!r:.50} and {values!r:.50}")
+    return sum(map(operator.mul, inventory, values))  # a third of the cost of a zip generator
+
+
+START_VALUES = tuple(value_at(START, values) for values in VALUES)
+"""START_VALUES[player]: what the opening inventory is worth to that player, the base its gain is taken from."""
 
 
 def covers(inventory: Bundle, bundle: Bundle) -> bool:
@@ -98,21 +106,31 @@ def _unit(resource: int, n: int) -> Bundle:
     return tuple(n if i == resource else 0 for i in range(len(RESOURCES)))
 
 
+@functools.lru_cache(maxsize=4096)  # in this game n, m <= 20: 2 * 20 * 20 offers in all
+def _single_offer(give: int, n: int, get: int, m: int) -> Offer:
+    """The listed offer of n of resource `give` for m of resource `get`, with its token as its message.
+
+    One object per offer, shared by every position that lists it: an Offer is frozen, and the rules only ask
+    whether an action is the one a position listed, never which position built it."""
+    give_bundle, get_bundle = _unit(give, n), _unit(get, m)
+    return Offer(give_bundle, get_bundle, offer_token(give_bundle, get_bundle))
+
+
 @functools.lru_cache(maxsize=4096)
 def single_offers(mine: Bundle, theirs: Bundle) -> tuple[Offer, ...]:
     """Every offer of n of one resource for m of another that `mine` can pay and `theirs` can pay back.
 
-    Cached by the two inventories: few distinct pairs occur, and this is the bulk of `legal_actions`.
+    Cached by the two inventories: few distinct pairs occur, and this is the bulk of `legal_actions`. The
+    offers themselves come from `_single_offer`, so a position seen for the first time builds no new ones.
     """
-    offers = []
-    for g, have in enumerate(mine):
-        for r, stock in enumerate(theirs):
-            if g != r:
-                for n in range(1, have + 1):
-                    for m in range(1, stock + 1):
-                        give, get = _unit(g, n), _unit(r, m)
-                        offers.append(Offer(give, get, offer_token(give, get)))
-    return tuple(offers)
+    return tuple(
+        _single_offer(g, n, r, m)
+        for g, have in enumerate(mine)
+        for r, stock in enumerate(theirs)
+        if g != r
+        for n in range(1, have + 1)
+        for m in range(1, stock + 1)
+    )
 
 
 Legal = tuple[tuple[Action, ...], tuple[str, ...], dict[str, Action]]
@@ -179,7 +197,8 @@ class NegotiationState(GameState[Action]):
         table = self._table
         if table is None:
             player = self.turn % 2
-            answerable = self.offer_to(player) is not None
+            pending = self.pending  # `offer_to(player) is not None`, mid-game
+            answerable = pending is not None and pending[0] != player
             table = self._table = _legal(self.inventories[player], self.inventories[1 - player], answerable)
         return table
 
@@ -187,15 +206,17 @@ class NegotiationState(GameState[Action]):
         """Raise `InvalidMove` saying why, if the player to move may not play `action` now."""
         if self.is_terminal():
             raise InvalidMove("the game is over")
+        # The env's moves arrive as the very objects `_legal` listed for this position, and those are legal
+        # by construction: [Accept] and [Deny] are listed only when an offer waits, offers only when both
+        # sides can pay. Any other action, equal or not, gets the full checks below.
+        message = getattr(action, "message", None)
+        if isinstance(message, str) and self.legal_table()[2].get(message) is action:
+            return
         player = self.turn % 2
-        mine = self.inventories[player]
         if isinstance(action, Talk):
             return
         if isinstance(action, Offer):
-            message = action.message
-            if isinstance(message, str) and self.legal_table()[2].get(message) is action:
-                return  # one of the offers `_legal` listed for this position: payable by both by construction
-            _check_offer(action, mine, self.inventories[1 - player])
+            _check_offer(action, self.inventories[player], self.inventories[1 - player])
             return
         if not isinstance(action, (Accept, Deny)):
             raise InvalidMove(f"{type(action).__name__} is not a negotiation action; use Talk, Offer, Accept or Deny")
@@ -207,7 +228,8 @@ class NegotiationState(GameState[Action]):
     def apply_action(self, action: Action) -> None:
         self.check(action)
         player = self.turn % 2
-        answered = self.offer_to(player)
+        pending = self.pending  # `offer_to(player)`: the game is not over, or `check` would have raised
+        answered = pending[1] if pending is not None and pending[0] != player else None
         if isinstance(action, Accept):
             assert answered is not None
             proposer = 1 - player
@@ -231,7 +253,7 @@ class NegotiationState(GameState[Action]):
 
     def gain(self, player: int) -> int:
         """How much `player`'s inventory value grew, by its own values; the game is decided on this."""
-        return self.value(player) - inventory_value(START, player)
+        return self.value(player) - START_VALUES[player]
 
     def winner(self) -> int | None:
         g0, g1 = self.gain(0), self.gain(1)
@@ -242,11 +264,12 @@ class NegotiationState(GameState[Action]):
 
     def player_view(self, player: int) -> dict[str, Any]:
         """Own inventory and values; the opponent's inventory is public (known start, public trades), its
-        values are not."""
+        values are not. Every dict and list in it is new, the caller's to edit."""
         pending = None
         if self.pending is not None:
             proposer, offer = self.pending
             pending = {"from": proposer, "give": bundle_dict(offer.give), "get": bundle_dict(offer.get)}
+        trades = self.trades
         return {
             "player": player,
             "turn": self.turn,
@@ -256,19 +279,18 @@ class NegotiationState(GameState[Action]):
             "values": named(VALUES[player]),
             "opponent_inventory": named(self.inventories[1 - player]),
             "pending_offer": pending,
-            "trades": [_trade_dict(t, name=False) for t in self.trades],
+            "trades": [_trade_dict(t, name=False) for t in trades] if trades else [],
             "messages": list(self.messages),
         }
 
     def score(self) -> dict[str, Any]:
-        names = [player_name(p) for p in (0, 1)]
-        score: dict[str, Any] = {
-            "inventories": {names[p]: named(self.inventories[p]) for p in (0, 1)},
-            "values": {names[p]: named(VALUES[p]) for p in (0, 1)},
-            "value_gain": {names[p]: self.gain(p) for p in (0, 1)},
-            "trades": [_trade_dict(t, name=True) for t in self.trades],
+        (n0, n1), (i0, i1), trades = _PLAYER_NAMES, self.inventories, self.trades
+        return {
+            "inventories": {n0: named(i0), n1: named(i1)},
+            "values": {n0: named(VALUES[0]), n1: named(VALUES[1])},
+            "value_gain": {n0: self.gain(0), n1: self.gain(1)},
+            "trades": [_trade_dict(t, name=True) for t in trades] if trades else [],
         }
-        return score
 
 
 def _add(inventory: Bundle, plus: Bundle, minus: Bundle) -> Bundle:
@@ -295,8 +317,8 @@ def _check_offer(offer: Offer, mine: Bundle, theirs: Bundle) -> None:
 
 
 def _trade_dict(trade: Trade, name: bool) -> dict[str, Any]:
-    proposer: int | str = player_name(trade.proposer) if name else trade.proposer
-    acceptor: int | str = player_name(1 - trade.proposer) if name else 1 - trade.proposer
+    proposer: int | str = _PLAYER_NAMES[trade.proposer] if name else trade.proposer
+    acceptor: int | str = _PLAYER_NAMES[1 - trade.proposer] if name else 1 - trade.proposer
     return {
         "turn": trade.turn,
         "proposer": proposer,
@@ -326,23 +348,23 @@ class SimpleNegotiation(TextGame[Action]):
         return rules_text(self.max_turns, player, VALUES[player])
 
     def describe(self, state: NegotiationState, player: int, full_history: bool) -> str:
-        lines = []
         moves = state.moves
+        history = ""
         if full_history:
             if moves:
-                lines.append(f"Messages and trades so far:\n{self._history.text(state, None, moves, _move_lines)}")
+                history = f"Messages and trades so far:\n{self._history.text(state, None, moves, _move_lines)}"
         elif moves and moves[-1].player != player:
-            lines.append("Your opponent's last move:")
-            lines.extend(_move_lines(moves[-1]))
-        mine, theirs = state.inventories[player], state.inventories[1 - player]
-        lines.append(_position_text(state.turn, state.max_turns, mine, theirs, VALUES[player]))
+            history = "\n".join(["Your opponent's last move:", *_move_lines(moves[-1])])
+        position = _position_text(
+            state.turn, state.max_turns, state.inventories[player], state.inventories[1 - player], VALUES[player]
+        )
         pending = state.pending
         if pending is None or state.is_terminal():
-            lines.append("No offer is pending.")
+            offer = "No offer is pending."
         else:
-            proposer, offer = pending
-            lines.append(_offer_text(player, proposer, offer.give, offer.get))
-        return "\n".join(lines)
+            proposer, offer_made = pending
+            offer = _offer_text(player, proposer, offer_made.give, offer_made.get)
+        return f"{history}\n{position}\n{offer}" if history else f"{position}\n{offer}"
 
     def format_action(self, action: Action) -> str:
         """The canonical token, as legal moves are listed; talk has none, so it is its message.
@@ -355,11 +377,11 @@ class SimpleNegotiation(TextGame[Action]):
         return state.legal_table()[1] if not state.is_terminal() else ()
 
     def legal_moves_text(self, state: NegotiationState, legal: Sequence[str]) -> str:
-        """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`)."""
-        player = state.current_player()
-        return _grammar_text(
-            state.inventories[player], state.inventories[1 - player], state.offer_to(player) is not None
-        )
+        """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`). Mid-game
+        only, as the env asks."""
+        player = state.turn % 2
+        answerable = state.offer_to(player) is not None
+        return _grammar_text(state.inventories[player], state.inventories[1 - player], answerable)
 
     def parse_action(self, move: str, state: NegotiationState) -> Action:
         """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""
@@ -371,11 +393,11 @@ class SimpleNegotiation(TextGame[Action]):
         return action
 
     def outcome_text(self, state: NegotiationState) -> str:
-        gains = [state.gain(0), state.gain(1)]
         if not state.trades:
             return f"no trade was made in {state.max_turns} turns, so neither value changed: a draw"
+        gains = [state.gain(0), state.gain(1)]
         growth = "; ".join(
-            f"player_{p}'s value went {inventory_value(START, p)} -> {state.value(p)} ({gains[p]:+d})" for p in (0, 1)
+            f"player_{p}'s value went {START_VALUES[p]} -> {state.value(p)} ({gains[p]:+d})" for p in (0, 1)
         )
         winner = state.winner()
         if winner is None:
@@ -471,12 +493,12 @@ def _grammar_text(mine: Bundle, theirs: Bundle, answerable: bool) -> str:
 
 def _move_lines(record: MoveRecord) -> list[str]:
     """What everyone saw of a move: the message, then what it did ("Player 1 accepted: ...")."""
-    p, action = record.player, record.action
+    p, action, answered = record.player, record.action, record.answered
     lines = [f"Player {p} said: {action.message or action.text}"]
-    if record.answered is not None:
+    if answered is not None:
         if isinstance(action, Accept):
-            given = bundle_text(record.answered.give)
-            lines.append(f"Player {p} accepted: Player {1 - p} gave {given} for {bundle_text(record.answered.get)}.")
+            given = bundle_text(answered.give)
+            lines.append(f"Player {p} accepted: Player {1 - p} gave {given} for {bundle_text(answered.get)}.")
         elif isinstance(action, Deny):
             lines.append(f"Player {p} denied the offer.")
         elif isinstance(action, Offer):
@@ -484,8 +506,14 @@ def _move_lines(record: MoveRecord) -> list[str]:
         else:
             lines.append(f"Player {p} did not accept the offer, so it is denied.")
     if isinstance(action, Offer):
-        lines.append(f"Player {p} offers {bundle_text(action.give)} for {bundle_text(action.get)} of Player {1 - p}.")
+        lines.append(_offers_line(p, action.give, action.get))
     return lines
+
+
+@functools.lru_cache(maxsize=4096)  # keys: 2 players * 800 offers of one resource for another, in this game
+def _offers_line(player: int, give: Bundle, get: Bundle) -> str:
+    """The history line of an offer made: most moves are offers, and the same ones recur across games."""
+    return f"Player {player} offers {bundle_text(give)} for {bundle_text(get)} of Player {1 - player}."
 
 
 # -- strong agent --------------------------------------------------------------------------------------------
