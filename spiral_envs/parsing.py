@@ -69,12 +69,6 @@ def strip_latex(move: str) -> str:
 
 def extract_move(answer: str) -> str | None:
     """The move an answer commits to, or None if it commits to none."""
-    start = answer.rfind(_BOXED)
-    if start != -1 and answer.startswith("{", start + 6):  # the usual answer: one flat box at the end
-        close = answer.find("}", start + 7)
-        if close != -1 and answer.find("{", start + 7, close) == -1:
-            move = answer[start + 7 : close]
-            return strip_latex(move) if "\\" in move else move.strip()
     boxed = last_boxed(answer)
     if boxed is not None:
         return strip_latex(boxed)

@@ -4,6 +4,7 @@ with numpy's dtype; `agent_iter` is PettingZoo's."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -209,16 +210,8 @@ def test_two_games_sharing_one_text_layer_read_as_each_played_alone(env_id):
         ]
         first = spiral_envs.make(env_id, **GAMES[env_id])
         second = TextGameEnv(first.game, history=first.history)
-        together = [[], []]
-        turns = [
-            prompts(first, seed, spiral_envs.RandomAgent(0)),
-            prompts(second, seed + 1, spiral_envs.RandomAgent(1)),
-        ]
-        while any(turns):
-            for i, turn in enumerate(turns):
-                if turn is not None:
-                    together[i].append(next(turn, None))
-                    if together[i][-1] is None:
-                        together[i].pop()
-                        turns[i] = None
-        assert together == alone
+        turns = itertools.zip_longest(  # the two games move in turn, until both are over
+            prompts(first, seed, spiral_envs.RandomAgent(0)), prompts(second, seed + 1, spiral_envs.RandomAgent(1))
+        )
+        together = list(zip(*turns))
+        assert [[p for p in game if p is not None] for game in together] == alone
