@@ -222,6 +222,10 @@ def player_name(player: int) -> str:
     return f"player_{player}"
 
 
+PLAYER_NAMES = (player_name(0), player_name(1))
+"""The agent names by player index, for code that names both on every turn."""
+
+
 def zero_sum_returns(winner: int | None) -> tuple[float, float]:
     """+1/-1 for a winner, 0/0 for a draw (`winner` None)."""
     if winner is None:

@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import AECEnv
 
-from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, player_name
+from spiral_envs.core import PLAYER_NAMES, TERMINAL, GameState, InvalidMove, TextGame, player_name
 from spiral_envs.parsing import extract_move
 from spiral_envs.spaces import FreeText, Prompt
 
@@ -24,8 +24,7 @@ HISTORY_MODES = ("full", "current")
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ANSWER_CHARS = 10_000_000
 NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
-AGENTS = (player_name(0), player_name(1))
-_INDEX = {agent: i for i, agent in enumerate(AGENTS)}
+_INDEX = {agent: i for i, agent in enumerate(PLAYER_NAMES)}
 """Each agent's player index; shared by every env, never edited."""
 
 
@@ -81,7 +80,7 @@ class TextGameEnv(AECEnv):
         self.invalid_move_penalty = float(invalid_move_penalty)
         self.error_allowance = error_allowance
         self.render_mode = render_mode
-        self.possible_agents = list(AGENTS)
+        self.possible_agents = list(PLAYER_NAMES)
         self._index = _INDEX
         self._rules: list[str | None] = [None, None]
         """Each role's rules text, written on its first observation."""

@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from spiral_envs.agents import boxed
-from spiral_envs.core import TERMINAL, GameState, HistoryLines, InvalidMove, TextGame, player_name, zero_sum_returns
+from spiral_envs.core import (
+    PLAYER_NAMES,
+    TERMINAL,
+    GameState,
+    HistoryLines,
+    InvalidMove,
+    TextGame,
+    zero_sum_returns,
+)
 from spiral_envs.games.negotiation_moves import (
     RESOURCES,
     Accept,
@@ -38,8 +46,6 @@ START = (10, 10)
 """Each player's opening inventory, one count per resource in `RESOURCES` order."""
 VALUES = ((5, 15), (15, 5))
 """VALUES[player][resource]: what one unit is worth to that player."""
-_PLAYER_NAMES = (player_name(0), player_name(1))
-"""The agent names scores and outcomes use, by player index."""
 
 _ANSWERS = (Accept(Accept.text), Deny(Deny.text))
 """The listed answers, each with its token as its message: what `read_move` makes of a move written as listed."""
@@ -284,7 +290,7 @@ class NegotiationState(GameState[Action]):
         }
 
     def score(self) -> dict[str, Any]:
-        (n0, n1), (i0, i1), trades = _PLAYER_NAMES, self.inventories, self.trades
+        (n0, n1), (i0, i1), trades = PLAYER_NAMES, self.inventories, self.trades
         return {
             "inventories": {n0: named(i0), n1: named(i1)},
             "values": {n0: named(VALUES[0]), n1: named(VALUES[1])},
@@ -317,8 +323,8 @@ def _check_offer(offer: Offer, mine: Bundle, theirs: Bundle) -> None:
 
 
 def _trade_dict(trade: Trade, name: bool) -> dict[str, Any]:
-    proposer: int | str = _PLAYER_NAMES[trade.proposer] if name else trade.proposer
-    acceptor: int | str = _PLAYER_NAMES[1 - trade.proposer] if name else 1 - trade.proposer
+    proposer: int | str = PLAYER_NAMES[trade.proposer] if name else trade.proposer
+    acceptor: int | str = PLAYER_NAMES[1 - trade.proposer] if name else 1 - trade.proposer
     return {
         "turn": trade.turn,
         "proposer": proposer,
