@@ -67,7 +67,6 @@ class PastRound(NamedTuple):
 
 
 ACTION_TEXT = {action: f"[{action}]" for action in (*OPEN, *FACING_BET)}
-_new = tuple.__new__
 
 
 def _deals() -> tuple[tuple[tuple[str, str], ...], ...]:
@@ -144,11 +143,10 @@ class KuhnPokerState(GameState[str]):
         player = self._player
         if player == TERMINAL:
             raise InvalidMove("the game is over")
-        betting = self.betting
-        legal = FACING_BET if betting and betting[-1] == "bet" else OPEN
+        legal = self.legal_actions()
         if action not in legal:
             raise InvalidMove(f"{action!r} is not allowed now; the legal actions are {', '.join(legal)}")
-        self.betting = betting = (*betting, action)
+        self.betting = betting = (*self.betting, action)
         if action == "bet" or action == "call":
             self.put_in[player] += 1
             self.pot += 1
@@ -167,12 +165,11 @@ class KuhnPokerState(GameState[str]):
         self.chips[winner] += won
         self.chips[loser] -= won
         number, starter, actions, cards, known = self.round, self.starter, self.betting, self.cards, self.known_rounds
-        # tuple.__new__ builds the same named tuples as their constructors, without a Python call each
-        self.results.append(_new(RoundResult, (number, starter, cards, actions, winner, won, showdown)))
+        self.results.append(RoundResult(number, starter, cards, actions, winner, won, showdown))
         first, second = cards
         shown_first, shown_second = (first, second) if showdown else (None, None)
-        known[0] = (*known[0], _new(PastRound, (number, starter, actions, first, shown_second, winner, won, showdown)))
-        known[1] = (*known[1], _new(PastRound, (number, starter, actions, second, shown_first, winner, won, showdown)))
+        known[0] = (*known[0], PastRound(number, starter, actions, first, shown_second, winner, won, showdown))
+        known[1] = (*known[1], PastRound(number, starter, actions, second, shown_first, winner, won, showdown))
         if self.round == self.num_rounds:
             self._player = TERMINAL
         else:
@@ -343,7 +340,7 @@ class KuhnPoker(TextGame[str]):
         return now
 
     def format_action(self, action: str) -> str:
-        return ACTION_TEXT[action]
+        return action_text(action)
 
     def format_legal_actions(self, state: KuhnPokerState) -> tuple[str, ...]:
         return LEGAL_TEXT[state.legal_actions()]

@@ -203,8 +203,7 @@ class NegotiationState(GameState[Action]):
         table = self._table
         if table is None:
             player = self.turn % 2
-            pending = self.pending  # `offer_to(player) is not None`, mid-game
-            answerable = pending is not None and pending[0] != player
+            answerable = self.offer_to(player) is not None
             table = self._table = _legal(self.inventories[player], self.inventories[1 - player], answerable)
         return table
 
@@ -234,8 +233,7 @@ class NegotiationState(GameState[Action]):
     def apply_action(self, action: Action) -> None:
         self.check(action)
         player = self.turn % 2
-        pending = self.pending  # `offer_to(player)`: the game is not over, or `check` would have raised
-        answered = pending[1] if pending is not None and pending[0] != player else None
+        answered = self.offer_to(player)
         if isinstance(action, Accept):
             assert answered is not None
             proposer = 1 - player
@@ -275,7 +273,6 @@ class NegotiationState(GameState[Action]):
         if self.pending is not None:
             proposer, offer = self.pending
             pending = {"from": proposer, "give": bundle_dict(offer.give), "get": bundle_dict(offer.get)}
-        trades = self.trades
         return {
             "player": player,
             "turn": self.turn,
@@ -285,17 +282,17 @@ class NegotiationState(GameState[Action]):
             "values": named(VALUES[player]),
             "opponent_inventory": named(self.inventories[1 - player]),
             "pending_offer": pending,
-            "trades": [_trade_dict(t, name=False) for t in trades] if trades else [],
+            "trades": [_trade_dict(t, name=False) for t in self.trades],
             "messages": list(self.messages),
         }
 
     def score(self) -> dict[str, Any]:
-        (n0, n1), (i0, i1), trades = PLAYER_NAMES, self.inventories, self.trades
+        (n0, n1), (i0, i1) = PLAYER_NAMES, self.inventories
         return {
             "inventories": {n0: named(i0), n1: named(i1)},
             "values": {n0: named(VALUES[0]), n1: named(VALUES[1])},
             "value_gain": {n0: self.gain(0), n1: self.gain(1)},
-            "trades": [_trade_dict(t, name=True) for t in trades] if trades else [],
+            "trades": [_trade_dict(t, name=True) for t in self.trades],
         }
 
 
@@ -383,11 +380,11 @@ class SimpleNegotiation(TextGame[Action]):
         return state.legal_table()[1] if not state.is_terminal() else ()
 
     def legal_moves_text(self, state: NegotiationState, legal: Sequence[str]) -> str:
-        """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`). Mid-game
-        only, as the env asks."""
-        player = state.turn % 2
-        answerable = state.offer_to(player) is not None
-        return _grammar_text(state.inventories[player], state.inventories[1 - player], answerable)
+        """The offer grammar with its bounds, not the ~200 offers one by one (they stay in `infos`)."""
+        player = state.current_player()
+        return _grammar_text(
+            state.inventories[player], state.inventories[1 - player], state.offer_to(player) is not None
+        )
 
     def parse_action(self, move: str, state: NegotiationState) -> Action:
         """Read the move (see `read_move`) and check it is legal now; never raises anything but InvalidMove."""
