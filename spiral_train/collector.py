@@ -20,7 +20,7 @@ import torch
 from pettingzoo import AECEnv
 
 import spiral_envs
-from spiral_train.generation import Generation, Generator
+from spiral_train.generation import Generation, Generator, turn_end_ids
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
 TIMED = ("generation", "tokenize", "env")
@@ -48,9 +48,13 @@ class ModelPolicy:
     top_p: float = 1.0
     """Sampling truncation (see `Generator.generate`); the defaults sample from every token."""
     _prompt_memo: dict[str, array.array] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _stop_ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def sample(self, prompts: list[list[int]]) -> list[Generation]:
-        """One answer per tokenised prompt, with this seat's sampling settings and RNG."""
+        """One answer per tokenised prompt, with this seat's sampling settings and RNG; an answer ends where the
+        template ends a turn (`generation.turn_end_ids`) as well as at the model's end of sequence."""
+        if self._stop_ids is None:
+            self._stop_ids = turn_end_ids(self.tokenizer, self.template)
         return self.generator.generate(
             prompts,
             temperature=self.temperature,
@@ -58,6 +62,7 @@ class ModelPolicy:
             generator=self.torch_rng,
             top_k=self.top_k,
             top_p=self.top_p,
+            stop_ids=self._stop_ids,
         )
 
     def prompt_ids(self, observations: Sequence[str]) -> list[list[int]]:

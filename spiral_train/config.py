@@ -115,7 +115,12 @@ class TrainConfig:
     accumulated over the batch). Larger is faster for the tiny model on a CPU (256: 20% less update time
     than 64, docs/learning.md)."""
     clip_eps: float = 0.2
-    """PPO clip range of the probability ratio, [1 - clip_eps, 1 + clip_eps]."""
+    """PPO clip range of the ratio pi / pi_old, [1 - clip_eps, 1 + clip_eps]; pi_old is the learner's own
+    logprob before the update, so the first pass's ratio is exactly 1 whatever the sampler's numerics."""
+    tis_cap: float = 2.0
+    """Truncated importance sampling: each token's loss is weighted by min(pi_old / pi_sampler, tis_cap), which
+    corrects for a sampler whose numerics differ from the learner's (bf16 vLLM, async staleness); 0 turns the
+    weight off. The mismatch is logged as mismatch/*."""
     loss_aggregation: str = "token_mean"
     """"token_mean" (the loss is the mean over all answer tokens of the step) or "seq_sum_const" (Dr. GRPO:
     summed per answer, divided by a constant, turns x max_new_tokens, so long answers are not down-weighted per
@@ -317,6 +322,8 @@ class TrainConfig:
             raise ConfigError(f"eval_temperature={self.eval_temperature} must be >= 0 (0 is greedy)")
         if self.clip_eps <= 0:
             raise ConfigError(f"clip_eps={self.clip_eps} must be > 0")
+        if not (self.tis_cap == 0 or self.tis_cap >= 1):
+            raise ConfigError(f"tis_cap={self.tis_cap} must be >= 1, or 0 to turn truncated importance sampling off")
         if self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm={self.max_grad_norm} must be > 0")
         if self.kl_coef < 0:

@@ -180,43 +180,52 @@ class BaseReference:
             return self.model(**kwargs)
 
 
-@torch.no_grad()
 def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
-    """The base model's state dict with the LoRA adapters merged in, under plain Hugging Face names.
+    """`merged_weights(model)` as one dict: every merged layer at once (prefer the iterator where a consumer
+    takes one tensor at a time, e.g. a vLLM engine)."""
+    return dict(merged_weights(model))
+
+
+@torch.no_grad()
+def merged_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """The base model's weights with the LoRA adapters merged in, under plain Hugging Face names, one tensor at
+    a time, in state-dict order.
 
     For an engine that loads whole state dicts (e.g. vLLM weight sync): no `base_model.model.` prefixes, no
     `.base_layer.` infixes, no `lora_` tensors. The live model is not touched (no in-place merge, its
-    training mode and adapters stay as they are). Merged layers are new tensors; every other entry is a
-    detached view sharing storage with the live model, so callers must copy, not modify, them. A plain
-    (non-peft) model gives its own state dict, detached.
+    training mode and adapters stay as they are). A merged layer is a new tensor, made when it is reached, so a
+    consumer that drops each tensor before taking the next holds one merged layer at a time, never a second
+    copy of the model; every other entry is a detached view sharing storage with the live model, so callers
+    must copy, not modify, them. A plain (non-peft) model gives its own state dict, detached.
     """
     if not is_peft(model):
-        return {name: tensor.detach() for name, tensor in model.state_dict().items()}
+        for name, tensor in model.state_dict().items():
+            yield name, tensor.detach()
+        return
     from peft.tuners.lora import LoraLayer
 
     base = model.get_base_model()
-    deltas: dict[str, torch.Tensor] = {}
+    adapted: dict[str, Any] = {}
     for name, module in base.named_modules():
         if not isinstance(module, LoraLayer) or module.merged:  # a merged layer already holds its delta
             continue
         if getattr(module, "lora_variant", None):
-            raise NotImplementedError(f"{name}: merged_state_dict supports plain LoRA, not DoRA or other variants")
+            raise NotImplementedError(f"{name}: merged_weights supports plain LoRA, not DoRA or other variants")
         adapters = [a for a in module.active_adapters if a in module.lora_A]
         if adapters and not module.disable_adapters:
-            deltas[f"{name}.weight"] = sum(module.get_delta_weight(a) for a in adapters)
-    merged = {}
+            adapted[f"{name}.weight"] = (module, adapters)
     for key, tensor in base.state_dict().items():
         parts = key.split(".")
         if any(part.startswith("lora_") for part in parts):
             continue
         key = ".".join(part for part in parts if part != "base_layer")
         tensor = tensor.detach()
-        if key in deltas:
-            tensor = tensor + deltas.pop(key).to(tensor.dtype)
-        merged[key] = tensor
-    if deltas:
-        raise RuntimeError(f"LoRA deltas without a base weight: {sorted(deltas)}")
-    return merged
+        if key in adapted:
+            module, adapters = adapted.pop(key)
+            tensor = tensor + sum(module.get_delta_weight(a) for a in adapters).to(tensor.dtype)
+        yield key, tensor
+    if adapted:
+        raise RuntimeError(f"LoRA deltas without a base weight: {sorted(adapted)}")
 
 
 @contextmanager

@@ -43,12 +43,14 @@ def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[An
 
 def reference_model(config: TrainConfig, model: Any, source: str, device: torch.device) -> Any:
     """The KL anchor (None without a KL term): for LoRA the same model with its adapters off, which costs no
-    memory; else a frozen fp32 copy of the starting weights, loaded from `source` onto `device`."""
+    memory; else a frozen copy of the starting weights, loaded from `source` onto `device`: in bf16 where the
+    learner computes in bf16 (`bf16` on CUDA: the anchor only runs forward under autocast), else in fp32."""
     if config.kl_coef <= 0:
         return None
     if lora.is_peft(model):
         return lora.BaseReference(model)
-    ref = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
+    dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else torch.float32
+    ref = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
     ref.requires_grad_(False)
     return ref
 

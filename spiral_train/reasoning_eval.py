@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from spiral_train.generation import Generator
+from spiral_train.generation import Generator, turn_end_ids
 from spiral_train.grading import LETTERS, Grader
 from spiral_train.reasoning_data import Problem
 from spiral_train.strategy import wilson
@@ -92,6 +92,7 @@ def evaluate(
     prompts = [tokenizer(prompt_text(p, protocol.template, chat), add_special_tokens=False).input_ids for p in problems]
     requests = [(i, prompts[i]) for i in range(len(problems)) for _ in range(protocol.samples)]
     rng = torch.Generator().manual_seed(protocol.seed)
+    stop_ids = turn_end_ids(tokenizer, protocol.template)
     responses: list[list[str]] = [[] for _ in problems]
     cut_off: list[list[bool]] = [[] for _ in problems]
     bar = tqdm(total=len(requests), disable=not progress, desc="sampling", unit="answer")
@@ -104,6 +105,7 @@ def evaluate(
             generator=rng,
             top_k=protocol.top_k,
             top_p=protocol.top_p,
+            stop_ids=stop_ids,
         )
         for (index, _), generation in zip(chunk, generations):
             responses[index].append(generation.text)

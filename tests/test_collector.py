@@ -93,7 +93,7 @@ def test_behaviour_logprobs_match_the_learner_recomputation(quick_model, top_k, 
         logp, _ = response_logprobs(policy.generator.model, batch, 1.0, top_k, top_p)
         full, _ = response_logprobs(policy.generator.model, batch, 1.0)
     mask = batch.response_mask
-    diff = ((logp - batch.old_logprobs) * mask).abs().max().item()
+    diff = ((logp - batch.sampler_logprobs) * mask).abs().max().item()
     assert diff < 1e-4
     if (top_k, top_p) != (0, 1.0):  # truncation renormalises: a kept token is more likely than untruncated
         assert ((logp - full) * mask).min().item() >= -1e-5

@@ -76,18 +76,16 @@ def full_log_softmax(logits, targets, temperature, top_k, top_p):
     ],
 )
 @pytest.mark.parametrize("extra_position", [False, True])
-def test_chunked_token_logprobs_equal_the_full_log_softmax(
-    monkeypatch, temperature, top_k, top_p, dtype, extra_position
-):
-    import spiral_train.token_logprobs as chunked
+def test_chunked_token_logprobs_equal_the_full_log_softmax(temperature, top_k, top_p, dtype, extra_position):
+    from spiral_train.token_logprobs import token_logprobs
 
-    monkeypatch.setattr(chunked, "CHUNK_ELEMENTS", 50 * 3)  # several chunks per row, one row split unevenly
     torch.manual_seed(0)
     logits = torch.randn(3, 8 if extra_position else 7, 50, dtype=dtype, requires_grad=True)
     targets = torch.randint(0, 50, (3, 7))
     weights = torch.randn(3, 7)
 
-    logp, entropy = chunked.token_logprobs(logits, targets, temperature, top_k, top_p)
+    # chunks of 3 positions: several per row, and a row's last chunk short
+    logp, entropy = token_logprobs(logits, targets, temperature, top_k, top_p, chunk_elements=50 * 3)
     (logp * weights).sum().backward()
     grad = logits.grad.clone()
     logits.grad = None
@@ -100,6 +98,32 @@ def test_chunked_token_logprobs_equal_the_full_log_softmax(
     torch.testing.assert_close(grad.float(), logits.grad.float(), rtol=0, atol=1e-6)
     if extra_position:
         assert not grad[:, 7].any()  # the position after the last token predicts nothing here
+
+
+@pytest.mark.parametrize("chunk_elements", [50, 50 * 4, 50 * 100])
+def test_masked_positions_cost_nothing_and_get_no_gradient(chunk_elements):
+    """Padding (mask False) is 0 in both outputs and in the gradient; the real positions equal the full
+    computation, however the chunks fall across rows."""
+    from spiral_train.token_logprobs import token_logprobs
+
+    torch.manual_seed(1)
+    logits = torch.randn(4, 6, 50, requires_grad=True)
+    targets = torch.randint(0, 50, (4, 6))
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]]).bool()
+    weights = torch.randn(4, 6)
+
+    logp, entropy = token_logprobs(logits, targets, 0.8, 0, 1.0, mask=mask, chunk_elements=chunk_elements)
+    (logp * weights).sum().backward()
+    grad = logits.grad.clone()
+    logits.grad = None
+    ref_logp, ref_entropy = full_log_softmax(logits, targets, 0.8, 0, 1.0)
+    (ref_logp * weights * mask).sum().backward()
+
+    assert not logp[~mask].any() and not entropy[~mask].any()
+    torch.testing.assert_close(logp[mask], ref_logp[mask], rtol=0, atol=1e-5)
+    torch.testing.assert_close(entropy[mask], ref_entropy.detach()[mask], rtol=0, atol=1e-5)
+    torch.testing.assert_close(grad, logits.grad, rtol=0, atol=1e-6)
+    assert not grad[~mask].any()
 
 
 def test_chunked_token_logprobs_reject_mismatched_shapes():

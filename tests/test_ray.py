@@ -233,7 +233,7 @@ def test_lora_on_ray_trains_adapters_only_and_workers_play_the_merged_weights(cl
         batch = make_batch(turns, trainer.tokenizer.pad_token_id, torch.device("cpu"))
         with torch.no_grad():
             logp, _ = response_logprobs(trainer.model, batch, config.temperature)
-        played = batch.old_logprobs * batch.response_mask
+        played = batch.sampler_logprobs * batch.response_mask
         merge_error = float((logp * batch.response_mask - played).abs().max())
         assert merge_error < 1e-4
         with torch.no_grad(), trainer.model.disable_adapter():

@@ -32,11 +32,8 @@ from spiral_train import lora
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
-from spiral_train.learner import Learner, LearnerSettings
+from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
-
-SUMMED = ("loss", "clip_frac", "approx_kl", "entropy", "kl_ref")
-"""Metrics each rank reports as its share (its sums over whole-batch counts): the group adds them up."""
 
 
 class LearnerRank:
@@ -162,9 +159,12 @@ class LearnerGroup:
         shards = [list(turns[rank :: self.world]) for rank in range(self.world)]
         results = ray.get([r.update.remote(shard) for r, shard in zip(self.ranks, shards)])
         merged: dict[str, Any] = dict(results[0])
-        for key in SUMMED:
+        for key in METRIC_SUMS:  # each rank reports its share of whole-batch sums
             if key in merged:
                 merged[key] = sum(m.get(key, 0.0) for m in results)
+        for key in METRIC_MAXES:
+            if key in merged:
+                merged[key] = max(m.get(key, 0.0) for m in results)
         self.model.load_state_dict(self._rank0("weights"))
         self.weights_ref = ray.put(play_weights(self.model))
         self.version += 1

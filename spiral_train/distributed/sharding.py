@@ -70,14 +70,14 @@ def full_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 class ShardedLearner(DataParallelLearner):
     """A `Learner` over an FSDP-sharded model: padded micro-batches, gradients reduced inside backward."""
 
-    def micro_batches(self, chunks: list[list[Turn]]) -> list[list[Turn]]:
+    def micro_batches(self, chunks: list[list[int]]) -> list[list[int]]:
         count = torch.tensor([len(chunks)], device=self._comm_device())
         dist.all_reduce(count, op=dist.ReduceOp.MAX)
         return chunks + [[] for _ in range(int(count.item()) - len(chunks))]
 
-    def backward(self, chunk: list[Turn], denominator: float, sums: dict[str, float]) -> None:
+    def backward(self, chunk: list[Turn], indices: list[int], *args: Any) -> None:
         if chunk:
-            return super().backward(chunk, denominator, sums)
+            return super().backward(chunk, indices, *args)
         # a padding micro-batch: the same collectives as a real one (the reference model's forward too, when
         # it is sharded), and a zero loss, so nothing is added to the summed gradients
         ids = torch.full((1, 2), self.pad_id, dtype=torch.long, device=self.device)

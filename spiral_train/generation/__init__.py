@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation.base import Generation, Generator, autocast, eos_ids, positions, truncate_logits
+from spiral_train.generation.base import (
+    Generation,
+    Generator,
+    autocast,
+    eos_ids,
+    positions,
+    truncate_logits,
+    turn_end_ids,
+)
 from spiral_train.generation.hf import HFGenerator
 
 if TYPE_CHECKING:
@@ -27,6 +35,7 @@ __all__ = [
     "make_generator",
     "positions",
     "truncate_logits",
+    "turn_end_ids",
 ]
 
 

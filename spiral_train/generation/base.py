@@ -3,6 +3,7 @@ the learner share (the end-of-answer tokens, position ids, bf16 autocast)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,10 +31,13 @@ class Generator(Protocol):
         generator: torch.Generator,
         top_k: int = 0,
         top_p: float = 1.0,
+        stop_ids: Sequence[int] = (),
     ) -> list[Generation]:
         """Sample one answer per prompt at `temperature` from the `top_k` most likely tokens (0: all) and the
         smallest set of them whose probability reaches `top_p`; each token's logprob is under that truncated,
-        renormalised distribution (what `learner.response_logprobs` recomputes with the same settings)."""
+        renormalised distribution (what `learner.response_logprobs` recomputes with the same settings). An
+        answer ends at the model's end-of-sequence tokens and at `stop_ids` (the prompt template's end of turn,
+        `turn_end_ids`), the ending token included in `token_ids` and left out of `text`."""
 
     def sync_weights(self) -> None:
         """Make generation use the learner's current weights (a no-op where they share the model)."""
@@ -78,6 +82,48 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+TURN_ENDS: dict[str, str | None] = {"qwen3": "<|im_end|>", "none": None}
+"""The token that closes an assistant turn under each named prompt template (`spiral_envs.prompts.qwen3_prompt`
+and the reasoning benchmarks' `qwen3` close every turn with `<|im_end|>`; "none" has no turns); "chat" is read
+from the tokenizer's own template by `turn_end_ids`."""
+
+
+def turn_end_ids(tokenizer: PreTrainedTokenizerBase, template: str) -> list[int]:
+    """The token ids that end an answer under `template`, beyond the model's eos (`eos_ids`): a base model's
+    generation config stops only at `<|endoftext|>`, while the qwen3 template closes a turn with `<|im_end|>`;
+    sampling on past it, a model writes a fake next turn, and the move would be read from there.
+
+    Raises ValueError, naming the token, when the template's end of turn is not one token of `tokenizer`."""
+    if template == "chat":
+        marker = _chat_turn_end(tokenizer)
+    elif template in TURN_ENDS:
+        marker = TURN_ENDS[template]
+    else:
+        raise ValueError(f"template {template!r} has no known end of turn; known: {[*TURN_ENDS, 'chat']}")
+    if marker is None:
+        return []
+    ids = tokenizer.encode(marker, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(
+            f"the {template!r} prompt template closes a turn with {marker!r}, which this tokenizer splits into "
+            f"{len(ids)} tokens: a model cannot be stopped there. Use a tokenizer that has it as a special token "
+            "(Qwen's do), or --template chat / none"
+        )
+    return ids
+
+
+def _chat_turn_end(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The special token the tokenizer's chat template writes right after an assistant's words, if any."""
+    words = "SPIRAL-TURN-END-PROBE"
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": words}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    after = text[text.rindex(words) + len(words) :]
+    ids = tokenizer.encode(after, add_special_tokens=False)
+    if ids and ids[0] in set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder):
+        return tokenizer.convert_ids_to_tokens(ids[0])
+    return None
 
 
 def autocast(device: torch.device, bf16: bool) -> torch.autocast:

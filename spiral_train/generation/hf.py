@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -63,11 +64,13 @@ class HFGenerator:
         generator: torch.Generator,
         top_k: int = 0,
         top_p: float = 1.0,
+        stop_ids: Sequence[int] = (),
     ) -> list[Generation]:
         out: list[Generation] = []
+        stops = [*self.eos_ids, *(i for i in stop_ids if i not in self.eos_ids)]
         for start in range(0, len(prompt_ids), self.max_batch_size):
             batch = prompt_ids[start : start + self.max_batch_size]
-            out.extend(self._generate_batch(batch, temperature, max_new_tokens, generator, top_k, top_p))
+            out.extend(self._generate_batch(batch, temperature, max_new_tokens, generator, top_k, top_p, stops))
         return out
 
     def _generate_batch(
@@ -78,13 +81,14 @@ class HFGenerator:
         generator: torch.Generator,
         top_k: int,
         top_p: float,
+        stops: list[int],
     ) -> list[Generation]:
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
         ids, mask = left_pad(prompts, self.pad_id, device)
         batch = len(prompts)
-        eos = torch.tensor(self.eos_ids, device=device)
+        eos = torch.tensor(stops, device=device)
         tokens = torch.full((batch, max_new_tokens), self.pad_id, dtype=torch.long, device=device)
         logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
         lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)

