@@ -130,8 +130,15 @@ class Collector:
         seconds, self.seconds = self.seconds, dict.fromkeys(TIMED, 0.0)
         return seconds
 
-    def play(self, matches: Sequence[Match], players: Players, keep_transcripts: bool = True) -> list[GameResult]:
-        """Play every match, its seats by `players[kind]`; the results in the order of `matches`."""
+    def play(
+        self,
+        matches: Sequence[Match],
+        players: Players,
+        keep_transcripts: bool = True,
+        on_finished: Callable[[GameResult], None] | None = None,
+    ) -> list[GameResult]:
+        """Play every match, its seats by `players[kind]`; the results in the order of `matches`.
+        `on_finished` is called with each game as it ends (progress)."""
         missing = sorted({kind for m in matches for kind in m.seats.values()} - set(players))
         if missing:
             raise ValueError(f"no player for seat kinds {missing}; this collector was given {sorted(players)}")
@@ -155,6 +162,8 @@ class Collector:
                 if request is None:
                     self._idle.setdefault(game.result.match.env_id, []).append(game.env)
                     results[game.result.index] = game.result
+                    if on_finished is not None:
+                        on_finished(game.result)
                     continue
                 agent, obs = request
                 requests.setdefault(game.result.match.seats[agent], []).append((game, agent, obs))

@@ -158,7 +158,10 @@ class TrainConfig:
     training samples with 1.0)."""
     eval_probe_samples: int = 64
     """Answers sampled per decision point for the strategy metrics (Kuhn Poker: the 12 states of the first
-    hand; TicTacToe: 120 fixed positions with an eighth as many each); 0 turns them off."""
+    hand; TicTacToe: `eval_probe_positions` fixed positions with an eighth as many each); 0 turns them off."""
+    eval_probe_positions: int = 120
+    """TicTacToe positions probed for the optimal-move rate (a real model's answers cost far more than the tiny
+    model's: its preset probes fewer)."""
     eval_reasoning: list[str] = field(default_factory=list)
     """Reasoning benchmarks graded at every evaluation, the paper's transfer curve: files, names looked up in
     `eval_reasoning_dir`, or gym:NAME[:COUNT] (generated, offline); logs eval/reasoning/<name>/accuracy with its
@@ -300,6 +303,7 @@ class TrainConfig:
             "save_every",
             "keep_checkpoints",
             "generation_batch_size",
+            "eval_probe_positions",
         ):
             _positive_int(name, getattr(self, name))
         for name in ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_top_k", "eval_probe_samples"):
@@ -483,6 +487,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vllm_max_model_len": 12800,
         "eval_every": 16,
         "eval_games": 64,
+        # strategy probes of a 4B model: 12 Kuhn Poker states x 16 answers, 32 TicTacToe positions x 2 (the tiny
+        # default: 768 and 960), each answer up to max_new_tokens
+        "eval_probe_samples": 16,
+        "eval_probe_positions": 32,
         "eval_env_ids": ["TicTacToe-v0", "KuhnPoker-v1"],
         "eval_temperature": 0.6,
         "eval_top_p": 0.95,

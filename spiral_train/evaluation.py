@@ -14,15 +14,17 @@ for a game with no scripted expert (TextArena's).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
 import spiral_envs
+from spiral_envs.games import kuhn_theory
 from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
 from spiral_envs.games.tictactoe import TicTacToe
-from spiral_train.collector import AgentFactory, Collector, ModelPolicy, Players, scripted
+from spiral_train.collector import AgentFactory, Collector, ModelPolicy, scripted
 from spiral_train.metrics import env_key
 from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, ROLES, GameResult, Match, other_role
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
@@ -40,9 +42,16 @@ def eval_matches(env_id: str, opponent: str, games: int) -> list[Match]:
     return matches
 
 
-def exploiter_agents(exploiter: Sequence[MatchPolicy]) -> AgentFactory:
-    """The "exploiter" seat: `exploiter[seat]`, the best-response match policy for that seat, seeded per game."""
-    return lambda env_id, seed, role: KuhnPokerPolicyAgent(exploiter[ROLES.index(role)], seed=seed)
+def exploiter_agents(exploiters: Mapping[str, Sequence[MatchPolicy]]) -> AgentFactory:
+    """The "exploiter" seat: in a game of env id E, `exploiters[E][seat]`, the best-response match policy for
+    that seat, seeded per game (plain data, like every scripted seat)."""
+    return functools.partial(_exploiter_agent, {env_id: tuple(policies) for env_id, policies in exploiters.items()})
+
+
+def _exploiter_agent(
+    exploiters: dict[str, tuple[MatchPolicy, ...]], env_id: str, seed: int, role: str
+) -> KuhnPokerPolicyAgent:
+    return KuhnPokerPolicyAgent(exploiters[env_id][ROLES.index(role)], seed=seed)
 
 
 def summarize(results: Sequence[GameResult]) -> dict[str, float]:
@@ -79,6 +88,57 @@ def summarize(results: Sequence[GameResult]) -> dict[str, float]:
     return metrics
 
 
+@dataclass(frozen=True)
+class EvalCost:
+    """What one evaluation samples: strategy-probe answers and games, each answer up to `max_new_tokens`."""
+
+    probe_answers: int
+    games: int
+    max_new_tokens: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.probe_answers} strategy-probe answers and {self.games} games, "
+            f"answers up to {self.max_new_tokens} tokens"
+        )
+
+
+def probe_plan(
+    env_ids: Sequence[str], env_kwargs: Mapping[str, dict], samples: int, positions: int
+) -> dict[str, tuple[str, int]]:
+    """Env id -> (its theory, the probe answers its strategy metrics sample): ("kuhn", 12 states x `samples`)
+    or ("tictactoe", `positions` x samples // 8, at least 1); games without a theory, or `samples` 0, absent."""
+    plan = {}
+    for env_id in env_ids if samples else ():
+        game = spiral_envs.make(env_id, **env_kwargs.get(env_id, {})).game
+        if isinstance(game, KuhnPoker):
+            plan[env_id] = ("kuhn", len(kuhn_theory.INFO_STATES) * samples)
+        elif isinstance(game, TicTacToe):
+            plan[env_id] = ("tictactoe", positions * (samples // 8 or 1))
+    return plan
+
+
+def eval_cost(
+    env_ids: Sequence[str],
+    env_kwargs: Mapping[str, dict],
+    opponents: Sequence[str],
+    games: int,
+    probe_samples: int,
+    probe_positions: int,
+    max_new_tokens: int,
+) -> EvalCost:
+    """What `evaluate` with these settings samples (games: per env, the opponents it is played against)."""
+    probes = probe_plan(env_ids, env_kwargs, probe_samples, probe_positions)
+    played = sum(
+        games
+        for env_id in env_ids
+        for opponent in opponents
+        if (opponent != EXPLOITER or probes.get(env_id, ("",))[0] == "kuhn")
+        and (opponent != "strong" or spiral_envs.spec(env_id).load_expert() is not None)
+    )
+    return EvalCost(sum(n for _, n in probes.values()), played, max_new_tokens)
+
+
 def evaluate(
     policy: ModelPolicy,
     env_ids: Sequence[str],
@@ -89,10 +149,14 @@ def evaluate(
     seed: int = 0,
     probe_samples: int = 64,
     model_opponents: Mapping[str, ModelPolicy] | None = None,
+    probe_positions: int = 120,
+    progress: bool = False,
 ) -> dict[str, float]:
-    """Strategy metrics (with `probe_samples` answers per decision point; 0 skips them), then games against
-    each opponent; keys as in the module docstring. An opponent named in `model_opponents` (a label, e.g. a
-    checkpoint's folder) is that model, playing the "frozen" seat; the others are seat kinds."""
+    """Strategy metrics (with `probe_samples` answers per decision point, at `probe_positions` TicTacToe
+    positions; 0 samples skips them), then games against each opponent; keys as in the module docstring. An
+    opponent named in `model_opponents` (a label, e.g. a checkpoint's folder) is that model, playing the
+    "frozen" seat; the others are seat kinds. The games against scripted opponents are played in one batch,
+    all of them in flight together. `progress`: a bar with an estimate for the probes and one for the games."""
     model_opponents = model_opponents or {}
     device = policy.torch_rng.device
     eval_policy = replace(
@@ -101,27 +165,51 @@ def evaluate(
         torch_rng=torch.Generator(device=device).manual_seed(EVAL_SEED_BASE + seed),
     )
     metrics: dict[str, float] = {}
-    for env_id in env_ids:
+    probes = probe_plan(env_ids, collector.env_kwargs, probe_samples, probe_positions)
+    exploiters: dict[str, tuple[MatchPolicy, ...]] = {}
+    bar = _bar(sum(n for _, n in probes.values()), "eval: strategy probes", "answer", progress)
+    for env_id, (theory, _) in probes.items():
         kwargs = collector.env_kwargs.get(env_id, {})
-        game = spiral_envs.make(env_id, **kwargs).game
-        exploiter = None
-        found: dict[str, float] = {}
-        if probe_samples and isinstance(game, KuhnPoker):
-            found, exploiter = kuhn_strategy(eval_policy, env_id, kwargs, probe_samples, seed=seed)
-        elif probe_samples and isinstance(game, TicTacToe):
-            found = tictactoe_strategy(eval_policy, env_id, kwargs, probe_samples // 8 or 1)
+        if theory == "kuhn":
+            found, exploiters[env_id] = kuhn_strategy(
+                eval_policy, env_id, kwargs, probe_samples, seed=seed, on_answers=bar.update
+            )
+        else:
+            found = tictactoe_strategy(
+                eval_policy, env_id, kwargs, probe_samples // 8 or 1, probe_positions, on_answers=bar.update
+            )
         metrics.update({f"eval/{env_key(env_id)}/{key}": value for key, value in found.items()})
+    bar.close()
+    planned: list[tuple[str, str, list[Match]]] = []  # (env id, opponent label, its games)
+    players: dict[str, ModelPolicy | AgentFactory] = {LEARNER: eval_policy}
+    for env_id in env_ids:
         for opponent in opponents:
-            if opponent == EXPLOITER and exploiter is None:
+            if opponent == EXPLOITER and env_id not in exploiters:
                 continue  # only Kuhn Poker has an exact best response to the measured policy
             if opponent == "strong" and spiral_envs.spec(env_id).load_expert() is None:
                 continue  # a game with no scripted expert (a TextArena game) is measured against the others
-            if opponent in model_opponents:
-                kind, player = FROZEN, model_opponents[opponent]
-            else:
-                kind, player = opponent, exploiter_agents(exploiter) if opponent == EXPLOITER else scripted(opponent)
-            players: Players = {LEARNER: eval_policy, kind: player}
-            results = collector.play(eval_matches(env_id, kind, games), players, keep_transcripts=False)
-            for key, value in summarize(results).items():
-                metrics[f"eval/{env_key(env_id)}/{opponent}/{key}"] = value
+            kind = FROZEN if opponent in model_opponents else opponent
+            if kind == EXPLOITER:  # in each game, the best response to the policy measured in that game
+                players[kind] = exploiter_agents(exploiters)
+            elif kind != FROZEN:
+                players[kind] = scripted(opponent)
+            planned.append((env_id, opponent, eval_matches(env_id, kind, games)))
+    bar = _bar(sum(len(m) for *_, m in planned), "eval: games", "game", progress)
+    scripted_games = [m for _, opponent, ms in planned if opponent not in model_opponents for m in ms]
+    done = iter(collector.play(scripted_games, players, keep_transcripts=False, on_finished=lambda _: bar.update()))
+    for env_id, opponent, matches in planned:
+        if opponent in model_opponents:  # one model opponent at a time: each is the "frozen" seat
+            frozen = {LEARNER: eval_policy, FROZEN: model_opponents[opponent]}
+            results = collector.play(matches, frozen, keep_transcripts=False, on_finished=lambda _: bar.update())
+        else:
+            results = [next(done) for _ in matches]
+        for key, value in summarize(results).items():
+            metrics[f"eval/{env_key(env_id)}/{opponent}/{key}"] = value
+    bar.close()
     return metrics
+
+
+def _bar(total: int, desc: str, unit: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled or total == 0, leave=False, dynamic_ncols=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +91,22 @@ def tictactoe_probes(env_id: str, env_kwargs_json: str = "{}", count: int = 120,
     return tuple(probes)
 
 
-def sample_moves(policy: ModelPolicy, probes: Sequence[Probe], samples: int) -> list[list[str | None]]:
-    """`samples` answers of `policy` at each probe, in one batched generation, each read as a legal move
-    text (as the probe lists it) or None: no legal move, or (with `policy.truncated_is_invalid`, as in play)
-    an answer cut off at the token limit."""
+PROBE_CHUNK = 256
+"""Answers sampled per generation call at the probes (a call is where progress is reported)."""
+
+
+def sample_moves(
+    policy: ModelPolicy, probes: Sequence[Probe], samples: int, on_answers: Callable[[int], None] | None = None
+) -> list[list[str | None]]:
+    """`samples` answers of `policy` at each probe, in batched generation calls of `PROBE_CHUNK` answers (each
+    followed by `on_answers(count)`), each read as a legal move text (as the probe lists it) or None: no legal
+    move, or (with `policy.truncated_is_invalid`, as in play) an answer cut off at the token limit."""
     prompts = policy.prompt_ids([p.observation for p in probes for _ in range(samples)])
-    generations = policy.sample(prompts)
+    generations = []
+    for start in range(0, len(prompts), PROBE_CHUNK):
+        generations.extend(policy.sample(prompts[start : start + PROBE_CHUNK]))
+        if on_answers is not None:
+            on_answers(len(prompts[start : start + PROBE_CHUNK]))
     moves: list[list[str | None]] = []
     for i, probe in enumerate(probes):
         legal = {spiral_envs.normalize_move(text): text for text in probe.legal}

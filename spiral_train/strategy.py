@@ -66,15 +66,22 @@ def round_policy(probes: Sequence[Probe], counts: Sequence[dict[str, int]]) -> d
 
 
 def kuhn_strategy(
-    policy: ModelPolicy, env_id: str, env_kwargs: dict[str, Any], samples: int, bootstrap: int = 200, seed: int = 0
+    policy: ModelPolicy,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    samples: int,
+    bootstrap: int = 200,
+    seed: int = 0,
+    on_answers: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], tuple[Callable[..., dict[str, float]], ...]]:
     """Metrics of the model's first-hand policy (keys relative to `eval/<env_id>/`), and a best response to
-    it for each seat (a match policy; index 0 plays as player_0) for the exploiter opponent."""
+    it for each seat (a match policy; index 0 plays as player_0) for the exploiter opponent. `on_answers`:
+    called with the count of answers sampled after each generation call (progress)."""
     as_match = kuhn_theory.round_policy_as_match_policy
     env = spiral_envs.make(env_id, **env_kwargs)
     num_rounds, scoring = env.game.num_rounds, env.game.scoring
     probes = kuhn_probes(env_id, json.dumps(env_kwargs, sort_keys=True))
-    moves = sample_moves(policy, probes, samples)
+    moves = sample_moves(policy, probes, samples, on_answers)
     counts, invalid = zip(*(tally(p, m) for p, m in zip(probes, moves)))
     measured = round_policy(probes, counts)
     conv = kuhn_theory.nash_conv(as_match(measured), num_rounds, scoring)
@@ -121,12 +128,17 @@ def aggressive_action(line: tuple[str, ...]) -> str:
 
 
 def tictactoe_strategy(
-    policy: ModelPolicy, env_id: str, env_kwargs: dict[str, Any], samples: int, positions: int = 120
+    policy: ModelPolicy,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    samples: int,
+    positions: int = 120,
+    on_answers: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Optimal-move rate (answers that keep the minimax value, invalid ones counted as not optimal) at
     `positions` fixed positions reached by random play, with its Wilson interval over all answers."""
     probes = tictactoe_probes(env_id, json.dumps(env_kwargs, sort_keys=True), positions)
-    moves = sample_moves(policy, probes, samples)
+    moves = sample_moves(policy, probes, samples, on_answers)
     counts, invalid = zip(*(tally(p, m) for p, m in zip(probes, moves)))
     optimal = sum(sum(c[move] for move in p.optimal) for p, c in zip(probes, counts))
     answers = samples * len(probes)

@@ -24,8 +24,8 @@ from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
 from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config import TrainConfig, to_dict
-from spiral_train.evaluation import evaluate
-from spiral_train.generation import Generator, HFGenerator, make_generator
+from spiral_train.evaluation import eval_cost, evaluate
+from spiral_train.generation import Generator, make_generator
 from spiral_train.learner import Learner, LearnerSettings
 from spiral_train.metrics import MetricsLog
 from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
@@ -45,7 +45,8 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.log = log
-        self.device = resolve_device(config.device)
+        # on Ray the driver holds its copy of the weights on the CPU: learner ranks and workers have the devices
+        self.device = torch.device("cpu") if config.ray_workers > 0 else resolve_device(config.device)
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = latest_checkpoint(run_dir) if resume else None
         if resume and checkpoint is None:
@@ -99,23 +100,35 @@ class Trainer:
         """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""
         self.players: dict[str, Any] = {LEARNER: self.policy}
         """Seat kind -> who plays it in this process (the pool's seat joins at its first draw)."""
-        if self.opponent is not None:
-            self.players[self.opponent] = self._opponent_player()
+        if self.opponent is not None and not (self.opponent == FROZEN and config.ray_workers > 0):
+            self.players[self.opponent] = self._opponent_player()  # on Ray, workers load a checkpoint opponent
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
+        if config.eval_games > 0:
+            where = "on the rollout workers' engines" if config.ray_workers > 0 else "in this process"
+            cost = eval_cost(
+                config.eval_env_ids or config.env_ids,
+                config.game_kwargs(),
+                config.eval_opponents,
+                config.eval_games,
+                config.eval_probe_samples,
+                config.eval_probe_positions,
+                config.max_new_tokens,
+            )
+            log(f"evaluation at step 0, every {config.eval_every} steps and at the end, {where}: {cost}")
 
     def _build_parts(self) -> None:
         """The one place that chooses the parts: in this process, or on Ray when `ray_workers` > 0.
 
-        On Ray the driver's generator is transformers whatever `generator` says: the workers sample, the
-        driver only evaluates, and a vLLM engine here would hold device memory outside what Ray accounts for.
+        On Ray the driver's generator (evaluation, reasoning benchmarks) sends every call to the rollout
+        workers' engines: the driver holds no model on a device, nothing outside what Ray accounts for.
         """
         c = self.config
         if c.ray_workers > 0:
             from spiral_train.distributed.driver import start_ray
 
-            self.generator = HFGenerator(self.model, self.tokenizer, c.generation_batch_size, c.bf16)
             self.learner, self.rollouts, self._close_parts = start_ray(c, self.source, self.model, self.step)
+            self.generator = self.rollouts.generator()  # type: ignore[attr-defined]
             return
         self.generator = make_generator(c, self.model, self.tokenizer)
         ref_model = reference_model(c, self.model, self.source, self.device)
@@ -250,6 +263,8 @@ class Trainer:
                 self.collector,
                 seed=c.seed,
                 probe_samples=c.eval_probe_samples,
+                probe_positions=c.eval_probe_positions,
+                progress=c.progress,
             )
         if self.reasoning is not None:
             record.update(self.reasoning.measure(self.generator, self.tokenizer))

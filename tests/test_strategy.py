@@ -116,3 +116,13 @@ def test_evaluation_reports_intervals_strategy_and_the_exploiter_where_it_exists
     assert "eval/KuhnPoker-v1/strategy/nash_conv" in metrics
     assert "eval/TicTacToe-v0/strategy/optimal_move_rate" in metrics
     assert not any(k.startswith("eval/TicTacToe-v0/exploiter/") for k in metrics)  # no exact best response there
+
+
+def test_evaluation_shows_progress_with_an_estimate(quick_model, capsys):
+    """Probes count answers and games count games, each bar with its elapsed time and what is left."""
+    collector = Collector(4, {"KuhnPoker-v1": ONE_ROUND_CHIPS})
+    evaluate(model_policy(quick_model), ["KuhnPoker-v1"], ["random"], 4, 1.0, collector, probe_samples=2, progress=True)
+    err = capsys.readouterr().err
+    assert "eval: strategy probes" in err and "24/24" in err and "answer" in err
+    assert "eval: games" in err and "4/4" in err
+    assert "<" in err  # tqdm's [elapsed<remaining]

@@ -1,8 +1,9 @@
 """The Ray parts of the trainer: `start_ray` connects (or starts a local cluster) and builds the two parts
 `Trainer._build_parts` takes when `ray_workers` > 0: a `LearnerGroup` as the learner and `RayRollouts` as the
-rollout source. The loop itself is the `Trainer`'s; RAE, evaluation (on the driver's copy of the weights,
-which the learner group updates after every step), metrics and checkpoints stay on the driver, so a run
-resumes with `--resume` as before and a checkpoint is the same folder either way.
+rollout source. The loop itself is the `Trainer`'s; RAE, metrics and checkpoints stay on the driver (whose
+copy of the weights, on the CPU, the learner group updates after every step), so a run resumes with
+`--resume` as before and a checkpoint is the same folder either way. Evaluation is driven from the driver
+too, but every answer it needs is generated on the workers' engines (`RayRollouts.generator`).
 
 What `RayRollouts` adds to a step's metrics: `train/staleness_max` and `train/staleness_mean` (updates between
 the weights that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
@@ -31,6 +32,7 @@ import torch
 from spiral_train.collector import Players
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.learner_group import LearnerGroup, play_weights
+from spiral_train.distributed.remote_generation import RemoteGenerator
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.seats import POOL, GameResult, Match
 
@@ -161,6 +163,10 @@ class RayRollouts:
             "time/rollout_wait_s": wait,
         }
         return results, record
+
+    def generator(self) -> RemoteGenerator:
+        """The driver's `Generator` (evaluation, reasoning benchmarks): each call split over the workers' engines."""
+        return RemoteGenerator(self.workers, self.group)
 
     def close(self) -> None:
         self.workers.shutdown()

@@ -131,6 +131,23 @@ class RolloutPool:
             yield from (match for _, match in chunk)
         yield from (f.match for f in self.finished)
 
+    def ready_workers(self, version: int, weights: Any) -> list[int]:
+        """The live workers (not dead, not recovering), each sent `version`'s weights first where it lacks them
+        (an actor runs its calls in order, so whatever is called next on it plays those weights)."""
+        ready = []
+        for w, worker in enumerate(self.workers):
+            if self.dead[w] or w in self.recovering:
+                continue
+            if self.versions[w] != version:
+                worker.set_weights.remote(version, weights)
+                self.versions[w] = version
+            ready.append(w)
+        return ready
+
+    def mark_failed(self, w: int, died: bool) -> None:
+        """A call outside the pool's own chunks failed on worker `w`: probe it until Ray has it back."""
+        self._failed(w, None, died)
+
     def take_stats(self) -> PoolStats:
         stats, self.stats = self.stats, PoolStats()
         return stats

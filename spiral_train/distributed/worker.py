@@ -41,7 +41,7 @@ from transformers.utils import logging as hf_logging
 
 from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config import TrainConfig
-from spiral_train.generation import Generator, make_generator
+from spiral_train.generation import Generation, Generator, make_generator
 from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, resolve_device
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
 
@@ -119,6 +119,15 @@ class RolloutWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def generate(self, prompt_ids: list[list[int]], settings: dict[str, Any], seed: int) -> list[Generation]:
+        """Answers to token-id prompts from this worker's engine, with the weights it holds, sampled from `seed`:
+        the driver's evaluation and reasoning benchmarks run here (`remote_generation.RemoteGenerator`).
+        `settings` are `Generator.generate`'s keyword arguments but the RNG."""
+        if self.sync_error is not None:
+            raise RuntimeError(f"this worker failed to load the weights the driver sent: {self.sync_error!r}")
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        return self.generator.generate(prompt_ids, generator=rng, **settings)
 
     def play(
         self, matches: Sequence[Match], seed: int, keep_transcripts: bool, pool: tuple[int, Any] | None = None
