@@ -134,6 +134,9 @@ class TrainConfig:
     0.05: NashConv at step 80 0.43/0.38/0.42 against 0.46/0.43/0.40 on seeds 0-2 (docs/learning.md)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, more time (for real models)."""
+    offload_optimizer: bool = False
+    """Keep AdamW's moments in CPU memory between updates (moved to the device for each update): frees 8 bytes
+    a trainable parameter on the device while games are played, at the cost of two copies a step."""
     bf16: bool = False
     """bf16 autocast on CUDA (ignored on CPU). Off for the tiny model: measured on an H100, bf16 logits made
     its PPO ratios noisy enough to blow the policy up within two steps; on for real models (paper preset)."""

@@ -144,6 +144,7 @@ class LearnerSettings:
     bf16: bool
     seed: int
     tis_cap: float = 2.0
+    offload_optimizer: bool = False
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> LearnerSettings:
@@ -199,6 +200,8 @@ class Learner:
         if total_turns == 0:  # nothing to learn from (on any rank): no step, so the schedule does not move
             return {"loss": 0.0, "grad_norm": 0.0, "clip_frac": 0.0, "approx_kl": 0.0, "entropy": 0.0}
         self.model.train()
+        if c.offload_optimizer:
+            self._move_optimizer_state(self.device)
         if c.loss_aggregation == "token_mean":
             denominator = float(total_tokens)
         else:  # seq_sum_const (Dr. GRPO): a constant, so long answers are not down-weighted per token
@@ -219,6 +222,8 @@ class Learner:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)  # gradients are not kept through rollout and evaluation
+        if c.offload_optimizer:
+            self._move_optimizer_state(torch.device("cpu"))
         self.model.eval()
         n = c.num_epochs
         total_tokens = max(1, total_tokens)
@@ -285,6 +290,16 @@ class Learner:
         sums["clip_frac"] += float((clipped * m).sum())
         sums["approx_kl"] += float(((old_logp - logp.detach()) * m).sum())
         sums["entropy"] += float((entropy * m).sum())
+
+    def _move_optimizer_state(self, device: torch.device) -> None:
+        """Move AdamW's moments to `device` (to the CPU between updates with `offload_optimizer`; pinned there on
+        CUDA machines so the copies back are fast). A no-op where they already are."""
+        pin = device.type == "cpu" and torch.cuda.is_available()
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.device != device:
+                    moved = value.to(device, non_blocking=True)
+                    state[key] = moved.pin_memory() if pin else moved
 
     def micro_batches(self, chunks: list[list[int]]) -> list[list[int]]:
         """Hook: the micro-batches of one pass (turn indices); a sharded learner pads them with empty ones so every
