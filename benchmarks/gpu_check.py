@@ -16,7 +16,8 @@ Four sections, each a function that records its figures, or its error, and lets 
   (`HFGenerator`) from a pure bf16 copy of a 0.6B-shaped model (what vLLM computes), their logprobs recomputed on
   the learner's path (fp32 weights under bf16 autocast, `learner.response_logprobs`); mean and max |dlogp| and
   the share above 0.1 and 1.0, for the random init and for a copy with logits sharpened 8x (a random model's
-  next-token distribution is near uniform; a trained one's is peaked).
+  next-token distribution is near uniform; a trained one's is peaked). The same for `--generator hf`'s own
+  sampling (the fp32 model under autocast, decoding with a KV cache, against the learner's one full pass).
 - `token_logprobs`: time and peak memory of `token_logprobs` (forward and backward) on one micro-batch of bf16
   logits at Qwen3's vocabulary, by chunk size (`spiral_train.token_logprobs.CHUNK_ELEMENTS`, or its
   `chunk_elements` argument where it has one), with a full `log_softmax` for reference.
@@ -445,44 +446,48 @@ def dlogp(check: Check) -> dict[str, Any]:
         "temperature": 1.0,
     }
     for name, sharpen in (("random_init", 1.0), ("logits_x8", 8.0)):
-        if check.left() < 45:
+        if check.left() < 60:
             out[name] = {"skipped": "time budget"}
             continue
         if sharpen != 1.0:
             with torch.no_grad():
                 master.get_output_embeddings().weight.mul_(sharpen)  # tied: input embeddings scale too
-        sampler = random_model.random_model(config, seed=0, dtype=torch.bfloat16, device=device)
-        sampler.load_state_dict({k: v.to(torch.bfloat16) for k, v in master.state_dict().items()})
         g = torch.Generator(device=device).manual_seed(0)
         prompts = torch.randint(0, PAD, (s.sample_batch, s.sample_prompt), generator=g, device=device).tolist()
-        generations = HFGenerator(sampler, IdsOnly(), s.sample_batch, bf16=False).generate(
-            prompts, temperature=1.0, max_new_tokens=s.sample_new, generator=g
-        )
-        del sampler
-        free_memory()
-        turns = [
-            Turn("x", "player_0", i, p, gen.token_ids, gen.logprobs, True, False)
-            for i, (p, gen) in enumerate(zip(prompts, generations))
-        ]
-        learner_bf16, learner_fp32, sampled = [], [], []
-        with torch.no_grad():
-            for start in range(0, len(turns), 8):
-                batch = make_batch(turns[start : start + 8], PAD, device)
-                m = batch.response_mask.bool()
-                with autocast(device, True):
-                    lp, _ = response_logprobs(master, batch, 1.0)
-                lp32, _ = response_logprobs(master, batch, 1.0)
-                learner_bf16.append(lp[m].float().cpu())
-                learner_fp32.append(lp32[m].float().cpu())
-                sampled.append(batch.old_logprobs[m].cpu())
-        sampled_t = torch.cat(sampled)
-        out[name] = {
-            "tokens": int(sampled_t.numel()),
-            "mean_sampled_logprob": round(float(sampled_t.mean()), 4),
-            "bf16_sampler_vs_learner_autocast": _dlogp_stats(torch.cat(learner_bf16) - sampled_t),
-            "bf16_sampler_vs_learner_fp32": _dlogp_stats(torch.cat(learner_fp32) - sampled_t),
-            "bf16_autocast_on": device.type == "cuda",
+        sampler = random_model.random_model(config, seed=0, dtype=torch.bfloat16, device=device)
+        sampler.load_state_dict({k: v.to(torch.bfloat16) for k, v in master.state_dict().items()})
+        samplers = {  # a bf16 engine's weights; and --generator hf, which samples the learner's own model
+            "bf16_sampler": HFGenerator(sampler, IdsOnly(), s.sample_batch, bf16=False),
+            "hf_sampler_autocast": HFGenerator(master, IdsOnly(), s.sample_batch, bf16=True),
         }
+        record: dict[str, Any] = {"bf16_autocast_on": device.type == "cuda"}
+        for sampler_name, generator in samplers.items():
+            generations = generator.generate(prompts, temperature=1.0, max_new_tokens=s.sample_new, generator=g)
+            turns = [
+                Turn("x", "player_0", i, p, gen.token_ids, gen.logprobs, True, False)
+                for i, (p, gen) in enumerate(zip(prompts, generations))
+            ]
+            learner_autocast, learner_fp32, sampled = [], [], []
+            with torch.no_grad():
+                for start in range(0, len(turns), 8):
+                    batch = make_batch(turns[start : start + 8], PAD, device)
+                    m = batch.response_mask.bool()
+                    with autocast(device, True):
+                        lp, _ = response_logprobs(master, batch, 1.0)
+                    lp32, _ = response_logprobs(master, batch, 1.0)
+                    learner_autocast.append(lp[m].float().cpu())
+                    learner_fp32.append(lp32[m].float().cpu())
+                    sampled.append(batch.old_logprobs[m].cpu())
+            sampled_t = torch.cat(sampled)
+            record[sampler_name] = {
+                "tokens": int(sampled_t.numel()),
+                "mean_sampled_logprob": round(float(sampled_t.mean()), 4),
+                "vs_learner_autocast": _dlogp_stats(torch.cat(learner_autocast) - sampled_t),
+                "vs_learner_fp32": _dlogp_stats(torch.cat(learner_fp32) - sampled_t),
+            }
+        del sampler, samplers
+        free_memory()
+        out[name] = record
     del master
     return out
 
@@ -508,9 +513,8 @@ def token_logprobs_chunks(check: Check) -> dict[str, Any]:
     s, device = check.sizes, check.device
     vocab = 151_936
     g = torch.Generator(device=device).manual_seed(0)
-    logits = (torch.randn(s.logprob_rows, s.logprob_positions, vocab, generator=g, device=device) * 3).to(
-        torch.bfloat16
-    )
+    shape = (s.logprob_rows, s.logprob_positions, vocab)
+    logits = torch.randn(shape, generator=g, device=device, dtype=torch.bfloat16).mul_(3)  # no fp32 copy: 5 GB
     targets = torch.randint(0, vocab, (s.logprob_rows, s.logprob_positions - 1), generator=g, device=device)
     weights = torch.randn(targets.shape, generator=g, device=device)
     takes_chunk = "chunk_elements" in inspect.signature(tl.token_logprobs).parameters
@@ -610,25 +614,24 @@ def generation_speed(check: Check) -> dict[str, Any]:
     }
 
     def hf_generate(cache: str | None, compile_: bool) -> Callable[[], int]:
-        gen = GenerationConfig(
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=s.gen_new,
-            min_new_tokens=s.gen_new,
-            pad_token_id=PAD,
-            eos_token_id=PAD,
-        )
-        if cache:
-            gen.cache_implementation = cache
-        gen.disable_compile = not compile_  # transformers compiles a static cache's decoding on CUDA unless told not
-        if compile_:
-            from transformers import CompileConfig
-
-            gen.compile_config = CompileConfig(mode="reduce-overhead")
-
         def run() -> int:
+            gen = GenerationConfig(
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=s.gen_new,
+                min_new_tokens=s.gen_new,
+                pad_token_id=PAD,
+                eos_token_id=PAD,
+            )
+            if cache:
+                gen.cache_implementation = cache
+            gen.disable_compile = not compile_  # transformers compiles a static cache's decoding on CUDA unless told
+            if compile_:
+                from transformers import CompileConfig
+
+                gen.compile_config = CompileConfig(mode="reduce-overhead")
             with torch.no_grad():
                 result = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen)
             return int(result.shape[1] - ids.shape[1]) * s.gen_batch

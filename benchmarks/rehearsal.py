@@ -310,9 +310,8 @@ def table(records: list[dict[str, Any]], shape: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        largest = r.get("max_rss_largest_child_gib") or (
-            r["largest_processes"][0]["peak_rss_gib"] if r.get("largest_processes") else None
-        )
+        sampled = [p["peak_rss_gib"] for p in r.get("largest_processes", [])]  # Ray actors: only sampled
+        largest = max([*sampled, r.get("max_rss_largest_child_gib") or 0.0], default=None)
         planned = r.get("update_peak_gib", "n/a")
         lines.append(
             f"| {r['config']} | {r['rc']} | {r['wall_s']} | {largest} | {r.get('peak_pss_sum_gib')} | {planned} | "

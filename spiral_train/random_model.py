@@ -193,7 +193,9 @@ def random_model(config: dict[str, Any], seed: int = 0, dtype: Any = None, devic
     from transformers import AutoConfig, AutoModelForCausalLM
 
     dtype = torch.bfloat16 if dtype is None else dtype
-    hf_config = AutoConfig.for_model(**{k: v for k, v in config.items() if k not in ("transformers_version",)})
+    hf_config = AutoConfig.for_model(
+        **{k: v for k, v in config.items() if k not in ("transformers_version", "torch_dtype")}
+    )
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
