@@ -760,24 +760,31 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(device)
     devices = args.devices or (f"1x{int(info['gpu_memory_gib'])}GB" if device.type == "cuda" else "cpu:24GB")
     check = Check(DRY if args.dry_run else GPU, device, started + args.budget_s, args.dry_run, devices)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(done: bool) -> None:
+        """The results so far: written after every section, so a run cut short keeps what it measured."""
+        results = {
+            "dry_run": args.dry_run,
+            "complete": done,
+            "machine": info,
+            "imports": imports,
+            "sizes": dict(vars(check.sizes)),
+            "sections": check.results,
+            "imported_forbidden": sorted(
+                {m.split(".")[0] for m, mod in sys.modules.items() if mod is not None} & set(FORBIDDEN)
+            ),
+            "total_s": round(time.monotonic() - started, 1),
+        }
+        args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
     for name in args.sections:
         print(f"[gpu_check] {name} ({check.left():.0f} s of budget left) ...", flush=True)
         check.section(name, SECTIONS[name])
         print(f"[gpu_check] {name}: {'ok' if check.results[name]['ok'] else check.results[name]['error']}", flush=True)
-    results = {
-        "dry_run": args.dry_run,
-        "machine": info,
-        "imports": imports,
-        "sizes": {k: v for k, v in vars(check.sizes).items()},
-        "sections": check.results,
-        "imported_forbidden": sorted(
-            {m.split(".")[0] for m, mod in sys.modules.items() if mod is not None} & set(FORBIDDEN)
-        ),
-        "total_s": round(time.monotonic() - started, 1),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    print(f"[gpu_check] wrote {args.out} in {results['total_s']} s", flush=True)
+        write(done=False)
+    write(done=True)
+    print(f"[gpu_check] wrote {args.out} in {time.monotonic() - started:.0f} s", flush=True)
     return 0
 
 
