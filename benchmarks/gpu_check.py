@@ -25,11 +25,9 @@ Four sections, each a function that records its figures, or its error, and lets 
   dynamic cache, with a static cache, with a static cache compiled by transformers (`torch.compile`, mode
   "reduce-overhead": CUDA graphs), and the project's own sampler (`HFGenerator`, eager).
 
-It needs no vLLM, Ray, pettingzoo or network. `spiral_train`'s package imports the games (its `__init__` imports
-`spiral_train.config`, which imports `spiral_envs`, which imports pettingzoo and gymnasium), and
-`spiral_train.learner` imports `spiral_train.collector` (pettingzoo, `spiral_envs`) and `spiral_train.config`;
-where those packages are missing, `import_spiral_train` enters the package without its `__init__` and stands in
-for those two modules with what learner.py takes from them (recorded in the JSON under "imports").
+It needs no vLLM, Ray, pettingzoo or network: `spiral_train.learner` and the samplers import none of the games
+(the package's names are imported on first use). The memory plan does (a `TrainConfig` is checked against the
+games), so where pettingzoo is missing the plan is attached afterwards on a CPU machine (`--attach-plan`).
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ import contextlib
 import gc
 import importlib
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -48,7 +45,6 @@ import sys
 import tempfile
 import time
 import traceback
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,35 +139,13 @@ DRY = Sizes(
 
 
 def import_spiral_train() -> dict[str, Any]:
-    """Make `spiral_train.learner` (and the modules it needs) importable here; return how, for the JSON."""
+    """Import `spiral_train.learner` (and what it needs: the samplers, `token_logprobs`), which need neither the
+    games nor pettingzoo; return how, for the JSON."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    missing = [name for name in GAME_PACKAGES if importlib.util.find_spec(name) is None]
-    if not missing:
-        importlib.import_module("spiral_train.learner")
-        return {"mode": "package", "stand_ins": []}
-    package = types.ModuleType("spiral_train")
-    package.__path__ = [str(ROOT / "spiral_train")]  # entered without __init__ (it imports spiral_envs)
-    sys.modules["spiral_train"] = package
-    seats = importlib.import_module("spiral_train.seats")
-    collector = types.ModuleType("spiral_train.collector")
-    collector.Turn = seats.Turn  # the one name learner.py takes from the collector, defined in seats.py
-    config = types.ModuleType("spiral_train.config")
-
-    class TrainConfig:
-        """Stand-in: learner.py names TrainConfig only as the argument type of `LearnerSettings.from_config`."""
-
-    config.TrainConfig = TrainConfig
-    sys.modules["spiral_train.collector"] = collector
-    sys.modules["spiral_train.config"] = config
     importlib.import_module("spiral_train.learner")
-    return {
-        "mode": f"without {', '.join(missing)}: spiral_train entered without its __init__",
-        "stand_ins": [
-            "spiral_train.collector: only Turn (from spiral_train.seats)",
-            "spiral_train.config: only a TrainConfig placeholder (an annotation in learner.py)",
-        ],
-    }
+    missing = [name for name in GAME_PACKAGES if importlib.util.find_spec(name) is None]
+    return {"mode": "package", "games_packages_missing": missing}
 
 
 # -- the run: sections, budget, results -----------------------------------------------------------------------
@@ -477,7 +451,7 @@ def dlogp(check: Check) -> dict[str, Any]:
                     lp32, _ = response_logprobs(master, batch, 1.0)
                     learner_autocast.append(lp[m].float().cpu())
                     learner_fp32.append(lp32[m].float().cpu())
-                    sampled.append(batch.old_logprobs[m].cpu())
+                    sampled.append(batch.sampler_logprobs[m].cpu())
             sampled_t = torch.cat(sampled)
             record[sampler_name] = {
                 "tokens": int(sampled_t.numel()),
@@ -517,16 +491,13 @@ def token_logprobs_chunks(check: Check) -> dict[str, Any]:
     logits = torch.randn(shape, generator=g, device=device, dtype=torch.bfloat16).mul_(3)  # no fp32 copy: 5 GB
     targets = torch.randint(0, vocab, (s.logprob_rows, s.logprob_positions - 1), generator=g, device=device)
     weights = torch.randn(targets.shape, generator=g, device=device)
-    takes_chunk = "chunk_elements" in inspect.signature(tl.token_logprobs).parameters
-    default_chunk = getattr(tl, "CHUNK_ELEMENTS", None)
     out: dict[str, Any] = {
         "rows": s.logprob_rows,
         "positions": s.logprob_positions,
         "vocab": vocab,
         "logits_dtype": "bfloat16",
         "logits_gib": gib(logits.numel() * logits.element_size()),
-        "default_chunk_elements": default_chunk,
-        "chunk_set_by": "argument chunk_elements" if takes_chunk else "module global CHUNK_ELEMENTS",
+        "default_chunk_elements": tl.CHUNK_ELEMENTS.get(device.type, tl.CHUNK_ELEMENTS["cpu"]),
         "runs": [],
     }
 
@@ -543,46 +514,35 @@ def token_logprobs_chunks(check: Check) -> dict[str, Any]:
         return seconds, None if top is None else top - base
 
     def chunked(chunk: int):
-        def fn(leaf):
-            if takes_chunk:
-                return tl.token_logprobs(leaf, targets, 1.0, chunk_elements=chunk)[0]
-            return tl.token_logprobs(leaf, targets, 1.0)[0]
-
-        return fn
+        return lambda leaf: tl.token_logprobs(leaf, targets, 1.0, chunk_elements=chunk)[0]
 
     def full_log_softmax(leaf):
         return torch.log_softmax(leaf[:, :-1].float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
 
-    try:
-        for chunk in s.chunk_sizes:
-            if check.left() < 30:
-                out["runs"].append({"chunk_elements": chunk, "skipped": "time budget"})
-                continue
-            if not takes_chunk:
-                tl.CHUNK_ELEMENTS = chunk
-            times, extra = [], None
-            for _ in range(s.repeats):
-                seconds, extra = run_once(chunked(chunk))
-                times.append(seconds)
-            out["runs"].append(
-                {
-                    "chunk_elements": chunk,
-                    "positions_per_chunk": max(1, chunk // vocab),
-                    "seconds": round(min(times), 4),
-                    "peak_above_inputs_gib": gib(extra),
-                }
-            )
-        if check.left() >= 30:
-            try:
-                seconds, extra = run_once(full_log_softmax)
-                out["full_log_softmax"] = {"seconds": round(seconds, 4), "peak_above_inputs_gib": gib(extra)}
-            except Exception as err:
-                if not is_oom(err):
-                    raise
-                out["full_log_softmax"] = {"out_of_memory": str(err).splitlines()[0]}
-    finally:
-        if not takes_chunk and default_chunk is not None:
-            tl.CHUNK_ELEMENTS = default_chunk
+    for chunk in s.chunk_sizes:
+        if check.left() < 30:
+            out["runs"].append({"chunk_elements": chunk, "skipped": "time budget"})
+            continue
+        times, extra = [], None
+        for _ in range(s.repeats):
+            seconds, extra = run_once(chunked(chunk))
+            times.append(seconds)
+        out["runs"].append(
+            {
+                "chunk_elements": chunk,
+                "positions_per_chunk": max(1, chunk // vocab),
+                "seconds": round(min(times), 4),
+                "peak_above_inputs_gib": gib(extra),
+            }
+        )
+    if check.left() >= 30:
+        try:
+            seconds, extra = run_once(full_log_softmax)
+            out["full_log_softmax"] = {"seconds": round(seconds, 4), "peak_above_inputs_gib": gib(extra)}
+        except Exception as err:
+            if not is_oom(err):
+                raise
+            out["full_log_softmax"] = {"out_of_memory": str(err).splitlines()[0]}
     return out
 
 

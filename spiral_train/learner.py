@@ -24,14 +24,17 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedModel
 
-from spiral_train.collector import Turn
-from spiral_train.config import TrainConfig
 from spiral_train.generation import autocast, positions
+from spiral_train.seats import Turn
 from spiral_train.token_logprobs import token_logprobs
+
+if TYPE_CHECKING:
+    from spiral_train.config import TrainConfig
 
 
 @dataclass

@@ -41,7 +41,7 @@ def dry_run(tmp_path_factory) -> dict:
 def test_dry_run_imports_neither_the_games_nor_vllm_nor_ray(dry_run):
     assert dry_run["dry_run"] is True and dry_run["complete"] is True
     assert dry_run["imported_forbidden"] == []
-    assert dry_run["imports"]["mode"].startswith("without pettingzoo, gymnasium")
+    assert dry_run["imports"] == {"mode": "package", "games_packages_missing": ["pettingzoo", "gymnasium"]}
     assert set(dry_run["sections"]) == {"update_memory", "dlogp", "token_logprobs", "generation"}
     failed = {name: s.get("error") for name, s in dry_run["sections"].items() if not s["ok"]}
     assert not failed, failed
