@@ -48,6 +48,7 @@ ROWS = (
     "engine weights",
     "KV cache",
     "merged LoRA weights",
+    "opponent model",
     "runtime",
 )
 """Table rows in order; a column holds some of them."""

@@ -86,8 +86,15 @@ class RunFacts:
     vllm_gpu_memory_utilization: float
     vllm_kv_cache_mb: int | None
     vllm_max_model_len: int | None
+    pool_every: int
+    opponent: str
     max_position_embeddings: int
     chunk_elements: int
+
+    @property
+    def frozen_opponent(self) -> bool:
+        """A second model beside the learner's: a pool snapshot, or a checkpoint opponent (a folder)."""
+        return self.pool_every > 0 or self.opponent not in ("self", "random", "strong")
 
     @classmethod
     def from_config(cls, config: Any, max_position_embeddings: int, chunk_elements: int) -> RunFacts:
@@ -206,6 +213,8 @@ def _one_process(plan: DevicePlan, shape: ModelShape, work: Workload, run: RunFa
     peak = update_peak(shape, work, setup)
     update = {**peak.rows, "runtime": RUNTIME_BYTES}
     resident = {k: peak.rows[k] for k in ("weights", "optimizer state", "reference model")}
+    if run.frozen_opponent:
+        resident["opponent model"] = update["opponent model"] = shape.params * FP32
     note = f"peak: {peak.name}"
     if run.generator == "vllm":
         engine = _engine_rows(shape, run, cuda, plan.capacity)
@@ -246,13 +255,14 @@ def _engine_rows(shape: ModelShape, run: RunFacts, cuda: bool, capacity: int) ->
 
 
 def _worker_column(name: str, shape: ModelShape, work: Workload, run: RunFacts, cuda: bool, devices: Devices) -> Column:
+    opponent = {"opponent model": shape.params * FP32} if run.frozen_opponent else {}
     if run.generator == "vllm":
         rows = _engine_rows(shape, run, cuda, devices.capacity)
         if not cuda:
             rows["weights"] = shape.params * FP32  # the worker's transformers copy, on CPU
-        return Column(name, "generation", {**rows, "runtime": RUNTIME_BYTES}, "vLLM engine, never asleep")
+        return Column(name, "generation", {**rows, **opponent, "runtime": RUNTIME_BYTES}, "vLLM engine, never asleep")
     hf = hf_generation_bytes(shape, work, run.bf16 and cuda)
-    rows = {"weights": shape.params * FP32, **hf, "runtime": RUNTIME_BYTES}
+    rows = {"weights": shape.params * FP32, **hf, **opponent, "runtime": RUNTIME_BYTES}
     return Column(name, "generation", rows, "transformers generate (estimate)")
 
 
