@@ -6,8 +6,9 @@ peak of live tensor bytes (`spiral_train.plan.storage_peak.StoragePeak`) against
 .update_peak_bytes()`. The `bf16*` cases run the learner under CPU bf16 autocast (the learner only autocasts on
 CUDA, so it is patched here) against the plan's CUDA autocast model: a stand-in until a GPU measures it.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/plan_accuracy.py            # ~5 min, < 5 GB
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/plan_accuracy.py            # ~25 min, < 4 GB
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/plan_accuracy.py --quick    # ~1 min
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/plan_accuracy.py --activations  # ~5 min, 5 GB
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from spiral_train.plan.workload import workload
 SIZES = [(256, 4, 151936), (512, 4, 151936), (1024, 4, 32768)]
 """(hidden, layers, vocabulary): the real Qwen3 vocabulary where the head stays under ~1 GB in fp32."""
 QUICK_SIZES = [(256, 2, 151936), (512, 2, 32768), (1024, 2, 8192)]
+ACTIVATIONS = (1024, 8, 8192, 8, 400, 112, ("full", "full+ckpt"))
+"""`--activations`: 8 layers and 8 x 512 tokens a micro-batch, where activations outweigh weights and logits
+(5 GB without checkpointing)."""
 VARIANTS = {
     "full": {},
     "full+ckpt": {"gradient_checkpointing": True},
@@ -100,14 +104,17 @@ def run_case(hidden: int, layers: int, vocab: int, variant: str, batch: int, pro
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two layers, smaller vocabularies and batches")
+    parser.add_argument("--activations", action="store_true", help="only the activation-heavy case (~5 min, 5 GB)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sizes = QUICK_SIZES if args.quick else SIZES
     batch, prompt, answer = (4, 40, 24) if args.quick else (8, 120, 136)
+    cases = [(*size, batch, prompt, answer, tuple(args.variants)) for size in (QUICK_SIZES if args.quick else SIZES)]
+    if args.activations:
+        cases = [ACTIVATIONS]
     rows = []
-    for hidden, layers, vocab in sizes:
-        for variant in args.variants:
+    for hidden, layers, vocab, batch, prompt, answer, variants in cases:
+        for variant in variants:
             row = run_case(hidden, layers, vocab, variant, batch, prompt, answer)
             rows.append(row)
             print(json.dumps(row), flush=True)
