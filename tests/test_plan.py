@@ -141,6 +141,11 @@ def test_qwen3_06b_full_fine_tuning_fits_one_gpu(qwen3_06b):
     assert plan_run(make_config("paper-qwen3-4b", {"model": qwen3_06b}), "8x80GB").fits
 
 
+def test_a_hub_id_is_planned_offline_from_the_shapes_built_in():
+    plan = plan_run(make_config("paper-qwen3-4b"), "8x80GB")  # model: Qwen/Qwen3-4B-Base, not downloaded
+    assert plan.fits and plan.shape.params == 4_022_468_096
+
+
 def test_a_ray_layout_asking_for_more_gpus_than_there_are_is_refused(qwen3_4b):
     plan = plan_run(make_config("paper-qwen3-4b", {"model": qwen3_4b}), "1x80GB")
     assert not plan.fits and "asked for 8 GPUs" in plan.table()

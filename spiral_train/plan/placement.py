@@ -11,6 +11,7 @@ mode they peak together). The driver holds no model on a GPU; on CPU its copy of
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from spiral_train.plan.memory import (
     LearnerSetup,
     hf_generation_bytes,
     kv_bytes_per_token,
+    update_moments,
     update_peak,
 )
 from spiral_train.plan.shapes import ModelShape
@@ -124,7 +126,7 @@ def place(shape: ModelShape, work: Workload, run: RunFacts, devices: Devices) ->
         name = f"learner rank {rank} ({kind})"
         peak = update_peak(shape, work, learner_setup)
         rows = {**peak.rows, "runtime": RUNTIME_BYTES}
-        column = Column(name, "update", rows, f"peak: {peak.name}", learner_update=True)
+        column = Column(name, "update", rows, _update_note(shape, work, learner_setup), learner_update=True)
         actors.append((name, run.ray_learner_gpus if cuda else 0.0, [column]))
     for worker in range(run.ray_workers):
         name = f"rollout worker {worker}"
@@ -194,28 +196,37 @@ def _learner_setup(shape: ModelShape, run: RunFacts, cuda: bool, ranks: int = 1)
     )
 
 
+def _update_note(shape: ModelShape, work: Workload, setup: LearnerSetup) -> str:
+    """Which moment the update peaks at, and its activations with checkpointing switched the other way."""
+    peak = update_peak(shape, work, setup)
+    other = update_moments(shape, work, dataclasses.replace(setup, checkpointing=not setup.checkpointing))
+    activations = max(m.rows.get("activations", 0) for m in other)
+    total = max(m.total for m in other) + RUNTIME_BYTES
+    switch = "without" if setup.checkpointing else "with"
+    return (
+        f"peak: {peak.name}; {switch} gradient checkpointing: activations {activations / 1e9:.2f} GB, "
+        f"update {total / 1e9:.1f} GB"
+    )
+
+
 def _engine_dtype(run: RunFacts, cuda: bool) -> int:
     return BF16 if run.bf16 and cuda else FP32
 
 
 def _one_process(plan: DevicePlan, shape: ModelShape, work: Workload, run: RunFacts, cuda: bool) -> None:
     name = "trainer"
-    plan.holders.append(
-        "the trainer: learner and "
-        + (
-            "vLLM engine" + (" (asleep during the update)" if cuda else " (no sleep mode on CPU)")
-            if run.generator == "vllm"
-            else "transformers sampling"
-        )
-        + ", one process"
-    )
+    if run.generator == "vllm":
+        sampler = "a vLLM engine " + ("asleep during the update" if cuda else "(no sleep mode on CPU)")
+    else:
+        sampler = "transformers sampling from the learner's weights"
+    plan.holders.append(f"the trainer, one process: the learner and {sampler}")
     setup = _learner_setup(shape, run, cuda)
     peak = update_peak(shape, work, setup)
     update = {**peak.rows, "runtime": RUNTIME_BYTES}
     resident = {k: peak.rows[k] for k in ("weights", "optimizer state", "reference model")}
     if run.frozen_opponent:
         resident["opponent model"] = update["opponent model"] = shape.params * FP32
-    note = f"peak: {peak.name}"
+    note = _update_note(shape, work, setup)
     if run.generator == "vllm":
         engine = _engine_rows(shape, run, cuda, plan.capacity)
         if not cuda:  # no sleep mode: the engine stays beside the update

@@ -140,9 +140,7 @@ def _device_lines(group: list[DevicePlan]) -> list[str]:
         cells = "".join((_gb(c.rows[row]) if c.rows.get(row) else "-").rjust(width + 2) for c in first.columns)
         lines.append(f"  {row:<22}{cells}")
     lines.append(f"  {'total':<22}" + "".join(_gb(c.total).rjust(width + 2) for c in first.columns))
-    notes = [f"{h}: {c.note}" for h, c in zip(headers, first.columns) if c.note]
-    if notes:
-        lines.append("  (" + "; ".join(notes) + ")")
+    lines.extend(f"  ({h}: {c.note})" for h, c in zip(headers, first.columns) if c.note)
     share = first.total / first.capacity
     verdict = "fits" if first.fits else "does NOT fit"
     each = " each" if len(group) > 1 else ""
