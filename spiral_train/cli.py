@@ -5,6 +5,7 @@ spiral-train --preset paper-qwen3-4b --model /models/Qwen3-4B-Base
 spiral-train --config my.yaml --rae none --seed 1
 spiral-train --resume runs/20261125-120000     # continue a run where its last checkpoint left it
 spiral-train plot runs/20261125-120000         # writes curves.png into the run folder
+spiral-train plan --preset paper-qwen3-4b --devices 8x80GB   # memory per device; exit 0 if it fits, 2 if not
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spiral-train",
         usage="spiral-train [--preset P] [--config FILE] [--resume RUN_DIR] [--OPTION VALUE ...]",
         description="Self-play RL with Role-conditioned Advantage Estimation on spiral_envs games.",
-        epilog="Subcommand: spiral-train plot RUN_DIR draws curves.png. Values are YAML: 1e-6, true, [a, b].",
+        epilog="Subcommands: spiral-train plot RUN_DIR draws curves.png; spiral-train plan [OPTIONS] prints the memory "
+        "plan (exit 0: fits, 2: does not). Values are YAML: 1e-6, true, [a, b].",
     )
     parser.add_argument("--preset", default="tiny-cpu", help=f"one of {list(PRESETS)} (default: tiny-cpu)")
     parser.add_argument("--config", help="YAML file of option: value (flags override it)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the memory plan and exit (0: fits, 2: does not); train nothing"
+    )
     types = get_type_hints(TrainConfig)
     defaults = TrainConfig()
     for heading, fields in option_groups():
@@ -101,13 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         from spiral_train.plot import main as plot_main
 
         return plot_main(argv[1:])
-    if argv and argv[0] == "train":
+    planning = bool(argv) and argv[0] == "plan"
+    if argv and argv[0] in ("train", "plan"):
         argv = argv[1:]
     args = build_parser().parse_args(argv)
     try:
         config, run_dir, resume = config_from_args(args)
     except ConfigError as err:
         print(f"spiral-train: error: {err}", file=sys.stderr)
+        return 2
+    if planning or args.dry_run:
+        return print_plan(config)
+    if config.memory_check and not memory_check(config):
         return 2
     from spiral_train.checkpoint import UnsafeCheckpoint
     from spiral_train.plot import plot_run
@@ -133,6 +143,40 @@ def main(argv: list[str] | None = None) -> int:
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
+
+
+def print_plan(config: TrainConfig) -> int:
+    """`spiral-train plan` and `--dry-run`: the table on stdout; 0 when the run fits, 2 when not (or unplannable)."""
+    from spiral_train.plan import PlanError, plan_run
+
+    try:
+        plan = plan_run(config)
+    except PlanError as err:
+        print(f"spiral-train: error: no memory plan: {err}", file=sys.stderr)
+        return 2
+    print(plan.table())
+    return 0 if plan.fits else 2
+
+
+def memory_check(config: TrainConfig) -> bool:
+    """At start, before anything loads: False (and the plan on stderr) when the run cannot fit its devices. A
+    plan that cannot be made (a model config not readable here) is reported and the run goes on."""
+    from spiral_train.plan import PlanError, plan_run
+
+    try:
+        plan = plan_run(config)
+    except PlanError as err:
+        print(f"spiral-train: memory plan skipped: {err}", file=sys.stderr)
+        return True
+    if plan.fits:
+        return True
+    print(plan.table(), file=sys.stderr)
+    print(
+        "spiral-train: error: this run does not fit its devices (table above); use one of the options listed, "
+        "or --no-memory-check to start it anyway",
+        file=sys.stderr,
+    )
+    return False
 
 
 def _final_summary(run_dir: Path) -> dict[str, float]:

@@ -267,6 +267,14 @@ class TrainConfig:
     """peft target_modules: ["all-linear"] (every attention and MLP projection, not the output head) or
     module names, e.g. [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]."""
 
+    # memory plan (spiral_train/plan/; `spiral-train plan` prints it)
+    memory_check: bool = True
+    """Refuse at start a run whose memory plan does not fit its devices, with the table and options that fit."""
+    devices: str | None = None
+    """Devices to plan for: 8x80GB, 1x80GB, 2x24GiB, cpu:24GB; None: this machine's."""
+    plan_prompt_tokens: int | None = None
+    """Longest prompt the plan assumes, in tokens; None: estimated from random games (characters / 3)."""
+
     def game_kwargs(self) -> dict[str, dict[str, Any]]:
         """The options each game of the run (training and evaluation) is made with: `env_kwargs` over `history`."""
         ids = dict.fromkeys([*self.env_ids, *(self.eval_env_ids or [])])
@@ -374,6 +382,7 @@ class TrainConfig:
         _validate_pool(self)
         self._validate_ray()
         self._validate_lora()
+        self._validate_plan()
 
     def _validate_ray(self) -> None:
         for name in ("ray_workers", "max_staleness", "ray_chunk_games"):
@@ -393,7 +402,7 @@ class TrainConfig:
                     "name and an amount >= 0 (CPUs and GPUs are ray_worker_cpus and ray_worker_gpus)"
                 )
         _choice("ray_learner_strategy", self.ray_learner_strategy, ("ddp", "fsdp"))
-        if self.ray_learner_strategy == "fsdp" and self.ray_learners < 2:
+        if self.ray_workers > 0 and self.ray_learner_strategy == "fsdp" and self.ray_learners < 2:
             raise ConfigError(
                 f"ray_learner_strategy='fsdp' with ray_learners={self.ray_learners}: sharding needs 2 ranks or more; "
                 "raise ray_learners, or use ray_learner_strategy: ddp"
@@ -404,6 +413,17 @@ class TrainConfig:
             )
         if self.ray_workers > 0 and importlib.util.find_spec("ray") is None:
             raise ConfigError(f'ray_workers={self.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
+
+    def _validate_plan(self) -> None:
+        if self.plan_prompt_tokens is not None:
+            _positive_int("plan_prompt_tokens", self.plan_prompt_tokens)
+        if self.devices is not None:
+            from spiral_train.plan.devices import DeviceError, parse_devices
+
+            try:
+                parse_devices(self.devices)
+            except DeviceError as err:
+                raise ConfigError(str(err)) from None
 
     def _validate_lora(self) -> None:
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
@@ -486,7 +506,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gradient_checkpointing": True,
         "bf16": True,
         "generator": "vllm",
-        "vllm_gpu_memory_utilization": 0.45,  # vllm_gpu_ratio
+        # one node of eight 80-GB GPUs, the layout `spiral-train plan` and the costs pick (docs/scaling.md): 4
+        # rollout workers, each with a vLLM engine on its own GPU, and 4 FSDP learner ranks sharing the fp32
+        # weights, gradients and AdamW state (64 GB for 4B; 40 GB a rank at the peak, 69 GB a worker)
+        "ray_workers": 4,
+        "ray_worker_gpus": 1.0,
+        "ray_learners": 4,
+        "ray_learner_gpus": 1.0,
+        "ray_learner_strategy": "fsdp",
+        "vllm_gpu_memory_utilization": 0.85,  # a worker's engine has its GPU to itself (oat: 0.45 beside a learner)
         "vllm_max_model_len": 12800,
         "eval_every": 16,
         "eval_games": 64,
@@ -501,6 +529,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "save_every": 16,
         "device": "cuda",
     },
+}
+PRESETS["paper-qwen3-4b-lora-1gpu"] = {
+    # The paper's run on ONE 80-GB GPU: LoRA adapters on the frozen base (fp32 as loaded, 16 GB), one process, the
+    # vLLM engine asleep during each update; the plan: 65 GB at generation, 36 GB at the update (docs/scaling.md)
+    **PRESETS["paper-qwen3-4b"],
+    "ray_workers": 0,
+    "ray_worker_gpus": 0.0,
+    "ray_learners": 1,
+    "ray_learner_gpus": 0.0,
+    "ray_learner_strategy": "ddp",
+    "lora_rank": 16,
+    "lr": 1e-5,  # LoRA's best learning rate is about 10x full fine-tuning's (Schulman et al., "LoRA Without Regret")
+    "vllm_gpu_memory_utilization": 0.6,
 }
 
 

@@ -26,7 +26,10 @@ from spiral_train.config import ConfigError, make_config
         (["--steps", "ten"], "steps='ten' must be an integer"),
         (["--history", "past"], "history='past' is not allowed; choose one of ['full', 'current']"),
         (["--rae", "batch", "--state-baseline"], 'state_baseline=True needs rae="ema" or "none"'),
-        (["--preset", "huge"], "preset='huge' is unknown; choose one of ['tiny-cpu', 'paper-qwen3-4b']"),
+        (
+            ["--preset", "huge"],
+            "preset='huge' is unknown; choose one of ['tiny-cpu', 'paper-qwen3-4b', 'paper-qwen3-4b-lora-1gpu']",
+        ),
         (["--top-p", "0"], "top_p=0.0 must be in (0, 1] (1.0 turns nucleus sampling off)"),
         (["--top-k", "-2"], "top_k=-2 must be >= 0"),
         (["--eval-reasoning-samples", "0"], "eval_reasoning_samples=0 must be a positive integer"),
