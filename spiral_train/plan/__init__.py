@@ -67,16 +67,18 @@ def _plan(config: Any, available: Devices, work: Workload) -> MemoryPlan:
     hf_config, source = read_config(config.model, tiny)
     shape = model_shape(hf_config, config.lora_rank, tuple(config.lora_target_modules))
     text = hf_config.get_text_config() if hasattr(hf_config, "get_text_config") else hf_config
-    run = RunFacts.from_config(config, getattr(text, "max_position_embeddings", 0) or 0, _chunk_elements())
+    positions = getattr(text, "max_position_embeddings", 0) or 0
+    run = RunFacts.from_config(config, positions, _chunk_elements(available.kind))
     work = dataclasses.replace(work, micro_batch=config.micro_batch_size, answer_tokens=config.max_new_tokens)
     plans, problems = place(shape, work, run, available)
     return MemoryPlan(source, shape, work, available, plans, problems)
 
 
-def _chunk_elements() -> int:
-    from spiral_train import token_logprobs
+def _chunk_elements(kind: str) -> int:
+    """The logits `token_logprobs` handles at once on a device of `kind`."""
+    from spiral_train.token_logprobs import CHUNK_ELEMENTS
 
-    return int(getattr(token_logprobs, "CHUNK_ELEMENTS", 1 << 22))
+    return CHUNK_ELEMENTS.get(kind, CHUNK_ELEMENTS["cpu"])
 
 
 def suggest_fixes(config: Any, available: Devices, work: Workload, limit: int = 5) -> list[Fix]:

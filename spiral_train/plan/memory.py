@@ -148,7 +148,7 @@ def update_moments(s: ModelShape, w: Workload, c: LearnerSetup) -> list[Moment]:
     acts_fwd = (checkpoints if c.checkpointing else s.layers * layer_fwd) + 3 * tokens * h * f + shared + head_input
     acts_bwd = (checkpoints if c.checkpointing else s.layers * layer_bwd) + 2 * tokens * h * f + shared + head_input
     logits = batch * keep * vocab * e
-    chunk = min(max(1, c.chunk_elements // vocab), w.answer_tokens) * vocab  # positions of one row at a time
+    chunk = min(max(1, c.chunk_elements // vocab), batch * w.answer_tokens) * vocab  # response positions of any rows
     chunk_fwd = (3 + (1 if e != f else 0)) * chunk * f
     chunk_bwd = 3 * chunk * f
 

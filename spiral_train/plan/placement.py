@@ -240,10 +240,11 @@ def _one_process(plan: DevicePlan, shape: ModelShape, work: Workload, run: RunFa
             sync = {
                 **resident,
                 "engine weights": engine["engine weights"],
-                "merged LoRA weights": shape.lora_targeted_params * FP32,
+                # the delta B @ A and the merged layer, one layer at a time
+                "merged LoRA weights": 2 * shape.lora_largest_targeted * FP32,
                 "runtime": RUNTIME_BYTES,
             }
-            plan.columns.append(Column(name, "weight sync", sync, "lora.merged_state_dict: every merged layer at once"))
+            plan.columns.append(Column(name, "weight sync", sync, "lora.merged_weights: one merged layer at a time"))
         return
     plan.columns.append(Column(name, "update", update, note, learner_update=True))
     hf = hf_generation_bytes(shape, work, setup.autocast)

@@ -79,6 +79,8 @@ class ModelShape:
     """Linear layers per block that carry an adapter (0 without LoRA)."""
     lora_targeted_params: int
     """Base weights of the Linears that carry an adapter, all blocks (what a merge copies)."""
+    lora_largest_targeted: int
+    """The largest single Linear that carries an adapter: a weight sync merges one such layer at a time."""
     lora_rank: int
 
     @property
@@ -219,6 +221,7 @@ def _shape(config: Any, lora_rank: int, lora_targets: tuple[str, ...]) -> ModelS
         qk_norm=any(n.endswith("q_norm") for n, _ in first.named_modules()),
         lora_linears_per_layer=len(targeted),
         lora_targeted_params=sum(m.weight.numel() for m in targeted) * len(layers),
+        lora_largest_targeted=max((m.weight.numel() for m in targeted), default=0),
         lora_rank=lora_rank,
     )
 
