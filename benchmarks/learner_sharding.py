@@ -77,6 +77,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
         "ray_learner_strategy": strategy,
         "ray_learner_cpus": args.threads,
         "ray_learner_gpus": 1.0 if args.device == "cuda" else 0.0,
+        "ray_worker_gpus": 1.0 if args.device == "cuda" else 0.0,  # none start, but a CUDA config must ask
         "device": args.device,
         "micro_batch_size": args.micro_batch,
         "max_new_tokens": args.response_len,

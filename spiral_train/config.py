@@ -223,14 +223,19 @@ class TrainConfig:
     ray_worker_cpus: float = 1.0
     """CPUs Ray reserves for each rollout worker."""
     ray_worker_gpus: float = 0.0
-    """GPUs (or a share of one) Ray reserves for each rollout worker."""
+    """GPUs (or a share of one, at most 1) Ray reserves for each rollout worker; > 0 when the run uses CUDA
+    (docs/scaling.md: "GPUs on Ray")."""
     ray_worker_resources: dict[str, float] = field(default_factory=dict)
     """Custom Ray resources each rollout worker asks for, e.g. {"rollout_node": 1} to place the workers on
     the nodes started with `ray start --resources '{"rollout_node": 8}'`; empty: any node."""
     ray_learner_cpus: float = 1.0
     """CPUs Ray reserves for each learner rank."""
     ray_learner_gpus: float = 0.0
-    """GPUs Ray reserves for each learner rank."""
+    """GPUs Ray reserves for each learner rank: a whole number, >= 1 when the run uses CUDA (one device per
+    NCCL rank)."""
+    ray_learner_timeout_s: float = 1800.0
+    """Seconds a learner rank waits in a collective (gloo or nccl) before it fails: the bound on how long the
+    other ranks can wait for one that died (the driver stops them at once when it sees the death)."""
     ray_chunk_games: int = 0
     """Games per call to a worker (each chunk samples from its own seed, so in sync mode a run's results do not
     depend on how many workers play the chunks); 0: games_per_step / ray_workers, one chunk per worker."""
@@ -395,6 +400,16 @@ class TrainConfig:
         for name in ("ray_worker_cpus", "ray_learner_cpus", "ray_worker_gpus", "ray_learner_gpus"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.ray_learner_cpus == 0 and self.ray_learner_gpus == 0:
+            raise ConfigError(
+                "ray_learner_cpus=0 and ray_learner_gpus=0: a learner rank's placement bundle must hold something; "
+                "use --ray-learner-cpus 1"
+            )
+        if self.ray_learner_timeout_s <= 0:
+            raise ConfigError(f"ray_learner_timeout_s={self.ray_learner_timeout_s} must be > 0 (seconds)")
+        problem = self.ray_gpu_problem(uses_cuda=self.device == "cuda") if self.ray_workers > 0 else None
+        if problem is not None:
+            raise ConfigError(problem)
         for name, amount in self.ray_worker_resources.items():
             if name in ("CPU", "GPU") or isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
                 raise ConfigError(
@@ -424,6 +439,43 @@ class TrainConfig:
                 parse_devices(self.devices)
             except DeviceError as err:
                 raise ConfigError(str(err)) from None
+
+    def ray_gpu_problem(self, uses_cuda: bool) -> str | None:
+        """What is wrong with the GPUs the Ray actors ask for, in one line naming the option and the fix (None:
+        nothing). `uses_cuda`: the actors will run on CUDA (see `distributed.driver.run_uses_cuda`).
+
+        Ray sets CUDA_VISIBLE_DEVICES only for an actor that asks for GPUs; one that asks for none sees every
+        GPU of its node and uses cuda:0, so on CUDA every actor must ask. A learner rank gets a whole GPU
+        (NCCL refuses two ranks on one device); a rollout worker any share up to one (it uses one device), and
+        a vLLM engine in it may take no more of the GPU's memory than that share.
+        """
+        learner, worker = self.ray_learner_gpus, self.ray_worker_gpus
+        if learner != int(learner):
+            return (
+                f"ray_learner_gpus={learner:g}: a learner rank needs a whole GPU (two NCCL ranks cannot share "
+                "one); use --ray-learner-gpus 1"
+            )
+        if worker > 1:
+            return f"ray_worker_gpus={worker:g}: a rollout worker uses one device; use --ray-worker-gpus 1 or less"
+        if not uses_cuda:
+            return None
+        if learner < 1:
+            return (
+                f"ray_learner_gpus={learner:g} on CUDA: every learner rank would land on cuda:0; use "
+                "--ray-learner-gpus 1 (a whole GPU per rank), or --device cpu"
+            )
+        if worker <= 0:
+            return (
+                f"ray_worker_gpus={worker:g} on CUDA: every rollout worker would land on cuda:0; use "
+                "--ray-worker-gpus 1 (or a share such as 0.5), or --device cpu"
+            )
+        if self.generator == "vllm" and self.vllm_gpu_memory_utilization > worker:
+            return (
+                f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization:g} with ray_worker_gpus={worker:g}: "
+                f"each worker's engine would take more of a GPU than its share, and workers sharing a GPU would "
+                f"not fit; use --vllm-gpu-memory-utilization {worker:g} or less (or more --ray-worker-gpus)"
+            )
+        return None
 
     def _validate_lora(self) -> None:
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:

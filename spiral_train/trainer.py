@@ -127,7 +127,9 @@ class Trainer:
         if c.ray_workers > 0:
             from spiral_train.distributed.driver import start_ray
 
-            self.learner, self.rollouts, self._close_parts = start_ray(c, self.source, self.model, self.step)
+            self.learner, self.rollouts, self._close_parts = start_ray(
+                c, self.source, self.model, self.step, self.run_dir
+            )
             self.generator = self.rollouts.generator()  # type: ignore[attr-defined]
             return
         self.generator = make_generator(c, self.model, self.tokenizer)

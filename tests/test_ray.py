@@ -114,6 +114,45 @@ def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, q
     assert [r["step"] for r in read_metrics(run_dir)] == list(range(STEPS + 2))
 
 
+def test_a_worker_that_raises_is_replaced_and_no_step_is_lost_or_changed(sync_run, quick_model, tmp_path):
+    """A task error, not a death: the worker's generation raises an out-of-memory error mid-chunk. The pool
+    must kill the worker so that Ray restarts it (a fresh process, without the fault), and play the chunk
+    again with the same seed; one worker and 4-game chunks, so the run must equal the reference step by step."""
+    _, reference_dir = sync_run
+    run_dir = tmp_path / "raised"
+    trainer = Trainer(ray_config(quick_model, ray_workers=1, ray_chunk_games=4), run_dir)
+    worker = trainer.rollouts.workers.workers[0]
+
+    def fail_one_generation(worker, call: int) -> int:  # runs in the worker (nested, so Ray ships it by value)
+        """From now on, the worker's `call`-th batch of generation raises what a CUDA out-of-memory raises, once
+        in this process; returns the process id."""
+        generate = worker.generator.generate
+        calls = 0
+
+        def generate_or_fail(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            if calls == call:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (raised by the test)")
+            return generate(*args, **kwargs)
+
+        worker.generator.generate = generate_or_fail
+        return os.getpid()
+
+    # about 3 batches of generation per chunk of 4 games, 2 chunks per step: the 8th falls in step 2 or 3
+    assert ray.get(worker.__ray_call__.remote(fail_one_generation, 8)) == trainer.rollouts.workers.pids[0]
+    trainer.run()
+
+    got, expected = read_metrics(run_dir), read_metrics(reference_dir)
+    assert [r["step"] for r in got] == list(range(STEPS + 1))
+    assert sum(r["ray/worker_failures"] for r in got[1:]) == 1, "the raised error should fail one call"
+    assert sum(r["ray/worker_restarts"] for r in got[1:]) == 1, "the worker should be replaced once"
+    assert sum(r["ray/games_replayed"] for r in got[1:]) == 4, "its chunk should be played again"
+    for g, e in zip(got[1:], expected[1:]):
+        for key in COMPARED:
+            assert g[key] == pytest.approx(e[key], rel=1e-5, abs=1e-7), (g["step"], key)
+
+
 def test_async_mode_never_trains_on_samples_older_than_max_staleness(cluster, quick_model, tmp_path):
     for max_staleness in (1, 0):
         run_dir = tmp_path / f"async{max_staleness}"

@@ -5,9 +5,14 @@ copy of the weights, on the CPU, the learner group updates after every step), so
 `--resume` as before and a checkpoint is the same folder either way. Evaluation is driven from the driver
 too, but every answer it needs is generated on the workers' engines (`RayRollouts.generator`).
 
+GPUs: before any actor starts, `check_resources` refuses requests that are wrong for a run on CUDA
+(`run_uses_cuda`; the rules are `TrainConfig.ray_gpu_problem`: a whole GPU per learner rank, a share > 0 per
+rollout worker) and requests the cluster can never place, the learner ranks' one-node placement group included.
+
 What `RayRollouts` adds to a step's metrics: `train/staleness_max` and `train/staleness_mean` (updates between
-the weights that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures`,
-`ray/worker_restarts`, `ray/games_replayed` and `time/rollout_wait_s`.
+the weights that played a game and the weights it trains), `train/stale_dropped`, `ray/worker_failures` (calls
+to a worker that failed: it raised, or died), `ray/worker_restarts`, `ray/games_replayed` and
+`time/rollout_wait_s`.
 
 Opponent pools: the driver owns the pool (its list, draws, snapshots on disk and its one frozen copy, as in
 one process); each drawn snapshot goes to the object store once, when the first batch that plays it is
@@ -24,14 +29,15 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
 from spiral_train.collector import Players
 from spiral_train.config import TrainConfig
-from spiral_train.distributed.learner_group import LearnerGroup, play_weights
+from spiral_train.distributed.learner_group import LearnerGroup, describe_resources, learner_bundle, play_weights
 from spiral_train.distributed.remote_generation import RemoteGenerator
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.seats import POOL, GameResult, Match
@@ -44,11 +50,24 @@ def needed_resources(config: TrainConfig) -> tuple[float, float]:
     return cpus, gpus
 
 
-def check_resources(config: TrainConfig) -> None:
-    """Fail at start, naming the options, where the cluster can never place every actor (Ray would wait)."""
-    import ray
+def run_uses_cuda(device: str, driver_has_gpu: bool, cluster_gpus: float) -> bool:
+    """Whether the run's actors will use CUDA: device "cuda", or "auto" where the driver or the cluster has a
+    GPU (an actor resolves "auto" on its own node, and an actor given no GPU there still sees them all)."""
+    return device == "cuda" or (device == "auto" and (driver_has_gpu or cluster_gpus > 0))
 
-    have = ray.cluster_resources()
+
+def check_resources(config: TrainConfig, uses_cuda: bool, nodes: Sequence[Mapping[str, float]]) -> None:
+    """Fail at start, naming the options, where the actors' requests are wrong for CUDA
+    (`TrainConfig.ray_gpu_problem`) or where the cluster, whose alive nodes have `nodes` resources in all,
+    can never place every actor (Ray would wait forever): the totals, each custom resource, and the learner
+    ranks' placement group (`LearnerGroup`), whose bundles must all fit on one node."""
+    problem = config.ray_gpu_problem(uses_cuda)
+    if problem is not None:
+        raise RuntimeError(problem)
+    have: dict[str, float] = {}
+    for node in nodes:
+        for name, amount in node.items():
+            have[name] = have.get(name, 0.0) + amount
     cpus, gpus = needed_resources(config)
     if cpus > have.get("CPU", 0.0) + 1e-9 or gpus > have.get("GPU", 0.0) + 1e-9:
         raise RuntimeError(
@@ -62,6 +81,22 @@ def check_resources(config: TrainConfig) -> None:
                 f"ray_worker_resources asks for {config.ray_workers} x {amount:g} {name!r}, but the Ray cluster "
                 f"has {have.get(name, 0.0):g}: start nodes with `ray start --resources` that provide it"
             )
+    group = learner_bundle(config.ray_learner_cpus, config.ray_learner_gpus)
+    need = {name: config.ray_learners * amount for name, amount in group.items()}
+    if not any(all(node.get(k, 0.0) + 1e-9 >= v for k, v in need.items()) for node in nodes):
+        each = ", ".join(describe_resources(node) for node in nodes) or "none"
+        raise RuntimeError(
+            f"the {config.ray_learners} learner ranks must share one node ({describe_resources(need)} in all: "
+            f"ray_learners x ray_learner_cpus/gpus), but the Ray cluster's nodes have {each}: lower those options "
+            "or add a larger node"
+        )
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    """The total resources of each alive node of the connected Ray cluster."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
 class RayParts(NamedTuple):
@@ -71,11 +106,15 @@ class RayParts(NamedTuple):
     """Stops the actors, and the local Ray cluster if `start_ray` started it."""
 
 
-def start_ray(config: TrainConfig, source: str, model: torch.nn.Module, version: int) -> RayParts:
-    """Connect to `ray_address` (or start a local cluster), then start the learner ranks and rollout workers.
+def start_ray(
+    config: TrainConfig, source: str, model: torch.nn.Module, version: int, run_dir: Path | None = None
+) -> RayParts:
+    """Connect to `ray_address` (or start a local cluster), check the actors' requests against it
+    (`check_resources`), then start the learner ranks and rollout workers.
 
     The actors load `source`, the run's original model, for its shape and tokenizer, then get `model`'s
     current weights: checkpoint folders are pruned, so a worker restarted later could not count on one.
+    `run_dir`: the run's folder, which a learner rank's failure names with its last checkpoint.
     """
     import ray
 
@@ -99,8 +138,10 @@ def start_ray(config: TrainConfig, source: str, model: torch.nn.Module, version:
             ray.shutdown()
 
     try:
-        check_resources(config)
-        group = LearnerGroup(config, source, model, None, version=version)
+        nodes = cluster_nodes()
+        cluster_gpus = sum(node.get("GPU", 0.0) for node in nodes)
+        check_resources(config, run_uses_cuda(config.device, torch.cuda.is_available(), cluster_gpus), nodes)
+        group = LearnerGroup(config, source, model, None, version=version, run_dir=run_dir)
         rollouts = RayRollouts(config, source, group)
     except BaseException:
         close()

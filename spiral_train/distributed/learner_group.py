@@ -15,13 +15,25 @@ torch.distributed altogether. LoRA works with both: the ranks build the same ada
 `load_state_dict`, like a `Learner`. After each update it copies rank 0's weights into the driver's model
 (for evaluation and checkpoints) and puts them in the Ray object store once, as a plain state dict with any
 LoRA adapters merged in, for the rollout workers to fetch.
+
+Placement: the ranks run in one Ray placement group, a bundle per rank (its `ray_learner_cpus` and
+`ray_learner_gpus`), `STRICT_PACK`, so all ranks share a node (NCCL and FSDP's collectives stay on its
+links); the group is waited for with a timeout, and removed by `shutdown`.
+
+Failure: ranks are never restarted (a new process cannot rejoin a running process group). When any rank's
+call fails (its process died, or it raised), the group kills every rank (the others may be blocked in a
+collective, waiting for the dead one) and raises `LearnerRankError`, naming the rank, the cause, the run's
+last checkpoint and how to resume from it. `ray_learner_timeout_s`, the process group's timeout, bounds how
+long a rank waits in a collective for a peer whatever the driver does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,11 +41,33 @@ import torch.distributed as dist
 from transformers.utils import logging as hf_logging
 
 from spiral_train import lora
+from spiral_train.checkpoint import latest_checkpoint
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
+
+PLACEMENT_TIMEOUT_S = 600.0
+"""How long `LearnerGroup` waits for its placement group (an autoscaling cluster may need to add a node)."""
+
+FAILURE_GRACE_S = 5.0
+"""After a rank's call fails, how long the group waits for the other ranks' calls before it kills them: a
+rank blocked on a dead peer often fails a moment later, and its error belongs in the report."""
+
+
+class LearnerRankError(RuntimeError):
+    """A learner rank's call failed; the group has stopped every rank. The message says which rank, why, and
+    how to resume the run from its last checkpoint."""
+
+
+def describe_resources(resources: Mapping[str, float]) -> str:
+    return f"{resources.get('CPU', 0.0):g} CPUs and {resources.get('GPU', 0.0):g} GPUs"
+
+
+def learner_bundle(cpus: float, gpus: float) -> dict[str, float]:
+    """One rank's bundle in the learner group's placement group (a resource asked 0 of is left out)."""
+    return {name: amount for name, amount in (("CPU", cpus), ("GPU", gpus)) if amount > 0}
 
 
 class LearnerRank:
@@ -68,7 +102,11 @@ class LearnerRank:
         if self.world > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(
-                backend, init_method=f"tcp://{master[0]}:{master[1]}", rank=self.rank, world_size=self.world
+                backend,
+                init_method=f"tcp://{master[0]}:{master[1]}",
+                rank=self.rank,
+                world_size=self.world,
+                timeout=timedelta(seconds=self.config.ray_learner_timeout_s),
             )
         self.model.load_state_dict(weights)
         ref_model = reference_model(self.config, self.model, self.source, self.load_device)
@@ -125,39 +163,136 @@ class LearnerGroup:
     """`ray_learners` ranks that act as one `Learner` for the trainer; `version` counts the updates done."""
 
     def __init__(
-        self, config: TrainConfig, source: str, model: torch.nn.Module, learner_state: dict | None, version: int
+        self,
+        config: TrainConfig,
+        source: str,
+        model: torch.nn.Module,
+        learner_state: dict | None,
+        version: int,
+        run_dir: Path | None = None,
+        placement_timeout_s: float = PLACEMENT_TIMEOUT_S,
     ) -> None:
-        """`learner_state` None: fresh optimizer state (a resumed run loads its own with `load_state_dict`)."""
+        """`learner_state` None: fresh optimizer state (a resumed run loads its own with `load_state_dict`).
+        `run_dir`: the run's folder, named with its last checkpoint when a rank fails."""
         import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         self.model = model
         self.world = config.ray_learners
-        actor = ray.remote(LearnerRank).options(
-            num_cpus=config.ray_learner_cpus, num_gpus=config.ray_learner_gpus, max_restarts=0
-        )
-        threads = max(1, round(config.ray_learner_cpus))
-        self.ranks = [actor.remote(config, source, rank, self.world, threads) for rank in range(self.world)]
-        master = ray.get(self.ranks[0].address.remote())
+        self.run_dir = run_dir
         self.sharded = config.ray_learner_strategy == "fsdp"
-        weights = ray.put(cpu_weights(model))
-        ray.get([r.setup.remote(master, weights, learner_state) for r in self.ranks])
+        self.ranks: list[Any] = []
+        bundle = learner_bundle(config.ray_learner_cpus, config.ray_learner_gpus)
+        self.placement_group = placement_group([bundle] * self.world, strategy="STRICT_PACK")
+        """One bundle per rank, all on one node; removed by `shutdown` (the handle stays, to check that)."""
+        self._placed = True
+        try:
+            if not self.placement_group.wait(placement_timeout_s):
+                raise RuntimeError(self._unplaced(bundle, placement_timeout_s))
+            threads = max(1, round(config.ray_learner_cpus))
+            for rank in range(self.world):
+                actor = ray.remote(LearnerRank).options(
+                    num_cpus=config.ray_learner_cpus,
+                    num_gpus=config.ray_learner_gpus,
+                    max_restarts=0,
+                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, rank),
+                )
+                self.ranks.append(actor.remote(config, source, rank, self.world, threads))
+            master = self._call("address", ranks=[0])[0]
+            weights = ray.put(cpu_weights(model))
+            self._call("setup", master, weights, learner_state)
+        except BaseException:
+            self.shutdown()
+            raise
         self.weights_ref = ray.put(play_weights(model))
         """The rollout workers' weights in the object store, put once per update."""
         self.version = version
 
-    def _rank0(self, method: str, *args: Any) -> Any:
-        """Rank 0's answer to `method`; under FSDP every rank must take part (gathering shards is a collective)."""
+    def _unplaced(self, bundle: Mapping[str, float], timeout_s: float) -> str:
         import ray
 
-        ranks = self.ranks if self.sharded else self.ranks[:1]
-        return ray.get([getattr(rank, method).remote(*args) for rank in ranks])[0]
+        nodes = ", ".join(describe_resources(node["Resources"]) for node in ray.nodes() if node.get("Alive"))
+        free = describe_resources(ray.available_resources())
+        asked = f"{self.world} x {describe_resources(bundle)}"
+        return (
+            f"the {self.world} learner ranks' placement group ({asked}, all on one node: ray_learners x "
+            f"ray_learner_cpus/gpus) was not placed within {timeout_s:g} s; the Ray cluster's nodes have "
+            f"{nodes or 'none'}, of which {free} are free: free them (other jobs' actors hold the rest), lower "
+            "those options, or add a node that holds them all"
+        )
+
+    def _call(self, method: str, *args: Any, ranks: Sequence[int] | None = None, per_rank: Sequence[Any] = ()) -> list:
+        """`method(*args)` (then the rank's item of `per_rank`, if given) on `ranks` (default all), and their
+        answers in rank order; a failure on any rank stops the group and raises `LearnerRankError`."""
+        import ray
+        from ray.exceptions import RayError
+
+        chosen = list(range(self.world)) if ranks is None else list(ranks)
+        rank_of = {}
+        for i, rank in enumerate(chosen):
+            extra = (per_rank[i],) if per_rank else ()
+            rank_of[getattr(self.ranks[rank], method).remote(*args, *extra)] = rank
+        answers: dict[int, Any] = {}
+        pending = list(rank_of)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                answers[rank_of[done[0]]] = ray.get(done[0])
+            except RayError as err:
+                failed = {rank_of[done[0]]: err}
+                late = ray.wait(pending, num_returns=len(pending), timeout=FAILURE_GRACE_S)[0] if pending else []
+                for ref in late:
+                    try:
+                        ray.get(ref)
+                    except RayError as other:
+                        failed[rank_of[ref]] = other
+                silent = sorted(set(chosen) - set(answers) - set(failed))
+                self.shutdown()
+                raise LearnerRankError(self._failure_report(method, failed, silent)) from err
+        return [answers[rank] for rank in chosen]
+
+    def _failure_report(self, method: str, failed: Mapping[int, BaseException], silent: Sequence[int]) -> str:
+        """What failed (a rank that died first: the others' errors are often its echo), which ranks had not
+        answered, what was done, where the run can resume, and the first failure's whole error."""
+        from ray.exceptions import RayActorError
+
+        order = sorted(failed, key=lambda rank: (not isinstance(failed[rank], RayActorError), rank))
+        lines = []
+        for rank in order:
+            err = failed[rank]
+            if isinstance(err, RayActorError):
+                what = "died (its process exited or was killed)"
+            else:
+                cause = getattr(err, "cause", None) or err
+                text = str(cause).strip()
+                what = f"raised {type(cause).__name__}" + (f": {text.splitlines()[0]}" if text else "")
+            lines.append(f"learner rank {rank} of {self.world} {what}, during `{method}`")
+        if silent:
+            lines.append(
+                f"learner rank(s) {', '.join(map(str, silent))} had not answered {FAILURE_GRACE_S:g} s later (stuck, "
+                "or waiting in a collective for a failed rank)"
+            )
+        stopped = "Every learner rank was stopped (a rank cannot rejoin a running group, so the run ends here)."
+        if self.run_dir is None:
+            resume = "Resume the run from its last checkpoint with: spiral-train --resume RUN_DIR"
+        elif (checkpoint := latest_checkpoint(self.run_dir)) is None:
+            resume = f"{self.run_dir} holds no checkpoint yet: start the run again."
+        else:
+            resume = f"The run's last checkpoint is {checkpoint}; continue from it with: "
+            resume += f"spiral-train --resume {self.run_dir}"
+        return "\n".join([*lines, f"{stopped} {resume}", f"The error of rank {order[0]}:", str(failed[order[0]])])
+
+    def _rank0(self, method: str, *args: Any) -> Any:
+        """Rank 0's answer to `method`; under FSDP every rank must take part (gathering shards is a collective)."""
+        return self._call(method, *args, ranks=None if self.sharded else [0])[0]
 
     def update(self, turns: Sequence[Turn]) -> dict[str, float]:
         """One update on all ranks (rank r gets turns r, r+N, ...); then the driver's model gets the weights."""
         import ray
 
         shards = [list(turns[rank :: self.world]) for rank in range(self.world)]
-        results = ray.get([r.update.remote(shard) for r, shard in zip(self.ranks, shards)])
+        results = self._call("update", per_rank=shards)
         merged: dict[str, Any] = dict(results[0])
         for key in METRIC_SUMS:  # each rank reports its share of whole-batch sums
             if key in merged:
@@ -174,13 +309,16 @@ class LearnerGroup:
         return self._rank0("state_dict")
 
     def load_state_dict(self, state: dict) -> None:
-        import ray
-
-        ray.get([r.load_state_dict.remote(state) for r in self.ranks])
+        self._call("load_state_dict", state)
 
     def shutdown(self) -> None:
+        """Kill the ranks and remove their placement group (again: a no-op)."""
         import ray
+        from ray.util.placement_group import remove_placement_group
 
         for rank in self.ranks:
             ray.kill(rank, no_restart=True)
         self.ranks = []
+        if self._placed:
+            remove_placement_group(self.placement_group)
+            self._placed = False

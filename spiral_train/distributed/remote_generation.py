@@ -7,8 +7,9 @@ out). The workers are first sent the learner group's current weights where they 
 
 A call's prompts are cut into one contiguous piece per live worker, each sampled from its own seed drawn from
 the caller's RNG, so a call is reproducible for a given number of live workers. A piece whose worker fails is
-played again on another live worker with the same seed (the worker is then probed until Ray has it back, as
-for a training chunk); after `ATTEMPTS` failures of one piece the call fails with the last error.
+played again on another live worker with the same seed (the worker, killed first if it raised, is then probed
+until Ray has it back, as for a training chunk); after `ATTEMPTS` failures of one piece the call fails with
+the last error.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class RemoteGenerator:
         stop_ids: Sequence[int] = (),
     ) -> list[Generation]:
         import ray
-        from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
+        from ray.exceptions import RayError
 
         if not prompt_ids:
             return []
@@ -75,8 +76,8 @@ class RemoteGenerator:
             for i, (w, ref) in list(calls.items()):
                 try:
                     answers[i] = ray.get(ref)
-                except (RayActorError, RayTaskError) as err:
-                    self.pool.mark_failed(w, died=isinstance(err, ActorDiedError))
+                except RayError as err:  # it died, or raised: the pool replaces it either way
+                    self.pool.mark_failed(w, err)
                     failures[i] += 1
                     if failures[i] >= ATTEMPTS:
                         raise RuntimeError(

@@ -11,12 +11,16 @@ weight version that played them. `collect` returns exactly one batch:
   and the oldest games still fresh enough are used first. The learner's PPO ratio divides by the
   behaviour logprobs of the sampling weights, so the older samples it uses are importance-corrected.
 
-A worker that dies (RayActorError) is restarted by Ray (`max_restarts`); its chunk goes back to the front of
-the queue, other workers may take it, and the dead one gets no new chunk until a probe (its `pid`, retried
-with backoff: Ray answers "unavailable" while the actor restarts) shows it is back; then it is sent the
-current weights before its next chunk. Chunks keep their games and their sampling seed, so a game played
-again samples exactly what it would have. Only `ActorDiedError` (Ray gave up restarting it) counts
-towards giving a worker up.
+A worker that fails in any way is replaced and its chunk played again. One that dies (RayActorError) is
+restarted by Ray (`max_restarts`); one whose call raised (a task error: a CUDA out-of-memory, say, which may
+leave the process broken) is killed with `ray.kill(no_restart=False)`, so Ray restarts it the same way,
+within the same `ray_max_restarts`. Either way the chunk goes back to the front of the queue, other workers
+may take it, and the failed one gets no new chunk until a probe (its `pid`, retried with backoff: Ray
+answers "unavailable" while the actor restarts) shows it is back; then it is sent the current weights before
+its next chunk. Chunks keep their games and their sampling seed, so a game played again samples exactly what
+it would have. Only `ActorDiedError` (Ray gave up restarting it) counts towards giving a worker up. A chunk
+that fails `CHUNK_ATTEMPTS` times (a bug in a game or the model code fails the same way every time) ends the
+run with the worker's first error, traceback included.
 
 Opponent pools: a chunk's pool games all play one snapshot (chunks are cut where the snapshot changes), and
 the chunk travels with (that snapshot's step, the object reference of its weights), which the worker fetches
@@ -38,6 +42,13 @@ from spiral_train.seats import GameResult, Match
 
 Chunk = list[tuple[int, Match]]
 """Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
+
+CHUNK_ATTEMPTS = 3
+"""Times a chunk may fail (on restarted workers, with the same weights and seed) before the run ends."""
+
+
+class ChunkFailedError(RuntimeError):
+    """A chunk of games failed `CHUNK_ATTEMPTS` times; the message holds the worker's first error."""
 
 
 @dataclass
@@ -81,6 +92,11 @@ class RolloutPool:
         """Results not yet handed out; a result's `index` is its order key while here."""
         self.next_key = 0
         self.stats = PoolStats()
+        self.chunk_errors: dict[tuple[int, ...], list[str]] = {}
+        """Per chunk (its order keys) still failing: the error text of each failure."""
+        self.last_error: str | None = None
+        self.replacing: set[int] = set()
+        """Workers killed after a task error: back only once a probe answers from a new process."""
 
     # -- the step's batch ---------------------------------------------------------------------------------
 
@@ -144,9 +160,10 @@ class RolloutPool:
             ready.append(w)
         return ready
 
-    def mark_failed(self, w: int, died: bool) -> None:
-        """A call outside the pool's own chunks failed on worker `w`: probe it until Ray has it back."""
-        self._failed(w, None, died)
+    def mark_failed(self, w: int, err: BaseException) -> None:
+        """A call outside the pool's own chunks failed on worker `w` with `err` (a Ray error): replace the worker
+        if it raised, and probe it until Ray has it back."""
+        self._call_failed(w, None, err)
 
     def take_stats(self) -> PoolStats:
         stats, self.stats = self.stats, PoolStats()
@@ -182,7 +199,7 @@ class RolloutPool:
 
     def _wait_one(self) -> None:
         import ray
-        from ray.exceptions import ActorDiedError, RayActorError
+        from ray.exceptions import RayError
 
         timeout = None
         if self.recovering:
@@ -197,11 +214,15 @@ class RolloutPool:
         w, chunk, expected = self.in_flight.pop(ref)
         try:
             answer = ray.get(ref)
-        except RayActorError as err:
-            self._failed(w, chunk, died=isinstance(err, ActorDiedError))
+        except RayError as err:
+            self._call_failed(w, chunk, err)
             return
         self.died_in_a_row[w] = 0
+        if chunk is None and w in self.replacing and answer == self.pids[w]:
+            self._probe_later(w, failed_probe=True)  # the killed process answered: not replaced yet
+            return
         if chunk is None:  # a probe answered: the worker is back, without our weights
+            self.replacing.discard(w)
             self.recovering.pop(w, None)
             self.versions[w] = -1
             self._note_pid(w, answer)
@@ -213,6 +234,7 @@ class RolloutPool:
             self.pending.appendleft(chunk)
             self.stats.replayed += len(chunk)
             return
+        self.chunk_errors.pop(tuple(key for key, _ in chunk), None)
         for (key, _), result in zip(chunk, results):
             result.index = key
             self.finished.append(result)
@@ -222,10 +244,28 @@ class RolloutPool:
             self.stats.restarts += 1
             self.pids[w] = pid
 
-    def _failed(self, w: int, chunk: Chunk | None, died: bool) -> None:
-        """A call failed: replay its chunk elsewhere, and probe the worker until Ray has it back."""
+    def _call_failed(self, w: int, chunk: Chunk | None, err: BaseException) -> None:
+        """Worker `w`'s call (playing `chunk`, or None) failed with Ray error `err`: one that raised (a task
+        error) may be left broken (a CUDA error is sticky), so it is killed for Ray to restart; then `_failed`."""
+        import ray
+        from ray.exceptions import ActorDiedError, RayActorError
+
+        if not isinstance(err, RayActorError):
+            ray.kill(self.workers[w], no_restart=False)
+            self.replacing.add(w)
+        self._failed(w, chunk, err, died=isinstance(err, ActorDiedError))
+
+    def _failed(self, w: int, chunk: Chunk | None, err: BaseException, died: bool) -> None:
+        """A call failed: replay its chunk elsewhere (up to `CHUNK_ATTEMPTS`), and probe the worker until Ray
+        has it back."""
+        if chunk is not None or self.last_error is None:
+            self.last_error = str(err)
         if chunk is not None:
             self.stats.failures += 1
+            errors = self.chunk_errors.setdefault(tuple(key for key, _ in chunk), [])
+            errors.append(str(err))
+            if len(errors) >= CHUNK_ATTEMPTS:
+                raise ChunkFailedError(self._chunk_report(chunk, errors))
             self.stats.replayed += len(chunk)
             self.pending.appendleft(chunk)
         self.versions[w] = -1  # a restarted worker starts without our weights
@@ -234,13 +274,27 @@ class RolloutPool:
             self.dead[w] = True
             self.recovering.pop(w, None)
         else:
-            probes = self.recovering.get(w, (0.0, 0))[1] + (chunk is None)
-            self.recovering[w] = (time.monotonic() + min(2.0, 0.1 * 2**probes), probes)
+            self._probe_later(w, failed_probe=chunk is None)
         if all(self.dead):
             raise RuntimeError(
                 f"all {len(self.workers)} rollout workers died for good (Ray restarted each up to "
-                f"ray_max_restarts={self.config.ray_max_restarts} times); see the Ray logs for why"
+                f"ray_max_restarts={self.config.ray_max_restarts} times); the last failure was:\n{self.last_error}"
             )
+
+    def _probe_later(self, w: int, failed_probe: bool) -> None:
+        """Probe worker `w` again after a backoff that doubles with each failed probe (at most 2 s)."""
+        probes = self.recovering.get(w, (0.0, 0))[1] + failed_probe
+        self.recovering[w] = (time.monotonic() + min(2.0, 0.1 * 2**probes), probes)
+
+    def _chunk_report(self, chunk: Chunk, errors: list[str]) -> str:
+        games = sorted({m.env_id for _, m in chunk})
+        seeds = [m.seed for _, m in chunk]
+        return (
+            f"a chunk of {len(chunk)} games ({', '.join(games)}; game seeds {seeds}) failed {len(errors)} times on "
+            "rollout workers: each failed worker was replaced (Ray restarted it) and the chunk played again with "
+            "its same sampling seed, and it failed again, so this is no passing fault but a bug (in a game, the "
+            f"model code or the generator); the run stops. The worker's first error:\n{errors[0]}"
+        )
 
     def _drop_older_than(self, oldest: int) -> None:
         stale = [f for f in self.finished if f.version < oldest]
