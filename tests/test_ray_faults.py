@@ -136,6 +136,17 @@ def test_a_learner_group_the_cluster_cannot_place_fails_saying_what_was_asked_an
 
 
 @pytest.mark.ray
+def test_rollout_workers_the_cluster_cannot_place_fail_at_start_instead_of_waiting(cluster, quick_model):
+    config = small_config(quick_model, 1, ray_workers=2, ray_worker_cpus=3)  # 6 CPUs asked, 4 in the cluster
+    with pytest.raises(RuntimeError, match=r"of 2 rollout workers did not start within 2 s: each asks for 3 CPUs"):
+        RolloutPool(config, str(quick_model), start_timeout_s=2)
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0.0) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0.0) == 4, "the workers that started were not stopped"
+
+
+@pytest.mark.ray
 def test_a_chunk_that_fails_every_time_ends_the_run_with_the_workers_error(cluster, quick_model):
     """A game no worker can build fails the same way on every try: replayed on a restarted worker until
     `CHUNK_ATTEMPTS`, then the run stops with the worker's own error and traceback, instead of looping."""

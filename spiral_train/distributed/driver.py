@@ -37,7 +37,8 @@ import torch
 
 from spiral_train.collector import Players
 from spiral_train.config import TrainConfig
-from spiral_train.distributed.learner_group import LearnerGroup, describe_resources, learner_bundle, play_weights
+from spiral_train.distributed.learner_group import LearnerGroup, learner_bundle, play_weights
+from spiral_train.distributed.messages import describe_resources
 from spiral_train.distributed.remote_generation import RemoteGenerator
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.seats import POOL, GameResult, Match

@@ -18,7 +18,8 @@ LoRA adapters merged in, for the rollout workers to fetch.
 
 Placement: the ranks run in one Ray placement group, a bundle per rank (its `ray_learner_cpus` and
 `ray_learner_gpus`), `STRICT_PACK`, so all ranks share a node (NCCL and FSDP's collectives stay on its
-links); the group is waited for with a timeout, and removed by `shutdown`.
+links): the driver's node where it has room, else any (so the group does not take a node meant for rollout
+workers when the driver's has room). The group is waited for with a timeout, and removed by `shutdown`.
 
 Failure: ranks are never restarted (a new process cannot rejoin a running process group). When any rank's
 call fails (its process died, or it raised), the group kills every rank (the others may be blocked in a
@@ -45,6 +46,7 @@ from spiral_train.checkpoint import latest_checkpoint
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
+from spiral_train.distributed.messages import describe_resources, error_text
 from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
 
@@ -59,10 +61,6 @@ rank blocked on a dead peer often fails a moment later, and its error belongs in
 class LearnerRankError(RuntimeError):
     """A learner rank's call failed; the group has stopped every rank. The message says which rank, why, and
     how to resume the run from its last checkpoint."""
-
-
-def describe_resources(resources: Mapping[str, float]) -> str:
-    return f"{resources.get('CPU', 0.0):g} CPUs and {resources.get('GPU', 0.0):g} GPUs"
 
 
 def learner_bundle(cpus: float, gpus: float) -> dict[str, float]:
@@ -184,7 +182,9 @@ class LearnerGroup:
         self.sharded = config.ray_learner_strategy == "fsdp"
         self.ranks: list[Any] = []
         bundle = learner_bundle(config.ray_learner_cpus, config.ray_learner_gpus)
-        self.placement_group = placement_group([bundle] * self.world, strategy="STRICT_PACK")
+        # on the driver's node where it has room (as Ray places a lone actor), else on any node that does
+        here = ray.get_runtime_context().get_node_id()
+        self.placement_group = placement_group([bundle] * self.world, strategy="STRICT_PACK", _soft_target_node_id=here)
         """One bundle per rank, all on one node; removed by `shutdown` (the handle stays, to check that)."""
         self._placed = True
         try:
@@ -265,7 +265,7 @@ class LearnerGroup:
                 what = "died (its process exited or was killed)"
             else:
                 cause = getattr(err, "cause", None) or err
-                text = str(cause).strip()
+                text = error_text(cause).strip()
                 what = f"raised {type(cause).__name__}" + (f": {text.splitlines()[0]}" if text else "")
             lines.append(f"learner rank {rank} of {self.world} {what}, during `{method}`")
         if silent:
@@ -281,7 +281,9 @@ class LearnerGroup:
         else:
             resume = f"The run's last checkpoint is {checkpoint}; continue from it with: "
             resume += f"spiral-train --resume {self.run_dir}"
-        return "\n".join([*lines, f"{stopped} {resume}", f"The error of rank {order[0]}:", str(failed[order[0]])])
+        return "\n".join(
+            [*lines, f"{stopped} {resume}", f"The error of rank {order[0]}:", error_text(failed[order[0]])]
+        )
 
     def _rank0(self, method: str, *args: Any) -> Any:
         """Rank 0's answer to `method`; under FSDP every rank must take part (gathering shards is a collective)."""

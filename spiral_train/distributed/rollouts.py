@@ -37,11 +37,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from spiral_train.config import TrainConfig
+from spiral_train.distributed.messages import describe_resources, error_text
 from spiral_train.distributed.worker import RolloutWorker, sample_seed
 from spiral_train.seats import GameResult, Match
 
 Chunk = list[tuple[int, Match]]
 """Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
+
+START_TIMEOUT_S = 600.0
+"""How long `RolloutPool` waits for its workers to start (placed, and their model loaded)."""
 
 CHUNK_ATTEMPTS = 3
 """Times a chunk may fail (on restarted workers, with the same weights and seed) before the run ends."""
@@ -62,7 +66,15 @@ class PoolStats:
 
 
 class RolloutPool:
-    def __init__(self, config: TrainConfig, source: str, pool_weights: Callable[[int], Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: str,
+        pool_weights: Callable[[int], Any] | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+    ) -> None:
+        """Start `ray_workers` workers and wait for each (at most `start_timeout_s`: Ray waits forever for an
+        actor no node has room for)."""
         import ray
 
         self.config = config
@@ -78,7 +90,7 @@ class RolloutPool:
         )
         threads = max(1, round(config.ray_worker_cpus))
         self.workers = [actor.remote(config, source, threads) for _ in range(config.ray_workers)]
-        self.pids: list[int | None] = ray.get([w.pid.remote() for w in self.workers])
+        self.pids: list[int | None] = self._started(start_timeout_s)
         self.versions = [-1] * len(self.workers)
         self.dead = [False] * len(self.workers)
         self.died_in_a_row = [0] * len(self.workers)
@@ -97,6 +109,27 @@ class RolloutPool:
         self.last_error: str | None = None
         self.replacing: set[int] = set()
         """Workers killed after a task error: back only once a probe answers from a new process."""
+
+    def _started(self, timeout_s: float) -> list[int | None]:
+        """The workers' process ids, once all have started; else kill them and say what did not fit."""
+        import ray
+
+        refs = [w.pid.remote() for w in self.workers]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        if len(ready) < len(refs):
+            for worker in self.workers:
+                ray.kill(worker, no_restart=True)
+            c = self.config
+            asked = describe_resources({"CPU": c.ray_worker_cpus, "GPU": c.ray_worker_gpus})
+            asked += f" and {c.ray_worker_resources}" if c.ray_worker_resources else ""
+            free = describe_resources(ray.available_resources())
+            raise RuntimeError(
+                f"{len(refs) - len(ready)} of {len(refs)} rollout workers did not start within {timeout_s:g} s: each "
+                f"asks for {asked} on one node, and the Ray cluster has {free} free now (the learner ranks' placement "
+                "group may hold part of a node meant for rollouts): lower ray_workers or ray_worker_cpus/gpus, or "
+                "add nodes"
+            )
+        return ray.get(refs)
 
     # -- the step's batch ---------------------------------------------------------------------------------
 
@@ -259,11 +292,11 @@ class RolloutPool:
         """A call failed: replay its chunk elsewhere (up to `CHUNK_ATTEMPTS`), and probe the worker until Ray
         has it back."""
         if chunk is not None or self.last_error is None:
-            self.last_error = str(err)
+            self.last_error = error_text(err)
         if chunk is not None:
             self.stats.failures += 1
             errors = self.chunk_errors.setdefault(tuple(key for key, _ in chunk), [])
-            errors.append(str(err))
+            errors.append(error_text(err))
             if len(errors) >= CHUNK_ATTEMPTS:
                 raise ChunkFailedError(self._chunk_report(chunk, errors))
             self.stats.replayed += len(chunk)
