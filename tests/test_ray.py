@@ -70,8 +70,9 @@ def test_two_workers_and_a_learner_train_every_step_on_current_weights(sync_run)
     assert checkpoint is not None and checkpoint.name == f"step_{STEPS:06d}"
     saved = torch.load(checkpoint / "state.pt", weights_only=False)
     assert saved["learner"]["optimizer"]["state"], "the learner group's Adam moments are checkpointed"
-    # actors are gone once the run ends
+    # actors are gone once the run ends, and so is the learner ranks' placement group
     assert trainer.rollouts.workers.workers == [] and trainer.learner.ranks == []
+    assert ray.util.placement_group_table(trainer.learner.placement_group)["state"] == "REMOVED"
 
 
 def test_a_killed_worker_is_restarted_and_no_step_is_lost_or_changed(sync_run, quick_model, tmp_path):
