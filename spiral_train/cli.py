@@ -136,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             err = f"could not load the model (--model {config.model or 'the tiny model'}): {first_line}"
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
-    trainer.run()
+    try:
+        trainer.run()
+    except RuntimeError as err:
+        from spiral_train.distributed.messages import RunStopped
+
+        if not isinstance(err, RunStopped):
+            raise
+        print(f"spiral-train: error: {err}", file=sys.stderr)
+        return 1
     png = plot_run(path)
     print(f"curves: {png}")
     summary = _final_summary(path)

@@ -46,7 +46,7 @@ from spiral_train.checkpoint import latest_checkpoint
 from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
-from spiral_train.distributed.messages import describe_resources, error_text
+from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
 
@@ -58,7 +58,7 @@ FAILURE_GRACE_S = 5.0
 rank blocked on a dead peer often fails a moment later, and its error belongs in the report."""
 
 
-class LearnerRankError(RuntimeError):
+class LearnerRankError(RunStopped):
     """A learner rank's call failed; the group has stopped every rank. The message says which rank, why, and
     how to resume the run from its last checkpoint."""
 

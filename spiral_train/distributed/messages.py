@@ -8,6 +8,11 @@ from collections.abc import Mapping
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
+class RunStopped(RuntimeError):
+    """A Ray part stopped the run for good (a learner rank lost, a chunk that always fails); the message says why
+    and what to do, so the command line prints it as it is, without a traceback."""
+
+
 def describe_resources(resources: Mapping[str, float]) -> str:
     """ "4 CPUs and 1 GPUs": the CPUs and GPUs of a Ray resource dict."""
     return f"{resources.get('CPU', 0.0):g} CPUs and {resources.get('GPU', 0.0):g} GPUs"

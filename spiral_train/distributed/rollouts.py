@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spiral_train.config import TrainConfig
-from spiral_train.distributed.messages import describe_resources, error_text
+from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.distributed.worker import RolloutWorker, sample_seed
 from spiral_train.seats import GameResult, Match
 
@@ -51,7 +51,7 @@ CHUNK_ATTEMPTS = 3
 """Times a chunk may fail (on restarted workers, with the same weights and seed) before the run ends."""
 
 
-class ChunkFailedError(RuntimeError):
+class ChunkFailedError(RunStopped):
     """A chunk of games failed `CHUNK_ATTEMPTS` times; the message holds the worker's first error."""
 
 

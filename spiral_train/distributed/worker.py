@@ -18,9 +18,10 @@ actor, `ray_worker_gpus`, a fraction being fine; on CPU `vllm_kv_cache_mb`, defa
 
 The engine never sleeps here: a worker only generates, and Ray gives it its own share of the device, so there
 is no learner to free memory for (sleep mode matters only in the one-process trainer, where engine and learner
-share a GPU), and sleeping would add a wake-up (weights and KV cache re-allocated) before every chunk. Where
-workers and learner ranks are placed on the same GPU by fractions, size `vllm_gpu_memory_utilization` so both
-fit. A checkpoint opponent (`opponent=DIR`) is a frozen transformers model on the worker's device.
+share a GPU), and sleeping would add a wake-up (weights and KV cache re-allocated) before every chunk. A learner
+rank takes a whole GPU, so a worker shares its GPU only with other workers (`ray_worker_gpus` below 1), whose
+`vllm_gpu_memory_utilization` may not exceed that share (checked at start). A checkpoint opponent
+(`opponent=DIR`) is a frozen transformers model on the worker's device.
 
 Opponent pools: a "pool" seat plays the snapshot its `Match.pool_step` names. Its weights (a plain
 transformers state dict, LoRA merged) travel through the Ray object store, passed along with the chunk as a
