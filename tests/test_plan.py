@@ -14,31 +14,10 @@ from spiral_train.config import ConfigError, make_config
 from spiral_train.plan import DeviceError, parse_devices, plan_run
 from spiral_train.plan.calibration import measured_update_peak, random_qwen3, synthetic_turns
 from spiral_train.plan.shapes import model_shape, read_config
+from spiral_train.random_model import model_config
 
-QWEN3_4B = {  # Qwen/Qwen3-4B-Base's config.json shapes
-    "architectures": ["Qwen3ForCausalLM"],
-    "model_type": "qwen3",
-    "hidden_size": 2560,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "intermediate_size": 9728,
-    "vocab_size": 151936,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 32768,
-    "rope_theta": 1000000,
-    "rms_norm_eps": 1e-6,
-    "hidden_act": "silu",
-    "torch_dtype": "bfloat16",
-}
-QWEN3_06B = {
-    **QWEN3_4B,
-    "hidden_size": 1024,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "intermediate_size": 3072,
-}
+QWEN3_4B = model_config("Qwen3-4B")  # Qwen/Qwen3-4B-Base's config.json (tests/test_rehearsal.py checks it)
+QWEN3_06B = model_config("Qwen3-0.6B")
 ONE_PROCESS = {"ray_workers": 0, "ray_learners": 1, "ray_learner_strategy": "ddp"}
 ONE_GPU_FULL = ["--ray-workers", "0", "--ray-learners", "1", "--ray-learner-strategy", "ddp"]
 

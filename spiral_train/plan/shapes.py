@@ -12,33 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spiral_train.random_model import SHAPES, model_config
+
 KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
-    # The hub's config.json shapes, so a plan for a hub id needs no download.
-    "Qwen/Qwen3-4B-Base": {
-        "hidden_size": 2560,
-        "num_hidden_layers": 36,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "intermediate_size": 9728,
-        "vocab_size": 151936,
-        "tie_word_embeddings": True,
-        "max_position_embeddings": 32768,
-    },
-    "Qwen/Qwen3-0.6B-Base": {
-        "hidden_size": 1024,
-        "num_hidden_layers": 28,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "intermediate_size": 3072,
-        "vocab_size": 151936,
-        "tie_word_embeddings": True,
-        "max_position_embeddings": 32768,
-    },
+    f"Qwen/{name}{suffix}": model_config(name) for name in SHAPES for suffix in ("", "-Base")
 }
-KNOWN_CONFIGS["Qwen/Qwen3-4B"] = KNOWN_CONFIGS["Qwen/Qwen3-4B-Base"]
-KNOWN_CONFIGS["Qwen/Qwen3-0.6B"] = KNOWN_CONFIGS["Qwen/Qwen3-0.6B-Base"]
+"""The hub's config.json of the Qwen3 sizes `random_model` knows, so a plan for a hub id needs no download."""
 
 
 class ShapeError(ValueError):
@@ -146,7 +125,8 @@ def read_config(model: str | None, tiny: Any = None) -> tuple[Any, str]:
         return AutoConfig.from_pretrained(model, local_files_only=True), f"{model} (Hugging Face cache)"
     except (OSError, ValueError) as err:
         if model in KNOWN_CONFIGS:
-            return Qwen3Config(**KNOWN_CONFIGS[model]), f"{model} (its shapes, built in)"
+            known = {k: v for k, v in KNOWN_CONFIGS[model].items() if k not in ("transformers_version", "torch_dtype")}
+            return Qwen3Config(**known), f"{model} (its shapes, built in)"
         raise ShapeError(f"cannot read the config.json of {model!r} here: {first_line(err)}") from None
 
 
