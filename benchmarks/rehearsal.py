@@ -80,10 +80,10 @@ def overrides(name: str, model: Path, run_dir: Path, args: argparse.Namespace) -
         common.update(generator="vllm", vllm_max_model_len=args.vllm_max_model_len)
     elif name == "lora":
         common.update(lora_rank=16)
-    elif name == "ray":
-        common.update(ray_workers=2, ray_learners=2, ray_learner_strategy="fsdp")
-    elif name == "ray-lora":  # what the plan offers where "ray" does not fit (five fp32 copies on 24 GB do not)
-        common.update(ray_workers=2, ray_learners=2, ray_learner_strategy="fsdp", lora_rank=16)
+    elif name.startswith("ray"):  # the preset's GPU requests dropped: a CPU cluster has none
+        common.update(ray_workers=2, ray_learners=2, ray_learner_strategy="fsdp", ray_worker_gpus=0, ray_learner_gpus=0)
+        if name == "ray-lora":  # what the plan offers where "ray" does not fit (five fp32 copies on 24 GB do not)
+            common.update(lora_rank=16)
     return common
 
 

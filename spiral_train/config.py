@@ -457,6 +457,12 @@ class TrainConfig:
             )
         if worker > 1:
             return f"ray_worker_gpus={worker:g}: a rollout worker uses one device; use --ray-worker-gpus 1 or less"
+        if self.device == "cpu" and self.ray_workers > 0 and (learner > 0 or worker > 0):
+            return (
+                f"device=cpu with ray_worker_gpus={worker:g} and ray_learner_gpus={learner:g}: a CPU run's actors "
+                "use no GPU, and Ray would wait for GPUs a CPU cluster does not have; add --ray-worker-gpus 0 "
+                "--ray-learner-gpus 0"
+            )
         if not uses_cuda:
             return None
         if learner < 1:

@@ -75,6 +75,11 @@ def test_on_cuda_every_learner_rank_asks_for_a_whole_gpu_and_every_worker_for_a_
         ray_options(ray_learner_cpus=0)
     with pytest.raises(ConfigError, match=r"ray_learner_timeout_s=0"):
         ray_options(ray_learner_timeout_s=0)
+    # a CPU run of a GPU layout (the paper preset with --device cpu) would wait for GPUs: refused, the fix named
+    with pytest.raises(
+        ConfigError, match=r"device=cpu with ray_worker_gpus=1 .*--ray-worker-gpus 0 --ray-learner-gpus 0"
+    ):
+        ray_options(ray_learner_gpus=1, ray_worker_gpus=1, device="cpu")
 
 
 def test_the_cluster_check_counts_gpus_and_keeps_the_learner_ranks_on_one_node():
