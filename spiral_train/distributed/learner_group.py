@@ -96,7 +96,11 @@ class LearnerRank:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(self, master: tuple[str, int], weights: dict[str, torch.Tensor], learner_state: dict | None) -> None:
+    def setup(
+        self, master: tuple[str, int], weights: dict[str, torch.Tensor] | None, learner_state: dict | None
+    ) -> None:
+        """Join the process group, take the driver's `weights` over the model loaded from `source` (`setup_weights`:
+        None, LoRA's fresh adapters only, or every tensor), and build the learner."""
         if self.world > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(
@@ -106,7 +110,11 @@ class LearnerRank:
                 world_size=self.world,
                 timeout=timedelta(seconds=self.config.ray_learner_timeout_s),
             )
-        self.model.load_state_dict(weights)
+        if weights is not None:
+            whole = len(weights) == len(self.model.state_dict())
+            unexpected = self.model.load_state_dict(weights, strict=whole).unexpected_keys
+            if unexpected:
+                raise KeyError(f"weights the model does not have: {unexpected[:5]}")
         ref_model = reference_model(self.config, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
         settings = LearnerSettings.from_config(self.config)
@@ -149,7 +157,19 @@ class LearnerRank:
 
 
 def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    """The state dict on the CPU (a tensor already there is not copied: `ray.put` copies it anyway)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def setup_weights(model: torch.nn.Module, version: int) -> dict[str, torch.Tensor] | None:
+    """What the ranks must load over the model they loaded from the run's `source`: at version 0 (a new run)
+    nothing, or LoRA's adapters alone (initialised at random on the driver; the base is the source's); a resumed
+    run's every tensor. A whole second copy of the model crosses the object store only when it must."""
+    if version > 0:
+        return cpu_weights(model)
+    if lora.is_peft(model):
+        return {k: v for k, v in cpu_weights(model).items() if "lora_" in k}
+    return None
 
 
 def play_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -200,13 +220,14 @@ class LearnerGroup:
                 )
                 self.ranks.append(actor.remote(config, source, rank, self.world, threads))
             master = self._call("address", ranks=[0])[0]
-            weights = ray.put(cpu_weights(model))
-            self._call("setup", master, weights, learner_state)
+            self._call("setup", master, ray.put(setup_weights(model, version)), learner_state)
         except BaseException:
             self.shutdown()
             raise
-        self.weights_ref = ray.put(play_weights(model))
-        """The rollout workers' weights in the object store, put once per update."""
+        self.weights_ref = ray.put(play_weights(model)) if version > 0 else None
+        """The rollout workers' weights in the object store, put once per update; None at version 0 of a new run:
+        the starting weights, which every worker loads from `source` itself (a LoRA model's fresh adapters
+        change nothing: their B matrices are zero)."""
         self.version = version
 
     def _unplaced(self, bundle: Mapping[str, float], timeout_s: float) -> str:

@@ -98,12 +98,14 @@ class RolloutWorker:
             c.top_p,
         )
 
-    def set_weights(self, version: int, state_dict: dict[str, torch.Tensor]) -> int:
-        """Take the driver's weights: into the HF model, then into the generator (a vLLM engine's own copy)."""
+    def set_weights(self, version: int, state_dict: dict[str, torch.Tensor] | None) -> int:
+        """Take the driver's weights: into the HF model, then into the generator (a vLLM engine's own copy).
+        None: the run's starting weights (version 0 of a new run), which this worker loaded from `source` itself."""
         self.version = -1  # a failed sync must not leave a worker playing old weights under a new version
         try:
-            self.model.load_state_dict(state_dict)
-            self.generator.sync_weights()
+            if state_dict is not None:
+                self.model.load_state_dict(state_dict)
+                self.generator.sync_weights()
         except BaseException as err:
             self.sync_error = err  # the driver does not wait on this call: its next `play` reports the error
             raise
