@@ -111,10 +111,7 @@ class LearnerRank:
                 timeout=timedelta(seconds=self.config.ray_learner_timeout_s),
             )
         if weights is not None:
-            whole = len(weights) == len(self.model.state_dict())
-            unexpected = self.model.load_state_dict(weights, strict=whole).unexpected_keys
-            if unexpected:
-                raise KeyError(f"weights the model does not have: {unexpected[:5]}")
+            load_weights(self.model, weights)
         ref_model = reference_model(self.config, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
         settings = LearnerSettings.from_config(self.config)
@@ -136,7 +133,15 @@ class LearnerRank:
         return self.learner.update(turns)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The whole state dict on CPU; under FSDP a collective whose result is rank 0's ({} elsewhere)."""
+        """What changed in an update, on the CPU: the whole state dict, or a LoRA model's adapters alone (its base
+        never changes); under FSDP a collective whose result is rank 0's ({} elsewhere)."""
+        if lora.is_peft(self.model):
+            trained = {}
+            for name, param in self.model.named_parameters():
+                if param.requires_grad:  # every rank, in the same order: a DTensor's gather is a collective
+                    whole = param.full_tensor() if hasattr(param, "full_tensor") else param
+                    trained[name] = whole.detach().cpu()
+            return trained if self.rank == 0 else {}
         if self.sharded:
             from spiral_train.distributed.sharding import full_weights
 
@@ -159,6 +164,15 @@ class LearnerRank:
 def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state dict on the CPU (a tensor already there is not copied: `ray.put` copies it anyway)."""
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+    """Load `weights` into `model`: all of its state dict, or a part of it (LoRA's adapters); a name the model
+    does not have raises KeyError."""
+    whole = len(weights) == len(model.state_dict())
+    unexpected = model.load_state_dict(weights, strict=whole).unexpected_keys
+    if unexpected:
+        raise KeyError(f"weights the model does not have: {unexpected[:5]}")
 
 
 def setup_weights(model: torch.nn.Module, version: int) -> dict[str, torch.Tensor] | None:
@@ -323,7 +337,7 @@ class LearnerGroup:
         for key in METRIC_MAXES:
             if key in merged:
                 merged[key] = max(m.get(key, 0.0) for m in results)
-        self.model.load_state_dict(self._rank0("weights"))
+        load_weights(self.model, self._rank0("weights"))
         self.weights_ref = ray.put(play_weights(self.model))
         self.version += 1
         return merged

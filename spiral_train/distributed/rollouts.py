@@ -55,6 +55,10 @@ class ChunkFailedError(RunStopped):
     """A chunk of games failed `CHUNK_ATTEMPTS` times; the message holds the worker's first error."""
 
 
+class WorkersLostError(RunStopped):
+    """Every rollout worker died more times than Ray restarts it; the message holds the last failure."""
+
+
 @dataclass
 class PoolStats:
     """Counts since the last `take_stats`, for the step's metrics."""
@@ -289,16 +293,20 @@ class RolloutPool:
         self._failed(w, chunk, err, died=isinstance(err, ActorDiedError))
 
     def _failed(self, w: int, chunk: Chunk | None, err: BaseException, died: bool) -> None:
-        """A call failed: replay its chunk elsewhere (up to `CHUNK_ATTEMPTS`), and probe the worker until Ray
-        has it back."""
+        """A call failed: replay its chunk elsewhere, and probe the worker until Ray has it back. A chunk whose
+        code raised `CHUNK_ATTEMPTS` times ends the run; a worker process lost (killed, out of memory, crashed)
+        does not count against its chunk, only against the worker's restarts."""
+        from ray.exceptions import RayActorError
+
         if chunk is not None or self.last_error is None:
             self.last_error = error_text(err)
         if chunk is not None:
             self.stats.failures += 1
-            errors = self.chunk_errors.setdefault(tuple(key for key, _ in chunk), [])
-            errors.append(error_text(err))
-            if len(errors) >= CHUNK_ATTEMPTS:
-                raise ChunkFailedError(self._chunk_report(chunk, errors))
+            if not isinstance(err, RayActorError):  # the chunk's code raised; a lost process is bounded by restarts
+                errors = self.chunk_errors.setdefault(tuple(key for key, _ in chunk), [])
+                errors.append(error_text(err))
+                if len(errors) >= CHUNK_ATTEMPTS:
+                    raise ChunkFailedError(self._chunk_report(chunk, errors))
             self.stats.replayed += len(chunk)
             self.pending.appendleft(chunk)
         self.versions[w] = -1  # a restarted worker starts without our weights
@@ -309,7 +317,7 @@ class RolloutPool:
         else:
             self._probe_later(w, failed_probe=chunk is None)
         if all(self.dead):
-            raise RuntimeError(
+            raise WorkersLostError(
                 f"all {len(self.workers)} rollout workers died for good (Ray restarted each up to "
                 f"ray_max_restarts={self.config.ray_max_restarts} times); the last failure was:\n{self.last_error}"
             )
@@ -325,8 +333,9 @@ class RolloutPool:
         return (
             f"a chunk of {len(chunk)} games ({', '.join(games)}; game seeds {seeds}) failed {len(errors)} times on "
             "rollout workers: each failed worker was replaced (Ray restarted it) and the chunk played again with "
-            "its same sampling seed, and it failed again, so this is no passing fault but a bug (in a game, the "
-            f"model code or the generator); the run stops. The worker's first error:\n{errors[0]}"
+            "its same sampling seed, and it failed again, so this is no passing fault: a bug (in a game, the model "
+            "code or the generator), or a chunk that does not fit the device every time (an out-of-memory: lower "
+            f"num_envs or generation_batch_size); the run stops. The worker's first error:\n{errors[0]}"
         )
 
     def _drop_older_than(self, oldest: int) -> None:
