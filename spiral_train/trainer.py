@@ -105,17 +105,18 @@ class Trainer:
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
         if config.eval_games > 0:
-            where = "on the rollout workers' engines" if config.ray_workers > 0 else "in this process"
-            cost = eval_cost(
-                config.eval_env_ids or config.env_ids,
-                config.game_kwargs(),
-                config.eval_opponents,
-                config.eval_games,
-                config.eval_probe_samples,
-                config.eval_probe_positions,
-                config.max_new_tokens,
-            )
-            log(f"evaluation at step 0, every {config.eval_every} steps and at the end, {where}: {cost}")
+            self._log_eval_cost()
+
+    def _log_eval_cost(self) -> None:
+        """Say at start what each evaluation will sample, and where."""
+        c = self.config
+        where = "on the rollout workers' engines" if c.ray_workers > 0 else "in this process"
+        env_ids = c.eval_env_ids or c.env_ids
+        cost = eval_cost(
+            env_ids, c.game_kwargs(), c.eval_opponents, c.eval_games, c.eval_probe_samples, c.eval_probe_positions,
+            c.max_new_tokens,
+        )  # fmt: skip
+        self.log(f"evaluation at step 0, every {c.eval_every} steps and at the end, {where}: {cost}")
 
     def _build_parts(self) -> None:
         """The one place that chooses the parts: in this process, or on Ray when `ray_workers` > 0.

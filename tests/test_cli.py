@@ -93,7 +93,7 @@ def test_flags_override_the_config_file_which_overrides_the_preset(tmp_path):
 
 
 def test_paper_preset_has_the_paper_hyperparameters():
-    config = make_config("paper-qwen3-4b", {"device": "cpu"})
+    config = make_config("paper-qwen3-4b")  # validation reads the config; it needs no GPU
     assert (config.lr, config.temperature, config.games_per_step, config.steps) == (1e-6, 1.0, 128, 400)
     assert config.rae == "ema" and config.rae_decay == 0.95
     assert config.game_kwargs()["KuhnPoker-v1"] == {"history": "full"}  # the paper shows every past move

@@ -95,6 +95,6 @@ def test_the_checks_learner_settings_are_the_paper_presets():
         spec.loader.exec_module(gpu_check)
     finally:
         del sys.modules["gpu_check"]
-    config = make_config("paper-qwen3-4b", {"device": "cpu"})
+    config = make_config("paper-qwen3-4b")  # validation reads the config; it needs no GPU
     assert LearnerSettings.from_config(config) == LearnerSettings(**gpu_check.PRESET_LEARNER)
     assert config.gradient_checkpointing is True
