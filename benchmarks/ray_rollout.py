@@ -27,7 +27,7 @@ import torch
 
 from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config, to_dict
-from spiral_train.distributed.learner_group import cpu_weights
+from spiral_train.distributed.learner_group import play_weights
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.generation import HFGenerator
 from spiral_train.metrics import read_metrics
@@ -43,7 +43,7 @@ def rollout_rates(args: argparse.Namespace) -> None:
     config = make_config("tiny-cpu", {"games_per_step": args.games, "num_envs": args.games})
     source = str(tiny_model_path(tiny_spec(config)))
     model, tokenizer, _ = load_model(config, torch.device("cpu"))
-    weights = ray.put(cpu_weights(model))
+    weights = ray.put(play_weights(model))
     policy = ModelPolicy(HFGenerator(model, tokenizer), tokenizer, "qwen3", 1.0, 8, torch.Generator())
     local = Collector(args.games)
     pools = {n: RolloutPool(make_config("tiny-cpu", {**to_dict(config), "ray_workers": n}), source) for n in (1, 2)}

@@ -25,6 +25,7 @@ from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
 from spiral_train.collector import Collector, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
+from spiral_train.distributed.shared_weights import unpack  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
 from spiral_train.learner import Learner, LearnerSettings, make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
@@ -223,7 +224,7 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
             expected = single.update(batch)
             got = group.update(batch)
             if strategy == "ddp":
-                rank_weights = ray.get([r.weights.remote() for r in group.ranks])
+                rank_weights = [unpack(w) for w in ray.get([r.weights.remote() for r in group.ranks])]
                 for name in model.state_dict():
                     assert torch.equal(rank_weights[0][name], rank_weights[1][name]), f"ranks diverged on {name}"
             for name, tensor in model.state_dict().items():

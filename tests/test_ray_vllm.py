@@ -19,7 +19,7 @@ pytest.importorskip("vllm")
 from helpers import perturb, small_config  # noqa: E402
 
 from spiral_train.collector import Match  # noqa: E402
-from spiral_train.distributed.learner_group import cpu_weights  # noqa: E402
+from spiral_train.distributed.learner_group import play_weights  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
 from spiral_train.learner import make_batch, response_logprobs  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
@@ -68,7 +68,7 @@ def test_weights_sent_by_the_driver_reach_the_workers_vllm_engine(cluster, quick
             matches = [
                 Match("KuhnPoker-v1", first_seed + i, {"player_0": LEARNER, "player_1": LEARNER}) for i in range(4)
             ]
-            finished = pool.collect(matches, version, ray.put(cpu_weights(model)), batch=4)
+            finished = pool.collect(matches, version, ray.put(play_weights(model)), batch=4)
             assert [f.version for f in finished] == [version] * 4
             turns = [t for f in finished for t in f.turns]
             assert turns and all(len(t.logprobs) == len(t.response_ids) > 0 for t in turns)

@@ -47,6 +47,7 @@ from spiral_train.collector import Turn
 from spiral_train.config import TrainConfig
 from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
+from spiral_train.distributed.shared_weights import Packed, pack, unpack
 from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
 from spiral_train.models import load_model, reference_model, resolve_device
 
@@ -96,9 +97,7 @@ class LearnerRank:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(
-        self, master: tuple[str, int], weights: dict[str, torch.Tensor] | None, learner_state: dict | None
-    ) -> None:
+    def setup(self, master: tuple[str, int], weights: Packed | None, learner_state: dict | None) -> None:
         """Join the process group, take the driver's `weights` over the model loaded from `source` (`setup_weights`:
         None, LoRA's fresh adapters only, or every tensor), and build the learner."""
         if self.world > 1:
@@ -111,7 +110,7 @@ class LearnerRank:
                 timeout=timedelta(seconds=self.config.ray_learner_timeout_s),
             )
         if weights is not None:
-            load_weights(self.model, weights)
+            load_weights(self.model, unpack(weights))
         ref_model = reference_model(self.config, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
         settings = LearnerSettings.from_config(self.config)
@@ -132,21 +131,22 @@ class LearnerRank:
         assert self.learner is not None, "LearnerRank.setup must run before update"
         return self.learner.update(turns)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """What changed in an update, on the CPU: the whole state dict, or a LoRA model's adapters alone (its base
-        never changes); under FSDP a collective whose result is rank 0's ({} elsewhere)."""
+    def weights(self) -> Packed:
+        """What changed in an update, on the CPU (`shared_weights.pack`ed): the whole state dict, or a LoRA
+        model's adapters alone (its base never changes); under FSDP a collective whose result is rank 0's ({}
+        elsewhere)."""
         if lora.is_peft(self.model):
             trained = {}
             for name, param in self.model.named_parameters():
                 if param.requires_grad:  # every rank, in the same order: a DTensor's gather is a collective
                     whole = param.full_tensor() if hasattr(param, "full_tensor") else param
                     trained[name] = whole.detach().cpu()
-            return trained if self.rank == 0 else {}
+            return pack(trained) if self.rank == 0 else {}
         if self.sharded:
             from spiral_train.distributed.sharding import full_weights
 
-            return full_weights(self.model)
-        return cpu_weights(self.model)
+            return pack(full_weights(self.model))
+        return pack(self.model.state_dict())
 
     def state_dict(self) -> dict:
         assert self.learner is not None
@@ -161,11 +161,6 @@ class LearnerRank:
             dist.destroy_process_group()
 
 
-def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict on the CPU (a tensor already there is not copied: `ray.put` copies it anyway)."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
 def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
     """Load `weights` into `model`: all of its state dict, or a part of it (LoRA's adapters); a name the model
     does not have raises KeyError."""
@@ -175,20 +170,22 @@ def load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor]) ->
         raise KeyError(f"weights the model does not have: {unexpected[:5]}")
 
 
-def setup_weights(model: torch.nn.Module, version: int) -> dict[str, torch.Tensor] | None:
-    """What the ranks must load over the model they loaded from the run's `source`: at version 0 (a new run)
-    nothing, or LoRA's adapters alone (initialised at random on the driver; the base is the source's); a resumed
-    run's every tensor. A whole second copy of the model crosses the object store only when it must."""
+def setup_weights(model: torch.nn.Module, version: int) -> Packed | None:
+    """What the ranks must load over the model they loaded from the run's `source` (`shared_weights.pack`ed): at
+    version 0 (a new run) nothing, or LoRA's adapters alone (initialised at random on the driver; the base is the
+    source's); a resumed run's every tensor. A whole second copy of the model crosses the object store only when
+    it must."""
     if version > 0:
-        return cpu_weights(model)
+        return pack(model.state_dict())
     if lora.is_peft(model):
-        return {k: v for k, v in cpu_weights(model).items() if "lora_" in k}
+        return pack({k: v for k, v in model.state_dict().items() if "lora_" in k})
     return None
 
 
-def play_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """What rollout workers load: a plain transformers state dict on CPU (LoRA adapters merged in)."""
-    return {k: v.to("cpu") for k, v in lora.merged_state_dict(model).items()}
+def play_weights(model: torch.nn.Module) -> Packed:
+    """What rollout workers load: a plain transformers state dict (LoRA adapters merged in), `shared_weights.pack`ed
+    so that each worker reads it from the object store without a copy of its own."""
+    return pack(lora.merged_state_dict(model))
 
 
 class LearnerGroup:
@@ -337,7 +334,7 @@ class LearnerGroup:
         for key in METRIC_MAXES:
             if key in merged:
                 merged[key] = max(m.get(key, 0.0) for m in results)
-        load_weights(self.model, self._rank0("weights"))
+        load_weights(self.model, unpack(self._rank0("weights")))
         self.weights_ref = ray.put(play_weights(self.model))
         self.version += 1
         return merged

@@ -6,15 +6,15 @@ driver sends games as the trainer's own `seats.Match`es (plain data: seat kinds,
 the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
 
-Generation backend: the one `config.generator` names (`generation.make_generator`). With "vllm" each worker
-holds its own vLLM engine, run inside the actor's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, forced here:
-an engine in a child process would cost a process more per worker and a weights folder on disk per sync) and
-with vLLM's single-process executor (one device per engine, so vLLM never starts Ray itself). `set_weights`
-loads what the driver sends (a plain transformers state dict, whatever produced it) into the worker's HF
-model, then `generator.sync_weights()` hands that whole state dict to the engine; with transformers the sync
-is a no-op. The worker's HF model then only holds weights, so with vLLM it stays on the CPU: on a GPU worker
-the device memory is the engine's alone (its KV cache: `vllm_gpu_memory_utilization` of the GPU Ray gave the
-actor, `ray_worker_gpus`, a fraction being fine; on CPU `vllm_kv_cache_mb`, default 256 MiB).
+Generation backend: the one `config.generator` names (`generation.make_generator`). With "vllm" each worker holds
+its own vLLM engine, run inside the actor's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, forced here: an engine in
+a child process would cost a process more per worker and a weights folder on disk per sync) and with vLLM's
+single-process executor (one device per engine, so vLLM never starts Ray itself). `set_weights` loads what the
+driver sends (a plain transformers state dict, whatever produced it, read from Ray's shared memory without a copy:
+`shared_weights`) into the worker's HF model, then `generator.sync_weights()` hands that whole state dict to the
+engine; with transformers the sync is a no-op. The worker's HF model then only holds weights, so with vLLM it stays
+on the CPU: on a GPU worker the device memory is the engine's alone (its KV cache: `vllm_gpu_memory_utilization` of
+the GPU Ray gave the actor, `ray_worker_gpus`, a fraction being fine; on CPU `vllm_kv_cache_mb`, default 256 MiB).
 
 The engine never sleeps here: a worker only generates, and Ray gives it its own share of the device, so there
 is no learner to free memory for (sleep mode matters only in the one-process trainer, where engine and learner
@@ -42,6 +42,7 @@ from transformers.utils import logging as hf_logging
 
 from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config import TrainConfig
+from spiral_train.distributed.shared_weights import Packed, unpack
 from spiral_train.generation import Generation, Generator, make_generator
 from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, resolve_device
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
@@ -98,13 +99,14 @@ class RolloutWorker:
             c.top_p,
         )
 
-    def set_weights(self, version: int, state_dict: dict[str, torch.Tensor] | None) -> int:
-        """Take the driver's weights: into the HF model, then into the generator (a vLLM engine's own copy).
-        None: the run's starting weights (version 0 of a new run), which this worker loaded from `source` itself."""
+    def set_weights(self, version: int, weights: Packed | None) -> int:
+        """Take the driver's weights (`learner_group.play_weights`): into the HF model, then into the generator (a
+        vLLM engine's own copy). None: the run's starting weights (version 0 of a new run), which this worker
+        loaded from `source` itself."""
         self.version = -1  # a failed sync must not leave a worker playing old weights under a new version
         try:
-            if state_dict is not None:
-                self.model.load_state_dict(state_dict)
+            if weights is not None:
+                self.model.load_state_dict(unpack(weights))
                 self.generator.sync_weights()
         except BaseException as err:
             self.sync_error = err  # the driver does not wait on this call: its next `play` reports the error
@@ -174,6 +176,6 @@ class RolloutWorker:
                 self.policy, self.model, c.generation_batch_size, c.bf16, self.device
             )
         self.pool_step = None  # a load that fails half way holds no snapshot
-        self.pool.generator.model.load_state_dict(weights)
+        self.pool.generator.model.load_state_dict(unpack(weights))
         self.pool_step = step
         self.pool_loads += 1
