@@ -18,6 +18,7 @@ from spiral_train.random_model import model_config
 
 QWEN3_4B = model_config("Qwen3-4B")  # Qwen/Qwen3-4B-Base's config.json (tests/test_rehearsal.py checks it)
 QWEN3_06B = model_config("Qwen3-0.6B")
+QWEN3_06B_PARAMS = 596_049_920  # Qwen3-0.6B-Base, tied embeddings
 ONE_PROCESS = {"ray_workers": 0, "ray_learners": 1, "ray_learner_strategy": "ddp"}
 ONE_GPU_FULL = ["--ray-workers", "0", "--ray-learners", "1", "--ray-learner-strategy", "ddp"]
 
@@ -71,7 +72,7 @@ def test_parameters_are_counted_from_config_json_alone(qwen3_4b, qwen3_06b):
     assert source.endswith("config.json") and shape.tied
     assert (shape.params, shape.trainable, shape.vocab, shape.layers) == (4_022_468_096, 4_022_468_096, 151936, 36)
     small, _ = read_config(qwen3_06b)
-    assert model_shape(small).params == 596_049_920
+    assert model_shape(small).params == QWEN3_06B_PARAMS
     for rank, targets in ((16, ["all-linear"]), (8, ["q_proj", "v_proj"])):
         with torch.device("meta"):
             peft_model = lora.wrap(AutoModelForCausalLM.from_config(small), rank, 32.0, 0.0, targets, qwen3_06b)
@@ -123,6 +124,18 @@ def test_qwen3_06b_full_fine_tuning_fits_one_gpu(qwen3_06b):
 def test_a_hub_id_is_planned_offline_from_the_shapes_built_in():
     plan = plan_run(make_config("paper-qwen3-4b"), "8x80GB")  # model: Qwen/Qwen3-4B-Base, not downloaded
     assert plan.fits and plan.shape.params == 4_022_468_096
+
+
+def test_a_cpu_ray_run_counts_the_drivers_weight_sync_lora_merged_or_not(qwen3_06b):
+    """On a CPU host the driver holds its model, the weights it sends the workers in Ray's object store, and
+    with LoRA the whole merged state dict it packs (the rehearsal's Ray LoRA run at 0.6B: driver 9.8 GB RSS)."""
+    ray_cpu = {"model": qwen3_06b, "device": "cpu", "ray_worker_gpus": 0, "ray_learner_gpus": 0, "ray_workers": 2}
+    model = QWEN3_06B_PARAMS * 4
+    for lora_rank, merged in ((16, model), (0, 0)):
+        config = make_config("paper-qwen3-4b", {**ray_cpu, "ray_learners": 2, "lora_rank": lora_rank})
+        (driver,) = [c for c in plan_run(config, "cpu:64GB").rows() if c["process"] == "driver"]
+        assert driver["rows"]["weights"] == driver["rows"]["object store"] == model
+        assert driver["rows"].get("merged LoRA weights", 0) == merged
 
 
 def test_a_ray_layout_asking_for_more_gpus_than_there_are_is_refused(qwen3_4b):

@@ -48,6 +48,7 @@ ROWS = (
     "engine weights",
     "KV cache",
     "merged LoRA weights",
+    "object store",
     "opponent model",
     "runtime",
 )

@@ -133,10 +133,15 @@ def place(shape: ModelShape, work: Workload, run: RunFacts, devices: Devices) ->
         actors.append(
             (name, run.ray_worker_gpus if cuda else 0.0, [_worker_column(name, shape, work, run, cuda, devices)])
         )
-    if not cuda:
-        plans[0].columns.append(
-            Column("driver", "all", {"weights": shape.params * FP32, "runtime": RUNTIME_BYTES}, "its copy of the model")
-        )
+    if not cuda:  # the driver's host memory is this device's
+        sync = {
+            "weights": shape.params * FP32,
+            "merged LoRA weights": shape.params * FP32 if shape.lora else 0,
+            "object store": shape.params * FP32,
+            "runtime": RUNTIME_BYTES,
+        }
+        note = "its copy of the model and, after each update, the weights it sends the workers"
+        plans[0].columns.append(Column("driver", "weight sync", {k: v for k, v in sync.items() if v}, note))
         plans[0].holders.append("the driver")
     asked = sum(gpus for _, gpus, _ in actors)
     if cuda and asked > devices.count + 1e-9:

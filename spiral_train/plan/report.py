@@ -21,7 +21,9 @@ ROW_NOTES = {
     "temporaries": "token_logprobs chunks, head/embedding gradients, AdamW step, ddp's flat gradients",
     "engine weights": "vLLM's copy: bf16 on a GPU with bf16, else fp32",
     "KV cache": "vLLM: utilization x the GPU less its weights, or --vllm-kv-cache-mb; transformers: every layer",
-    "merged LoRA weights": "fp32 merged layer (and its delta) handed to vLLM at each weight sync, one at a time",
+    "merged LoRA weights": "one process: the fp32 merged layer (and its delta) handed to vLLM at each weight sync, "
+    "one at a time; Ray: the driver's whole merged state dict for the workers",
+    "object store": "Ray: the weights the driver sends the workers, one copy in shared memory per update",
     "opponent model": "a frozen fp32 copy: the opponent pool's snapshot, or a checkpoint opponent",
     "runtime": "per process: CUDA context and the interpreter (estimate)",
 }
