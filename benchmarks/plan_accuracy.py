@@ -22,9 +22,8 @@ import time
 import torch
 
 from spiral_train import learner as learner_module
-from spiral_train.config import make_config
 from spiral_train.plan import plan_run
-from spiral_train.plan.calibration import measured_update_peak, random_qwen3, synthetic_turns
+from spiral_train.plan.calibration import calibration_config, measured_update_peak, random_qwen3, synthetic_turns
 from spiral_train.plan.memory import LEARNER_ROWS, LearnerSetup, update_peak
 from spiral_train.plan.workload import workload
 
@@ -61,19 +60,7 @@ def run_case(hidden: int, layers: int, vocab: int, variant: str, batch: int, pro
     options = VARIANTS[variant]
     with tempfile.TemporaryDirectory() as folder:
         random_qwen3(folder, hidden, layers, vocab)
-        config = make_config(
-            "tiny-cpu",
-            {
-                "model": folder,
-                "device": "cpu",
-                "micro_batch_size": batch,
-                "max_new_tokens": answer,
-                "plan_prompt_tokens": prompt,
-                "num_epochs": 1,
-                "kl_coef": 0.0,
-                **options,
-            },
-        )
+        config = calibration_config(folder, batch, prompt, answer, **options)
         turns = synthetic_turns(3 * batch, prompt, answer, vocab)
         started = time.time()
         with cpu_autocast(config.bf16):

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from spiral_train.cli import main
 from spiral_train.config import ConfigError, make_config
 from spiral_train.plan import DeviceError, parse_devices, plan_run
-from spiral_train.plan.calibration import measured_update_peak, random_qwen3, synthetic_turns
+from spiral_train.plan.calibration import calibration_config, measured_update_peak, random_qwen3, synthetic_turns
 from spiral_train.plan.shapes import model_shape, read_config
 from spiral_train.random_model import model_config
 
@@ -190,19 +190,7 @@ def test_the_planned_update_peak_is_within_15_percent_of_the_measured_one(case, 
     tensor bytes against `update_peak_bytes`; activations are a large share in the long cases."""
     hidden, layers, vocab, batch, prompt, answer, options = CASES[case]
     folder = random_qwen3(tmp_path / "model", hidden, layers, vocab)
-    config = make_config(
-        "tiny-cpu",
-        {
-            "model": str(folder),
-            "device": "cpu",
-            "micro_batch_size": batch,
-            "max_new_tokens": answer,
-            "plan_prompt_tokens": prompt,
-            "num_epochs": 1,
-            "kl_coef": 0.0,
-            **options,
-        },
-    )
+    config = calibration_config(str(folder), batch, prompt, answer, **options)
     measured = measured_update_peak(config, synthetic_turns(2 * batch, prompt, answer, vocab))
     planned = plan_run(config, "cpu:64GB").update_peak_bytes(0)
     assert abs(planned - measured) <= 0.15 * measured, (case, planned, measured)

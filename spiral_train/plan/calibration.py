@@ -60,6 +60,15 @@ def random_qwen3(
     return folder
 
 
+def calibration_config(model: str, batch: int, prompt: int, answer: int, **options: Any) -> Any:
+    """The `TrainConfig` a calibration update runs: the tiny preset on `model` on the CPU, one epoch, no KL term,
+    micro-batches of `batch` turns of `prompt` + `answer` tokens (what the plan assumes too), then `options`."""
+    from spiral_train.config import make_config  # the config validates devices through this package
+
+    base = {"model": model, "device": "cpu", "micro_batch_size": batch, "max_new_tokens": answer}
+    return make_config("tiny-cpu", {**base, "plan_prompt_tokens": prompt, "num_epochs": 1, "kl_coef": 0.0, **options})
+
+
 def synthetic_turns(count: int, prompt_tokens: int, answer_tokens: int, vocab: int, seed: int = 0) -> list[Any]:
     """`count` turns of random tokens: answers of `answer_tokens`, prompts of `prompt_tokens` less 0-3 (so
     every micro-batch is padded, as real ones are: the attention then has a mask)."""
