@@ -1,13 +1,12 @@
 """State dicts through Ray's object store, read by every process without a copy of their own.
 
 Ray pickles a torch tensor, so each process that fetches a state dict gets a private copy of it, and only then
-loads it into its model: a second whole model per process for a moment (two rollout workers of a 0.6B model
-took 4.8 GB more at every weight sync, which Ray's memory monitor killed on a 24 GB machine). Ray stores a numpy
-array out of band instead, and a reader's array lies over the object store's shared memory. So what crosses is
-plain data: `pack` turns each tensor into its raw bytes (a uint8 array, no copy on the sending side beyond
-what `ray.put` writes), its dtype's name and its shape; `unpack` rebuilds the tensors over those bytes, without
-a copy, and `load_state_dict` is the one copy a reader makes. The tensors `unpack` returns may lie in
-read-only memory: read them, never write to them.
+loads it into its model: a second whole model per process for a moment (docs/scaling.md, the rehearsal). Ray stores
+a numpy array out of band instead, and a reader's array lies over the object store's shared memory. So what crosses
+is plain data: `pack` turns each tensor into its raw bytes (a uint8 array, no copy on the sending side beyond what
+`ray.put` writes), its dtype's name and its shape; `unpack` rebuilds the tensors over those bytes, without a copy,
+and `load_state_dict` is the one copy a reader makes. The tensors `unpack` returns may lie in read-only memory:
+read them, never write to them.
 """
 
 from __future__ import annotations
