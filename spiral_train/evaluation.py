@@ -129,14 +129,17 @@ def eval_cost(
 ) -> EvalCost:
     """What `evaluate` with these settings samples (games: per env, the opponents it is played against)."""
     probes = probe_plan(env_ids, env_kwargs, probe_samples, probe_positions)
-    played = sum(
-        games
-        for env_id in env_ids
-        for opponent in opponents
-        if (opponent != EXPLOITER or probes.get(env_id, ("",))[0] == "kuhn")
-        and (opponent != "strong" or spiral_envs.spec(env_id).load_expert() is not None)
-    )
+    played = sum(games for env_id in env_ids for opponent in opponents if _played(env_id, opponent, probes))
     return EvalCost(sum(n for _, n in probes.values()), played, max_new_tokens)
+
+
+def _played(env_id: str, opponent: str, probes: Mapping[str, tuple[str, int]]) -> bool:
+    """Whether `evaluate` plays `env_id` against `opponent`, given its `probe_plan`: only Kuhn Poker has an exact
+    best response to the measured policy (the exploiter), and a game with no scripted expert (a TextArena game)
+    is measured against the other opponents."""
+    if opponent == EXPLOITER:
+        return probes.get(env_id, ("",))[0] == "kuhn"
+    return opponent != "strong" or spiral_envs.spec(env_id).load_expert() is not None
 
 
 def evaluate(
@@ -184,10 +187,8 @@ def evaluate(
     players: dict[str, ModelPolicy | AgentFactory] = {LEARNER: eval_policy}
     for env_id in env_ids:
         for opponent in opponents:
-            if opponent == EXPLOITER and env_id not in exploiters:
-                continue  # only Kuhn Poker has an exact best response to the measured policy
-            if opponent == "strong" and spiral_envs.spec(env_id).load_expert() is None:
-                continue  # a game with no scripted expert (a TextArena game) is measured against the others
+            if not _played(env_id, opponent, probes):
+                continue
             kind = FROZEN if opponent in model_opponents else opponent
             if kind == EXPLOITER:  # in each game, the best response to the policy measured in that game
                 players[kind] = exploiter_agents(exploiters)

@@ -104,9 +104,10 @@ def sample_moves(
     prompts = policy.prompt_ids([p.observation for p in probes for _ in range(samples)])
     generations = []
     for start in range(0, len(prompts), PROBE_CHUNK):
-        generations.extend(policy.sample(prompts[start : start + PROBE_CHUNK]))
+        piece = prompts[start : start + PROBE_CHUNK]
+        generations.extend(policy.sample(piece))
         if on_answers is not None:
-            on_answers(len(prompts[start : start + PROBE_CHUNK]))
+            on_answers(len(piece))
     moves: list[list[str | None]] = []
     for i, probe in enumerate(probes):
         legal = {spiral_envs.normalize_move(text): text for text in probe.legal}

@@ -44,6 +44,12 @@ from spiral_train.seats import GameResult, Match
 Chunk = list[tuple[int, Match]]
 """Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""
 
+
+def chunk_key(chunk: Chunk) -> tuple[int, ...]:
+    """A chunk's identity across its replays: its games' order keys."""
+    return tuple(key for key, _ in chunk)
+
+
 START_TIMEOUT_S = 600.0
 """How long `RolloutPool` waits for its workers to start (placed, and their model loaded)."""
 
@@ -109,7 +115,7 @@ class RolloutPool:
         self.next_key = 0
         self.stats = PoolStats()
         self.chunk_errors: dict[tuple[int, ...], list[str]] = {}
-        """Per chunk (its order keys) still failing: the error text of each failure."""
+        """Per chunk (`chunk_key`) still failing: the error text of each failure."""
         self.last_error: str | None = None
         self.replacing: set[int] = set()
         """Workers killed after a task error: back only once a probe answers from a new process."""
@@ -271,7 +277,7 @@ class RolloutPool:
             self.pending.appendleft(chunk)
             self.stats.replayed += len(chunk)
             return
-        self.chunk_errors.pop(tuple(key for key, _ in chunk), None)
+        self.chunk_errors.pop(chunk_key(chunk), None)
         for (key, _), result in zip(chunk, results):
             result.index = key
             self.finished.append(result)
@@ -303,7 +309,7 @@ class RolloutPool:
         if chunk is not None:
             self.stats.failures += 1
             if not isinstance(err, RayActorError):  # the chunk's code raised; a lost process is bounded by restarts
-                errors = self.chunk_errors.setdefault(tuple(key for key, _ in chunk), [])
+                errors = self.chunk_errors.setdefault(chunk_key(chunk), [])
                 errors.append(error_text(err))
                 if len(errors) >= CHUNK_ATTEMPTS:
                     raise ChunkFailedError(self._chunk_report(chunk, errors))

@@ -84,6 +84,12 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[
     return ids
 
 
+def stop_tokens(eos: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
+    """Where a backend stops an answer: the model's end-of-sequence ids (`eos_ids`), then the `stop_ids` a
+    caller adds (`turn_end_ids`) that are not among them."""
+    return [*eos, *(i for i in stop_ids if i not in eos)]
+
+
 TURN_ENDS: dict[str, str | None] = {"qwen3": "<|im_end|>", "none": None}
 """The token that closes an assistant turn under each named prompt template (`spiral_envs.prompts.qwen3_prompt`
 and the reasoning benchmarks' `qwen3` close every turn with `<|im_end|>`; "none" has no turns); "chat" is read

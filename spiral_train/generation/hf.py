@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation.base import Generation, autocast, eos_ids, positions, truncate_logits
+from spiral_train.generation.base import Generation, autocast, eos_ids, positions, stop_tokens, truncate_logits
 
 
 def _cache_kwarg(model: PreTrainedModel) -> str:
@@ -67,7 +67,7 @@ class HFGenerator:
         stop_ids: Sequence[int] = (),
     ) -> list[Generation]:
         out: list[Generation] = []
-        stops = [*self.eos_ids, *(i for i in stop_ids if i not in self.eos_ids)]
+        stops = stop_tokens(self.eos_ids, stop_ids)
         for start in range(0, len(prompt_ids), self.max_batch_size):
             batch = prompt_ids[start : start + self.max_batch_size]
             out.extend(self._generate_batch(batch, temperature, max_new_tokens, generator, top_k, top_p, stops))

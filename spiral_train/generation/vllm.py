@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from spiral_train.generation.base import Generation, eos_ids
+from spiral_train.generation.base import Generation, eos_ids, stop_tokens
 from spiral_train.lora import merged_weights
 
 INSTALL_HINT = (
@@ -228,7 +228,7 @@ class VLLMGenerator:
                 )
         # one seed per request, drawn from the caller's generator: a run is reproducible for its seed, and a
         # request's sample does not depend on what else is in the batch
-        stops = [*self.eos_ids, *(i for i in stop_ids if i not in self.eos_ids)]
+        stops = stop_tokens(self.eos_ids, stop_ids)
         seeds = torch.randint(0, 2**63 - 1, (len(prompt_ids),), generator=generator, device=generator.device)
         params = [
             SamplingParams(
