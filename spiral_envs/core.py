@@ -130,6 +130,11 @@ class TextGame(ABC, Generic[A]):
         """
         return ", ".join(legal)
 
+    def figures(self, score: dict[str, Any], player: int) -> dict[str, float]:
+        """`player`'s own numbers from a finished game's `GameState.score()`, to average over games in
+        evaluation (Kuhn Poker's chips per round); none by default."""
+        return {}
+
     def outcome_text(self, state: GameState[A]) -> str:
         """Why a finished game ended, in words (`infos["reason"]`): the rules return only data."""
         return "the game ended"

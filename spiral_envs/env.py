@@ -252,6 +252,7 @@ class TextGameEnv(AECEnv):
             "winner": None if winner is None else player_name(winner),
             "reason": reason,
             "invalid_move": offender is not None,
+            "offender": offender,
             **self.state.score(),
         }
         for agent in self.agents:

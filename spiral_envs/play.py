@@ -9,7 +9,7 @@ from typing import Any
 
 from spiral_envs.agents import Agent
 
-OUTCOME_KEYS = ("legal_actions", "winner", "reason", "invalid_move")
+OUTCOME_KEYS = ("legal_actions", "winner", "reason", "invalid_move", "offender")
 """Keys of a terminal info that are not the game's own score."""
 
 TurnHook = Callable[[int, str, str, str], None]
@@ -17,13 +17,39 @@ TurnHook = Callable[[int, str, str, str], None]
 
 @dataclass
 class Outcome:
-    """How one game ended, read from the terminal `info` and rewards every env hands its agents."""
+    """How one game ended, read from the terminal `info` and rewards every env hands its agents.
+
+    `offender` is the agent whose answer held no legal move and so ended the game (None when the game ended
+    by its rules); `score` is the game's own end-of-game figures (chips, trades, ...)."""
 
     winner: str | None
     reason: str
     invalid_move: bool
     rewards: dict[str, float]
     score: dict[str, Any] = field(default_factory=dict)
+    offender: str | None = None
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per agent, the game's own numbers to average over games (`TextGame.figures`, e.g. Kuhn Poker's chips
+    per round); empty for an env that is not a `TextGameEnv`."""
+
+    @classmethod
+    def from_env(cls, env: Any, info: dict[str, Any], rewards: dict[str, float]) -> Outcome:
+        """The outcome `env`'s terminal `info` and final `rewards` (agent -> return) describe, with the game's
+        figures when `env` is a `TextGameEnv`."""
+        score = {k: v for k, v in info.items() if k not in OUTCOME_KEYS}
+        game = getattr(env, "game", None)
+        figures = {}
+        if game is not None:
+            figures = {agent: game.figures(score, i) for i, agent in enumerate(env.possible_agents)}
+        return cls(
+            winner=info.get("winner"),
+            reason=str(info.get("reason", "the game ended")),
+            invalid_move=bool(info.get("invalid_move", False)),
+            rewards=dict(sorted(rewards.items())),
+            score=score,
+            offender=info.get("offender"),
+            figures=figures,
+        )
 
 
 def play_game(env: Any, agents: dict[str, Agent], seed: int, on_turn: TurnHook | None = None) -> Outcome:
@@ -46,10 +72,4 @@ def play_game(env: Any, agents: dict[str, Agent], seed: int, on_turn: TurnHook |
         if on_turn is not None:
             on_turn(turn, agent, prompt, answer)
         env.step(answer)
-    return Outcome(
-        winner=terminal_info.get("winner"),
-        reason=str(terminal_info.get("reason", "the game ended")),
-        invalid_move=bool(terminal_info.get("invalid_move", False)),
-        rewards=dict(sorted(rewards.items())),
-        score={k: v for k, v in terminal_info.items() if k not in OUTCOME_KEYS},
-    )
+    return Outcome.from_env(env, terminal_info, rewards)

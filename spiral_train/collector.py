@@ -20,6 +20,7 @@ import torch
 from pettingzoo import AECEnv
 
 import spiral_envs
+from spiral_envs.play import Outcome
 from spiral_train.generation import Generation, Generator, turn_end_ids
 from spiral_train.seats import LEARNER, GameResult, Match, Turn
 
@@ -108,6 +109,15 @@ class _Live:
     result: GameResult
     env: AECEnv
     seats: dict[str, spiral_envs.Agent | None]
+    final_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _entry(env: AECEnv, agent: str, observation: str, answer: str) -> dict[str, Any]:
+    """The transcript entry of the move just played: the env's own (`TextGameEnv.transcript`: agent, answer,
+    move, error) with the prompt added; `answer` is what the seat wrote (a truncated answer is played as "")."""
+    log = getattr(env, "transcript", None)
+    own = log[-1] if log else {"agent": agent}
+    return {**own, "answer": answer, "observation": observation}
 
 
 def _seat(player: ModelPolicy | AgentFactory, match: Match, role: str) -> spiral_envs.Agent | None:
@@ -182,16 +192,17 @@ class Collector:
             obs, reward, term, trunc, info = env.last()
             result.returns[agent] += float(reward)
             if term or trunc:
-                result.outcome = {k: v for k, v in info.items() if k != "legal_actions"}
+                game.final_info = game.final_info or info
                 env.step(None)
                 continue
             seat = game.seats[agent]
             if seat is None:
                 return agent, str(obs)
             answer = seat(str(obs), info)
-            if keep:
-                result.transcript.append({"role": agent, "observation": str(obs), "answer": answer})
             env.step(answer)
+            if keep:
+                result.transcript.append(_entry(env, agent, str(obs), answer))
+        result.outcome = Outcome.from_env(env, game.final_info, result.returns)
         return None
 
     def _answer(self, policy: ModelPolicy, batch: list[tuple[_Live, str, str]], keep: bool) -> None:
@@ -209,7 +220,7 @@ class Collector:
             valid = not info.get("invalid_move", False)
             result = game.result
             if keep:
-                entry = {"role": agent, "observation": obs, "answer": gen.text, "valid": valid}
+                entry = _entry(game.env, agent, obs, gen.text)
                 result.transcript.append({**entry, "truncated": True} if truncated else entry)
             if result.match.seats[agent] == LEARNER:
                 sample = (prompt, gen.token_ids, gen.logprobs, valid, truncated)

@@ -21,12 +21,13 @@ from dataclasses import dataclass, replace
 import torch
 
 import spiral_envs
+from spiral_envs.core import PLAYER_NAMES
 from spiral_envs.games import kuhn_theory
 from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
 from spiral_envs.games.tictactoe import TicTacToe
 from spiral_train.collector import AgentFactory, Collector, ModelPolicy, scripted
 from spiral_train.metrics import env_key
-from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, ROLES, GameResult, Match, other_role
+from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, GameResult, Match, other_role
 from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
 EVAL_SEED_BASE = 1_000_000
@@ -37,7 +38,7 @@ def eval_matches(env_id: str, opponent: str, games: int) -> list[Match]:
     and player_1 for odd ones."""
     matches = []
     for i in range(games):
-        model_role = ROLES[i % 2]
+        model_role = PLAYER_NAMES[i % 2]
         matches.append(Match(env_id, EVAL_SEED_BASE + i, {model_role: LEARNER, other_role(model_role): opponent}))
     return matches
 
@@ -51,40 +52,23 @@ def exploiter_agents(exploiters: Mapping[str, Sequence[MatchPolicy]]) -> AgentFa
 def _exploiter_agent(
     exploiters: dict[str, tuple[MatchPolicy, ...]], env_id: str, seed: int, role: str
 ) -> KuhnPokerPolicyAgent:
-    return KuhnPokerPolicyAgent(exploiters[env_id][ROLES.index(role)], seed=seed)
+    return KuhnPokerPolicyAgent(exploiters[env_id][PLAYER_NAMES.index(role)], seed=seed)
 
 
 def summarize(results: Sequence[GameResult]) -> dict[str, float]:
     """Rates with their Wilson intervals, the mean return, and each game's own outcome measures."""
-    wins = draws = losses = invalid = 0
-    total_return = 0.0
-    chips_per_round: list[float] = []
-    deals = 0
-    gains: list[float] = []
-    for result in results:
-        (role,) = result.match.learner_roles()
-        value = result.returns[role]
-        total_return += value
-        wins += value > 0
-        draws += value == 0
-        losses += value < 0
-        invalid += bool(result.outcome.get("invalid_move")) and value < 0
-        outcome = result.outcome
-        if "chips" in outcome and "round" in outcome:
-            chips_per_round.append(outcome["chips"][role] / outcome["round"])
-        if "value_gain" in outcome:
-            deals += bool(outcome.get("trades"))
-            gains.append(outcome["value_gain"][role])
-    n = len(results)
-    metrics: dict[str, float] = {"mean_return": total_return / max(1, n), "games": n}
-    for name, count in (("win_rate", wins), ("draw_rate", draws), ("loss_rate", losses), ("invalid_rate", invalid)):
+    scores = [result.score(role) for result in results for role in result.match.learner_roles()]
+    n = len(scores)
+    metrics: dict[str, float] = {"mean_return": sum(s.value for s in scores) / max(1, n), "games": n}
+    for name, rule in (("win_rate", "win"), ("draw_rate", "draw"), ("loss_rate", "loss"), ("invalid_rate", "invalid")):
+        count = sum(getattr(score, rule) for score in scores)
         metrics[name] = count / max(1, n)
         metrics[f"{name}_lo"], metrics[f"{name}_hi"] = wilson(count, n)
-    if chips_per_round:
-        metrics["chips_per_round"] = sum(chips_per_round) / len(chips_per_round)
-    if gains:
-        metrics["deal_rate"] = deals / n
-        metrics["value_gain"] = sum(gains) / len(gains)
+    figures: dict[str, list[float]] = {}
+    for score in scores:
+        for name, value in score.figures.items():
+            figures.setdefault(name, []).append(value)
+    metrics.update({name: sum(values) / len(values) for name, values in figures.items()})
     return metrics
 
 

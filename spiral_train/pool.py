@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 
+from spiral_envs.core import PLAYER_NAMES
 from spiral_train.checkpoint import write_folder_atomically
 from spiral_train.collector import GameResult, ModelPolicy
 from spiral_train.config import TrainConfig
@@ -103,7 +104,7 @@ class OpponentPool:
         self.drawn = self.rng.choice(self.steps)
         policy = self._load(self.drawn, model, learner)
         indices = [j * games // count for j in range(count)]
-        roles = {i: "player_0" if (step + j) % 2 == 0 else "player_1" for j, i in enumerate(indices)}
+        roles = {i: PLAYER_NAMES[(step + j) % 2] for j, i in enumerate(indices)}
         return policy, roles
 
     def _load(self, step: int, model: torch.nn.Module, learner: ModelPolicy) -> ModelPolicy:
@@ -124,7 +125,7 @@ class OpponentPool:
         pool_games = [r for r in results if r.match.pool_step is not None]
         record["train/pool/share"] = len(pool_games) / max(1, len(results))
         if pool_games:
-            wins = [r.returns[role] > 0 for r in pool_games for role in r.match.learner_roles()]
+            wins = [r.score(role).win for r in pool_games for role in r.match.learner_roles()]
             record["train/pool/win_rate"] = sum(wins) / len(wins)
             record["train/pool/opponent_step"] = sum(r.match.pool_step or 0 for r in pool_games) / len(pool_games)
         return record

@@ -58,13 +58,9 @@ def round_robin(
         kind = FROZEN if isinstance(members[second], ModelPolicy) else second
         players = {LEARNER: members[first], kind: members[second]}
         played = collector.play(eval_matches(env_id, kind, games), players, keep_transcripts=False)
-        score = invalid = 0.0
-        for result in played:
-            (role,) = result.match.learner_roles()
-            value = result.returns[role]
-            score += 1.0 if value > 0 else 0.5 if value == 0 else 0.0
-            invalid += bool(result.outcome.get("invalid_move")) and value < 0
-        results.append(PairResult(first, second, len(played), score, int(invalid)))
+        scores = [result.score(role) for result in played for role in result.match.learner_roles()]
+        points = sum(score.points for score in scores)
+        results.append(PairResult(first, second, len(played), points, sum(score.invalid for score in scores)))
     return results
 
 

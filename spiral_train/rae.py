@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from spiral_train.metrics import env_key
+from spiral_train.seats import GameResult, Turn
 
 
 @dataclass
@@ -129,3 +130,38 @@ def state_baselines(keys: Sequence[object], rewards: Sequence[float], played: Se
         n, total = counts[key] - ok, sums[key] - (reward if ok else 0.0)
         out.append(total / n if n > 0 else None)
     return out
+
+
+def assign_advantages(results: Sequence[GameResult], rae: RAE, state_baseline: bool = False) -> list[Turn]:
+    """Every learner turn of `results`, its advantage filled in: RAE per (game, role, opponent kind), in game
+    order, each turn of a role getting that role's advantage; with `state_baseline`, a turn whose exact prompt
+    recurs in the batch is measured against the other turns at that prompt (`state_baselines`). Who ended a
+    game with an invalid answer is the outcome's `offender` (`GameResult.score`)."""
+    role_returns: list[RoleReturn] = []
+    owners: list[list[Turn]] = []
+    for result in results:
+        by_role: dict[str, list[Turn]] = defaultdict(list)
+        for turn in result.turns:
+            by_role[turn.role].append(turn)
+        for role, role_turns in by_role.items():
+            score = result.score(role)
+            kind = result.match.opponent_kind()
+            role_returns.append(
+                RoleReturn(result.match.env_id, role, score.value, opponent=kind, ended_by=score.ended_by)
+            )
+            owners.append(role_turns)
+    rae.assign(role_returns)
+    turns, owner_of = [], []
+    for rr, role_turns in zip(role_returns, owners):
+        for turn in role_turns:
+            turn.advantage = rr.advantage
+            turns.append(turn)
+            owner_of.append(rr)
+    if state_baseline:
+        keys = [(*rr.key, tuple(t.prompt_ids)) for rr, t in zip(owner_of, turns)]
+        played = [rr.ended_by is None for rr in owner_of]
+        baselines = state_baselines(keys, [rr.reward for rr in owner_of], played)
+        for turn, rr, baseline in zip(turns, owner_of, baselines):
+            if baseline is not None and rr.ended_by != "opponent":
+                turn.advantage = rr.reward - baseline
+    return turns

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from spiral_envs.core import PLAYER_NAMES
+from spiral_envs.play import Outcome
+
 LEARNER = "learner"
 RANDOM = "random"
 STRONG = "strong"
@@ -20,7 +23,6 @@ FROZEN = "frozen"
 POOL = "pool"
 EXPLOITER = "exploiter"
 SEAT_KINDS = (LEARNER, RANDOM, STRONG, FROZEN, POOL, EXPLOITER)
-ROLES = ("player_0", "player_1")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Match:
 
 
 def other_role(role: str) -> str:
-    return ROLES[1] if role == ROLES[0] else ROLES[0]
+    return PLAYER_NAMES[1] if role == PLAYER_NAMES[0] else PLAYER_NAMES[0]
 
 
 @dataclass
@@ -74,16 +76,56 @@ class Turn:
     advantage: float = 0.0
 
 
+@dataclass(frozen=True)
+class Score:
+    """One role's result in one game, the single rule the trainer, evaluation, population and pools count by:
+    a win, draw or loss by the sign of its return, `points` 1 / 0.5 / 0, `invalid` if its own answer ended the
+    game, `ended_by` who ended it with an invalid answer as this role sees it (None, "self", "opponent"), and
+    the game's own `figures` for this role (`TextGame.figures`)."""
+
+    value: float
+    points: float
+    invalid: bool
+    ended_by: str | None
+    figures: dict[str, float]
+
+    @property
+    def win(self) -> bool:
+        return self.value > 0
+
+    @property
+    def draw(self) -> bool:
+        return self.value == 0
+
+    @property
+    def loss(self) -> bool:
+        return self.value < 0
+
+
 @dataclass
 class GameResult:
-    """A game played: the final returns per role, the env's end-of-game info, the learner's training samples
-    and the transcript. `index` is its place in the batch, `version` the weights that played it (the learner's
-    step; Ray workers report it)."""
+    """A game played: the final returns per role, how it ended, the learner's training samples and the
+    transcript (the env's own, with each prompt added when kept). `index` is its place in the batch, `version`
+    the weights that played it (the learner's step; Ray workers report it)."""
 
     match: Match
     index: int = 0
     returns: dict[str, float] = field(default_factory=dict)
-    outcome: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
     turns: list[Turn] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
+
+    def score(self, role: str) -> Score:
+        """`role`'s result in this finished game."""
+        if self.outcome is None:
+            raise ValueError(f"game {self.index} ({self.match.env_id}, seed {self.match.seed}) has not ended")
+        value = self.returns[role]
+        offender = self.outcome.offender
+        return Score(
+            value=value,
+            points=1.0 if value > 0 else 0.5 if value == 0 else 0.0,
+            invalid=offender == role,
+            ended_by=None if offender is None else "self" if offender == role else "opponent",
+            figures=self.outcome.figures.get(role, {}),
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 import yaml
 from transformers.utils import logging as hf_logging
 
+from spiral_envs.core import PLAYER_NAMES
 from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
 from spiral_train.collector import Collector, ModelPolicy, scripted
@@ -31,9 +31,9 @@ from spiral_train.metrics import MetricsLog
 from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
 from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
-from spiral_train.rae import RAE, RoleReturn, state_baselines
+from spiral_train.rae import RAE, assign_advantages
 from spiral_train.reasoning_eval import ReasoningProbe
-from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, ROLES, STRONG, GameResult, Match, Turn, other_role
+from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match, Turn, other_role
 from spiral_train.tiny import tiny_model_path
 
 
@@ -159,9 +159,9 @@ class Trainer:
                 matches.append(Match(env_id, seed, seats, pool_step=self.pool.drawn))  # type: ignore[union-attr]
                 continue
             if self.opponent is None:
-                seats = {"player_0": LEARNER, "player_1": LEARNER}
+                seats = dict.fromkeys(PLAYER_NAMES, LEARNER)
             else:
-                learner_role = ROLES[(self.step + i) % 2]
+                learner_role = PLAYER_NAMES[(self.step + i) % 2]
                 seats = {learner_role: LEARNER, other_role(learner_role): self.opponent}
             matches.append(Match(env_id, seed, seats))
         return matches
@@ -175,7 +175,7 @@ class Trainer:
             self._queued_ahead = True
         results, rollout_record = self.rollouts.collect()
         t_collect = time.perf_counter() - t0
-        turns = self.assign_advantages(results)
+        turns = assign_advantages(results, self.rae, self.config.state_baseline)
         trained = [t for t in turns if t.advantage != 0.0] if c.drop_zero_advantage else turns
         t1 = time.perf_counter()
         self.generator.sleep()  # frees a vLLM engine's GPU memory for the update; sync_weights() wakes it
@@ -201,42 +201,9 @@ class Trainer:
             self.metrics.log_transcripts(self.step, [_transcript(r) for r in results[: c.log_transcripts]])
         return record
 
-    def assign_advantages(self, results: list[GameResult]) -> list[Turn]:
-        """RAE per (game, role, opponent kind), in game order; every turn of a role gets that role's advantage,
-        except that with `state_baseline` a turn whose exact prompt recurs in the batch is measured against the
-        other turns at that prompt (`rae.state_baselines`)."""
-        role_returns: list[RoleReturn] = []
-        owners: list[list[Turn]] = []
-        for result in results:
-            by_role: dict[str, list[Turn]] = defaultdict(list)
-            for turn in result.turns:
-                by_role[turn.role].append(turn)
-            for role, role_turns in by_role.items():
-                kind = result.match.opponent_kind()
-                rr = RoleReturn(
-                    result.match.env_id, role, result.returns[role], opponent=kind, ended_by=ended_by(result, role)
-                )
-                role_returns.append(rr)
-                owners.append(role_turns)
-        self.rae.assign(role_returns)
-        turns, owner_of = [], []
-        for rr, role_turns in zip(role_returns, owners):
-            for turn in role_turns:
-                turn.advantage = rr.advantage
-                turns.append(turn)
-                owner_of.append(rr)
-        if self.config.state_baseline:
-            keys = [(*rr.key, tuple(t.prompt_ids)) for rr, t in zip(owner_of, turns)]
-            played = [rr.ended_by is None for rr in owner_of]
-            baselines = state_baselines(keys, [rr.reward for rr in owner_of], played)
-            for turn, rr, baseline in zip(turns, owner_of, baselines):
-                if baseline is not None and rr.ended_by != "opponent":
-                    turn.advantage = rr.reward - baseline
-        return turns
-
     def rollout_stats(self, results: list[GameResult], turns: list[Turn]) -> dict[str, float]:
-        trained_roles = [(r, role) for r in results for role in r.match.learner_roles()]
-        rewards = [r.returns[role] for r, role in trained_roles]
+        scores = [(role, r.score(role)) for r in results for role in r.match.learner_roles()]
+        rewards = [score.value for _, score in scores]
         n_turns = max(1, len(turns))
         stats = {
             "train/reward_mean": sum(rewards) / max(1, len(rewards)),
@@ -247,10 +214,10 @@ class Trainer:
             "train/turns_per_game": len(turns) / max(1, len(results)),
             "train/games": len(results),
         }
-        for role in ("player_0", "player_1"):
-            role_rewards = [r.returns[x] for r, x in trained_roles if x == role]
-            if role_rewards:
-                stats[f"train/win_rate/{role}"] = sum(v > 0 for v in role_rewards) / len(role_rewards)
+        for role in PLAYER_NAMES:
+            wins = [score.win for x, score in scores if x == role]
+            if wins:
+                stats[f"train/win_rate/{role}"] = sum(wins) / len(wins)
         return stats
 
     def evaluate(self) -> dict[str, float]:
@@ -344,23 +311,12 @@ def opponent_kind(opponent: str) -> str | None:
     return opponent if opponent in (RANDOM, STRONG) else FROZEN
 
 
-def ended_by(result: GameResult, role: str) -> str | None:
-    """Who ended the game with an invalid answer, as `role` sees it: None, "self" or "opponent".
-
-    The offender is the role with the lower return (it took the invalid-move penalty, the other its negation).
-    """
-    if not result.outcome.get("invalid_move"):
-        return None
-    offender = min(result.returns, key=result.returns.get)
-    return "self" if offender == role else "opponent"
-
-
 def _transcript(result: GameResult) -> dict[str, Any]:
     return {
         "env_id": result.match.env_id,
         "seed": result.match.seed,
         "returns": result.returns,
-        "outcome": result.outcome,
+        "outcome": dataclasses.asdict(result.outcome) if result.outcome is not None else None,
         "turns": result.transcript,
     }
 

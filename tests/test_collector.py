@@ -63,7 +63,7 @@ def test_scripted_opponent_seat_produces_no_samples(quick_model):
     for result in results:
         (model_role,) = result.match.learner_roles()
         assert {t.role for t in result.turns} <= {model_role}
-        model_turns = [t for t in result.transcript if t["role"] == model_role]
+        model_turns = [t for t in result.transcript if t["agent"] == model_role]
         assert len(model_turns) == len(result.turns)
 
 
@@ -128,7 +128,7 @@ def test_an_answer_cut_off_at_the_token_limit_is_played_as_no_move(quick_model):
     policy.max_new_tokens = 1
     matches = [Match("KuhnPoker-v1", s, SELF_PLAY) for s in range(4)]
     for result in Collector(num_envs=4).play(matches, {LEARNER: policy}):
-        assert result.outcome["invalid_move"]
+        assert result.outcome.invalid_move and result.outcome.offender == "player_0"
         (turn,) = result.turns
         assert turn.truncated and not turn.valid
         assert result.transcript[0]["truncated"]

@@ -15,7 +15,7 @@ from spiral_train.checkpoint import latest_checkpoint, load_state
 from spiral_train.cli import main
 from spiral_train.metrics import read_metrics
 from spiral_train.pool import WEIGHTS_FILE
-from spiral_train.rae import RAE, RoleReturn
+from spiral_train.rae import RAE, RoleReturn, assign_advantages
 from spiral_train.seats import LEARNER, POOL
 from spiral_train.trainer import Trainer
 
@@ -125,15 +125,15 @@ def test_only_the_learners_seat_is_trained_in_pool_games(quick_model, tmp_path):
         (pool_role,) = [role for role, kind in result.match.seats.items() if kind == POOL]
         learner_roles.add(learner_role)
         assert {t.role for t in result.turns} <= {learner_role}
-        assert len(result.turns) == len([t for t in result.transcript if t["role"] == learner_role])
-        pool_answers += len([t for t in result.transcript if t["role"] == pool_role])
+        assert len(result.turns) == len([t for t in result.transcript if t["agent"] == learner_role])
+        pool_answers += len([t for t in result.transcript if t["agent"] == pool_role])
     assert pool_answers > 0  # the snapshot did play
     assert {t.role for r in pool_games for t in r.turns} == {"player_0", "player_1"}  # the learner, in both seats
     assert learner_roles == {"player_0", "player_1"}
     self_play = [r for r in results if r not in pool_games]
     assert {t.role for r in self_play for t in r.turns} == {"player_0", "player_1"}  # self-play trains both seats
 
-    trainer.assign_advantages(results)
+    assign_advantages(results, trainer.rae, trainer.config.state_baseline)
     pool_keys = {k for k in trainer.rae.baselines if k[2] == "pool"}
     assert pool_keys == {("KuhnPoker-v1", role, "pool") for role in learner_roles}
     assert {k[2] for k in trainer.rae.baselines} == {"self", "pool"}

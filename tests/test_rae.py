@@ -2,7 +2,7 @@
 
 import pytest
 
-from spiral_train.rae import RAE, RoleReturn, state_baselines
+from spiral_train.rae import RAE, RoleReturn, assign_advantages, state_baselines
 
 
 def returns(*items):
@@ -118,3 +118,37 @@ def test_state_baseline_makes_the_answers_at_a_losing_state_sum_to_zero():
     advantages = [r - b for r, b in zip(rewards, baselines)]
     assert abs(sum(advantages)) < 1e-9
     assert all(a > 0 for a in advantages[0::2]) and all(a < 0 for a in advantages[1::2])
+
+
+@pytest.mark.parametrize("offender", ["player_0", "player_1"])
+def test_the_offender_named_by_the_env_takes_the_advantage_even_with_penalty_zero(offender):
+    """With `invalid_move_penalty=0` both returns are 0.0: only the env's outcome can say who ended the game.
+    The offender's turn is measured against its baseline (0 - b < 0); the other role's win is unearned (0)."""
+    import spiral_envs
+    from spiral_envs.play import Outcome
+    from spiral_train.seats import LEARNER, GameResult, Match, Turn
+
+    env = spiral_envs.make("KuhnPoker-v1", invalid_move_penalty=0)
+    env.reset(seed=3)
+    match = Match("KuhnPoker-v1", 3, {"player_0": LEARNER, "player_1": LEARNER})
+    result = GameResult(match, returns={"player_0": 0.0, "player_1": 0.0})
+    for agent in env.agent_iter():
+        _, reward, termination, truncation, info = env.last()
+        result.returns[agent] += reward
+        if termination or truncation:
+            env.step(None)
+            continue
+        answer = "no move at all" if agent == offender else info["legal_actions"][0]
+        env.step(answer)
+        result.turns.append(Turn(match.env_id, agent, 0, [1], [2], [-0.1], answer != "no move at all", False))
+    result.outcome = Outcome.from_env(env, dict(env.outcome), result.returns)
+    assert result.returns == {"player_0": 0.0, "player_1": 0.0} and result.outcome.offender == offender
+
+    rae = RAE("ema")
+    rae.baselines = {("KuhnPoker-v1", role, "self"): 0.5 for role in ("player_0", "player_1")}
+    turns = assign_advantages([result], rae)
+    by_role = {}
+    for turn in turns:
+        by_role.setdefault(turn.role, []).append(turn.advantage)
+    assert by_role[offender] == [-0.5]
+    assert all(a == 0.0 for role, advantages in by_role.items() if role != offender for a in advantages)

@@ -138,7 +138,7 @@ def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_ru
             learner_roles.add(learner_role)
             (pool_role,) = [role for role, kind in result.match.seats.items() if kind == POOL]
             assert {t.role for t in result.turns} <= {learner_role}  # the snapshot's turns are not trained
-            answers = [t for t in result.transcript if t["role"] == pool_role]
+            answers = [t for t in result.transcript if t["agent"] == pool_role]
             assert all("valid" in t for t in answers)  # answered by a model seat, not a scripted agent
             pool_answers += len(answers)
         # the learner sits in both seats (its turns in a seat can be none: a snapshot's invalid first move ends

@@ -115,11 +115,11 @@ def test_every_answer_ends_at_im_end_and_moves_are_read_from_the_turn(fake_turn_
     results = Collector(num_envs=12, env_kwargs={"KuhnPoker-v1": KWARGS}).play(
         matches, {LEARNER: policy, RANDOM: scripted(RANDOM)}
     )
-    turns = [t for r in results for t in r.transcript if t["role"] == "player_0"]
-    assert turns and any(t["valid"] for t in turns)
+    turns = [t for r in results for t in r.transcript if t["agent"] == "player_0"]
+    assert turns and any("error" not in t for t in turns)
     for turn in turns:
         legal_line = turn["observation"].rsplit("legal moves", 1)[-1]
-        assert turn["valid"] == ("[check]" in legal_line), turn
+        assert ("error" not in turn) == ("[check]" in legal_line), turn
 
 
 @pytest.mark.vllm

@@ -355,6 +355,10 @@ class KuhnPoker(TextGame[str]):
             return wanted
         return super().parse_action(move, state)
 
+    def figures(self, score: dict[str, Any], player: int) -> dict[str, float]:
+        """`chips_per_round`: the player's chips over the rounds played."""
+        return {"chips_per_round": score["chips"][player_name(player)] / score["round"]}
+
     def outcome_text(self, state: KuhnPokerState) -> str:
         winner = state.winner()
         rounds = f"{state.num_rounds} round{'s' if state.num_rounds > 1 else ''}"

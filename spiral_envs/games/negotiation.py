@@ -395,6 +395,10 @@ class SimpleNegotiation(TextGame[Action]):
         state.check(action)
         return action
 
+    def figures(self, score: dict[str, Any], player: int) -> dict[str, float]:
+        """`value_gain`: the player's gain in inventory value; `deal_rate`: 1 if any trade was made."""
+        return {"value_gain": score["value_gain"][PLAYER_NAMES[player]], "deal_rate": float(bool(score["trades"]))}
+
     def outcome_text(self, state: NegotiationState) -> str:
         if not state.trades:
             return f"no trade was made in {state.max_turns} turns, so neither value changed: a draw"
