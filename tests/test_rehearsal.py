@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 import spiral_envs
-from spiral_train import random_model
+from spiral_train import hub_tokenizer, random_model
 from spiral_train.cli import main
 
 QWEN3_TURN = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
@@ -48,7 +48,7 @@ def test_config_and_generation_config_are_laid_out_like_the_hubs(hub_like):
 
 def test_tokenizer_has_the_hubs_special_tokens_at_their_ids(tokenizer):
     assert len(tokenizer) == 151_669 < 151_936  # fewer entries than embedding rows, as on the hub
-    for offset, (content, _) in enumerate(random_model.ADDED_TOKENS):
+    for offset, (content, _) in enumerate(hub_tokenizer.ADDED_TOKENS):
         assert tokenizer.convert_tokens_to_ids(content) == 151_643 + offset, content
     assert tokenizer.eos_token == tokenizer.pad_token == "<|endoftext|>" and tokenizer.eos_token_id == 151_643
     assert tokenizer.bos_token is None
@@ -121,7 +121,7 @@ def test_no_weights_keeps_the_tokenizer(tmp_path):
 def test_builds_are_deterministic():
     import torch
 
-    assert random_model.build_tokenizer(0).to_str() == random_model.build_tokenizer(0).to_str()
+    assert hub_tokenizer.build_tokenizer(0).to_str() == hub_tokenizer.build_tokenizer(0).to_str()
     config = random_model.model_config(**SMALL)
     a, b = (random_model.random_model(config, seed=3).state_dict() for _ in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
