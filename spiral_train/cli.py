@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from spiral_train.checkpoint import UnsafeCheckpoint
     from spiral_train.plot import plot_run
-    from spiral_train.trainer import Trainer, _new_run_dir
+    from spiral_train.trainer import Trainer, new_run_dir
 
-    path = Path(run_dir) if run_dir else _new_run_dir()
+    path = Path(run_dir) if run_dir else new_run_dir()
     existed = path.exists()
     print(f"run folder: {path}")
     try:

@@ -13,6 +13,13 @@ def env_key(env_id: str) -> str:
     return env_id.replace("/", ":")
 
 
+def baseline_key(key: tuple[str, str, str]) -> str:
+    """The metric of an RAE baseline (env id, role, opponent kind): `rae/baseline/<env>/<role>` in self-play (the
+    name plots and the README use), else `.../<kind>`."""
+    env_id, role, kind = key
+    return f"rae/baseline/{env_key(env_id)}/{role}" + ("" if kind == "self" else f"/{kind}")
+
+
 class MetricsLog:
     def __init__(self, run_dir: Path, config: dict[str, Any], tensorboard: bool, wandb: bool, project: str) -> None:
         self.path = run_dir / "metrics.jsonl"

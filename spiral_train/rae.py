@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spiral_train.metrics import env_key
 from spiral_train.seats import GameResult, Turn
 
 
@@ -100,12 +99,6 @@ class RAE:
                 )
             env_id, role, kind, value = entry
             self.baselines[(env_id, role, kind)] = float(value)
-
-    @staticmethod
-    def metric_key(key: tuple[str, str, str]) -> str:
-        """`rae/baseline/<env>/<role>` for self-play (the name plots and the README use), else `.../<kind>`."""
-        env_id, role, kind = key
-        return f"rae/baseline/{env_key(env_id)}/{role}" + ("" if kind == "self" else f"/{kind}")
 
 
 def state_baselines(keys: Sequence[object], rewards: Sequence[float], played: Sequence[bool]) -> list[float | None]:

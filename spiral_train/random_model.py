@@ -14,8 +14,9 @@ A folder from `build` holds what `Qwen/Qwen3-*-Base` holds, with random weights:
     python -m spiral_train.random_model --shape Qwen3-0.6B --out /tmp/q --hidden 64 --layers 2 --heads 2
     python -m spiral_train.random_model --shape Qwen3-4B --out /tmp/qwen3-4b --no-weights   # for a memory plan
 
-This module imports neither `spiral_envs` nor the rest of `spiral_train` at import time (the tokenizer module
-imports only the standard library until its training text needs the games), so a machine without the games can build configs and weights from it.
+This module imports neither `spiral_envs` nor the rest of `spiral_train` at import time (the tokenizer
+module imports only the standard library until its training text needs the games), so a machine without the
+games can build configs and weights from it.
 """
 
 from __future__ import annotations

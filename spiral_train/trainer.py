@@ -27,7 +27,7 @@ from spiral_train.config import TrainConfig, to_dict
 from spiral_train.evaluation import eval_cost, evaluate
 from spiral_train.generation import Generator, make_generator
 from spiral_train.learner import Learner, LearnerSettings
-from spiral_train.metrics import MetricsLog
+from spiral_train.metrics import MetricsLog, baseline_key
 from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
 from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
@@ -194,7 +194,7 @@ class Trainer:
         if self.device.type == "cuda":
             record["gpu/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         for key, value in sorted(self.rae.baselines.items()):
-            record[RAE.metric_key(key)] = value
+            record[baseline_key(key)] = value
         if self.pool is not None:
             record.update(self.pool.stats(results))
         if c.log_transcripts:
@@ -255,7 +255,7 @@ class Trainer:
             if self.step == 0:
                 first = {"step": 0, "time_s": 0.0, **self.evaluate()}
                 self.metrics.log(first)
-                bar.set_postfix_str(_postfix(first))
+                bar.set_postfix_str(progress_postfix(first))
             while self.step < c.steps:
                 record = self.train_step()
                 if self.step % c.eval_every == 0 or self.step == c.steps:
@@ -265,7 +265,7 @@ class Trainer:
                 if self.step % c.save_every == 0 or self.step == c.steps:
                     self.save()
                 bar.update(1)
-                bar.set_postfix_str(_postfix(record))
+                bar.set_postfix_str(progress_postfix(record))
         finally:
             bar.close()
             self.metrics.close()
@@ -321,7 +321,9 @@ def _transcript(result: GameResult) -> dict[str, Any]:
     }
 
 
-def _postfix(record: dict[str, Any]) -> str:
+def progress_postfix(record: dict[str, Any]) -> str:
+    """The progress bar's summary of a step's record: invalid share, loss, where the step's time went, and the
+    latest evaluation's win rates."""
     parts = []
     if "train/reward_mean" in record:
         parts.append(f"invalid {record['train/invalid_rate']:.0%}")
@@ -344,7 +346,8 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not enabled, desc="spiral-train", unit="step", dynamic_ncols=True)
 
 
-def _new_run_dir() -> Path:
+def new_run_dir() -> Path:
+    """A fresh `runs/<date>-<time>[-n]` folder name (not created)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path("runs") / stamp
     suffix = 1

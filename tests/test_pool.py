@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from spiral_train.checkpoint import latest_checkpoint, load_state
 from spiral_train.cli import main
-from spiral_train.metrics import read_metrics
+from spiral_train.metrics import baseline_key, read_metrics
 from spiral_train.pool import WEIGHTS_FILE
 from spiral_train.rae import RAE, RoleReturn, assign_advantages
 from spiral_train.seats import LEARNER, POOL
@@ -66,7 +66,7 @@ def test_rae_keeps_one_baseline_per_opponent_kind():
     # One shared baseline would give [1, -1.5, 1.25, 0.875]: the pool game's loss would leak into self-play.
     assert [r.advantage for r in batch] == pytest.approx([1.0, -1.0, 0.5, 1.5])
     assert rae.baselines == pytest.approx({("K", "player_0", "self"): 0.75, ("K", "player_0", "pool"): 0.25})
-    assert [RAE.metric_key(k) for k in sorted(rae.baselines)] == [
+    assert [baseline_key(k) for k in sorted(rae.baselines)] == [
         "rae/baseline/K/player_0/pool",
         "rae/baseline/K/player_0",
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import run_e2e
 
-from spiral_train.trainer import _postfix
+from spiral_train.trainer import progress_postfix
 
 
 def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_path, capsys):
@@ -22,4 +22,4 @@ def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_pa
     assert (run_dir / "transcripts.jsonl").exists()
     assert "curves:" in capsys.readouterr().out
     # the progress bar's line for such a step (this run passes --no-progress, so it is built here)
-    assert "time: gen " in _postfix(records[-2]) and " other " in _postfix(records[-2])
+    assert "time: gen " in progress_postfix(records[-2]) and " other " in progress_postfix(records[-2])
