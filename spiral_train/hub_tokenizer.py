@@ -4,7 +4,7 @@ ordinary tokens, then the hub's 26 added tokens at their ids (`ADDED_TOKENS`); e
 Qwen3's ChatML chat template (`CHAT_TEMPLATE`).
 
 The ordinary vocabulary is not Qwen's: its merges are trained on the games' own prompts and answers (random
-play, `spiral_train.tiny.random_play_turns`), split by Qwen2's regex so a token never crosses a word; the rest,
+play, `spiral_train.warmup.random_play_turns`), split by Qwen2's regex so a token never crosses a word; the rest,
 up to 151,643, are filler merges of bytes 0x80-0xFF, which only non-ASCII text reaches. Deterministic in `seed`.
 """
 
@@ -87,7 +87,7 @@ def game_text(seed: int) -> list[str]:
     """The training text of the merges: prompts (under the `qwen3` template, its markers removed) and answers of
     random legal play of `TEXT_GAMES`."""
     import spiral_envs
-    from spiral_train.tiny import random_play_turns
+    from spiral_train.warmup import random_play_turns
 
     rng = random.Random(seed)
     texts = []

@@ -10,7 +10,7 @@ import spiral_envs
 
 torch = pytest.importorskip("torch")
 
-from spiral_train.tiny import random_play_turns, weighted_answer_nll  # noqa: E402
+from spiral_train.warmup import random_play_turns, weighted_answer_nll  # noqa: E402
 
 
 def test_a_turn_trains_on_all_its_legal_answers_when_they_are_few():

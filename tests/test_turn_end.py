@@ -23,7 +23,8 @@ from spiral_train.generation import HFGenerator, turn_end_ids  # noqa: E402
 from spiral_train.models import tiny_spec  # noqa: E402
 from spiral_train.probes import kuhn_probes  # noqa: E402
 from spiral_train.seats import LEARNER, RANDOM, Match  # noqa: E402
-from spiral_train.tiny import tiny_model_path, weighted_answer_nll  # noqa: E402
+from spiral_train.tiny import tiny_model_path  # noqa: E402
+from spiral_train.warmup import weighted_answer_nll  # noqa: E402
 
 ANSWER = "\\boxed{[check]}<|im_end|>"
 FAKE_TURN = "\n<|im_start|>user\nYour move.<|im_end|>\n<|im_start|>assistant\n\\boxed{[raise]}"
