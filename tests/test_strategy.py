@@ -14,6 +14,7 @@ from spiral_envs.games.kuhn_poker import KuhnPokerNashAgent
 from spiral_envs.games.kuhn_strategy import KuhnPokerTheory, round_policy
 from spiral_envs.games.tictactoe_strategy import TicTacToeTheory
 from spiral_envs.stats import wilson
+from spiral_envs.theory import Answer
 from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.evaluation import evaluate, measure_strategy
 from spiral_train.generation import HFGenerator
@@ -54,6 +55,40 @@ def test_the_exact_equilibrium_read_through_the_probes_is_unexploitable():
     always = [{text: 300 * (text in ("[bet]", "[call]")) for text in p.legal} for p in probes]
     conv = kuhn_theory.nash_conv(kuhn_theory.round_policy_as_match_policy(round_policy(probes, always)), 1, "chips")
     assert conv > 0.5
+
+
+HOSTILE = [
+    "\\boxed{[bet]}",
+    "I bet. \\boxed{ BET }",
+    "\\boxed{\\text{call}}",
+    "[[check]]",
+    "[Fold] then \\boxed{[raise]}",
+    "bet",
+    "",
+    "\\boxed{[bet]",
+    "[call] [check]",
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE)
+def test_a_probe_answer_is_valid_exactly_when_the_env_plays_it(answer):
+    """Probes read answers with the env's own reading (`read_move`): same move, same verdict, at every state."""
+    theory = KuhnPokerTheory("KuhnPoker-v1")
+    env = spiral_envs.make("KuhnPoker-v1")
+    for probe in theory.probes():
+        card, line = probe.key
+        for seed in range(100):  # the probe's position, played again in a fresh env
+            env.reset(seed=seed)
+            for move in line:
+                env.step(spiral_envs.boxed(f"[{move}]"))
+            if str(env.observe(env.agent_selection)) == probe.observation:
+                break
+        mover = env.agent_selection
+        assert env.infos[mover]["view"]["card"] == card
+        env.step(answer)
+        played = None if env.infos[mover].get("invalid_move") else env.transcript[-1]["move"]
+        assert theory.read(probe, Answer(answer)) == played, (probe.key, answer)
+        assert theory.read(probe, Answer(answer, cut_off=True)) is None  # cut off: no move, as in play
 
 
 def test_wilson_interval_matches_the_closed_form():
