@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from spiral_envs.core import GameState, InvalidMove
 from spiral_envs.parsing import read_move
+from spiral_envs.registry import make
 
 ExploiterFactory = Callable[[int, str], Any]
 """`(seed, role) -> agent`: an exploiter seat of one game, playing `role` ("player_0" or "player_1"). Plain data
@@ -89,8 +90,6 @@ class GameTheory(ABC):
     def env(self) -> Any:
         """The env the probes are played in: `spiral_envs.make(env_id, **env_kwargs)`, built on first use."""
         if self._env is None:
-            from spiral_envs.registry import make  # the registry loads theories: import it only when used
-
             self._env = make(self.env_id, **self.env_kwargs)
         return self._env
 

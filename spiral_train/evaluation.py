@@ -169,11 +169,12 @@ def evaluate(
     probe_positions: int = 120,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Strategy metrics (with `probe_samples` answers per decision point, at `probe_positions` TicTacToe
-    positions; 0 samples skips them), then games against each opponent; keys as in the module docstring. An
-    opponent named in `model_opponents` (a label, e.g. a checkpoint's folder) is that model, playing the
-    "frozen" seat; the others are seat kinds. The games against scripted opponents are played in one batch,
-    all of them in flight together. `progress`: a bar with an estimate for the probes and one for the games."""
+    """Strategy metrics of each game's registered theory (with `probe_samples` answers per decision point, at
+    `probe_positions` positions for a theory that samples positions, TicTacToe's; 0 samples skips them), then
+    games against each opponent; keys as in the module docstring. An opponent named in `model_opponents` (a
+    label, e.g. a checkpoint's folder) is that model, playing the "frozen" seat; the others are seat kinds. The
+    games against scripted opponents are played in one batch, all of them in flight together. `progress`: a bar
+    with an estimate for the probes and one for the games."""
     model_opponents = model_opponents or {}
     device = policy.torch_rng.device
     eval_policy = replace(
