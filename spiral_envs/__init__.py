@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from spiral_envs.agents import Agent, RandomAgent, boxed, make_agent
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, normalize_move, zero_sum_returns
 from spiral_envs.env import HISTORY_MODES, TextGameEnv
-from spiral_envs.parsing import extract_move, last_boxed
+from spiral_envs.parsing import extract_move, last_boxed, read_move
 from spiral_envs.play import Outcome, play_game
 from spiral_envs.prompts import TEMPLATE_NAMES, TEMPLATES, chat_messages, chat_prompt, qwen3_prompt, render_prompt
 from spiral_envs.registry import (
@@ -34,11 +34,13 @@ register(
     "TicTacToe-v0",
     "spiral_envs.games.tictactoe:TicTacToe",
     expert="spiral_envs.games.tictactoe:TicTacToeMinimaxAgent",
+    theory="spiral_envs.games.tictactoe_strategy:TicTacToeTheory",
 )
 register(
     "KuhnPoker-v1",
     "spiral_envs.games.kuhn_poker:KuhnPoker",
     expert="spiral_envs.games.kuhn_theory:KuhnPokerMatchNashAgent",
+    theory="spiral_envs.games.kuhn_strategy:KuhnPokerTheory",
     num_rounds=5,
 )
 register(
@@ -73,6 +75,7 @@ __all__ = [
     "normalize_move",
     "play_game",
     "qwen3_prompt",
+    "read_move",
     "register",
     "registered_ids",
     "render_prompt",

@@ -17,13 +17,12 @@ import numpy as np
 from pettingzoo import AECEnv
 
 from spiral_envs.core import PLAYER_NAMES, TERMINAL, GameState, InvalidMove, TextGame, player_name
-from spiral_envs.parsing import extract_move
+from spiral_envs.parsing import extract_move, read_move
 from spiral_envs.spaces import FreeText, Prompt
 
 HISTORY_MODES = ("full", "current")
 MAX_OBSERVATION_CHARS = 1_000_000
 MAX_ANSWER_CHARS = 10_000_000
-NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
 _INDEX = {agent: i for i, agent in enumerate(PLAYER_NAMES)}
 """Each agent's player index; shared by every env, never edited."""
 
@@ -129,7 +128,7 @@ class TextGameEnv(AECEnv):
         self.infos = self._turn_infos()
 
     def step(self, action: str | None) -> None:
-        """Play the answer of the agent to move; the move is read from it (see `spiral_envs.parsing`)."""
+        """Play the answer of the agent to move; the move is read from it by `spiral_envs.parsing.read_move`."""
         state, agent = self.state, self.agent_selection
         if state is None or not self.agents or self.terminations[agent] or self.truncations[agent]:
             self._step_out_of_play(action)
@@ -138,18 +137,16 @@ class TextGameEnv(AECEnv):
             raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
         # Rewards are 0 until `_finish`, after which no move is played: there is nothing to clear here.
         self._observations = {}
-        move = extract_move(action)
         try:
-            if move is None:
-                raise InvalidMove(self._no_move_hint())
-            parsed = self.game.parse_action(move, state)
+            parsed, text = read_move(self.game, state, action)
             self._legal_texts = self._moves_line = None  # the state is about to change
             state.apply_action(parsed)
         except InvalidMove as err:
+            move = extract_move(action)  # the transcript keeps what the answer wrote
             self.transcript.append({"agent": agent, "answer": action, "move": move, "error": str(err)})
             self._on_invalid(agent, self._index[agent], str(err))
             return
-        self.transcript.append({"agent": agent, "answer": action, "move": self.game.format_action(parsed)})
+        self.transcript.append({"agent": agent, "answer": action, "move": text})
         if self._last_error:
             self._last_error.pop(agent, None)
         self._retries_left = self.error_allowance
@@ -221,10 +218,6 @@ class TextGameEnv(AECEnv):
             moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
             line = self._moves_line = f"Your legal moves: {moves}" if moves else ""
         return line
-
-    def _no_move_hint(self) -> str:
-        legal = self._legal_move_texts()
-        return NO_MOVE % (legal[0] if legal else "...")
 
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
         """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""

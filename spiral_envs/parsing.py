@@ -10,10 +10,16 @@ length, returns in time proportional to its length.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
+
+from spiral_envs.core import GameState, InvalidMove, TextGame
+
+A = TypeVar("A")
 
 _BOXED = "\\boxed"
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|texttt)\s*\{([^{}]*)\}")
 _BRACKETED = re.compile(r"\[[^\[\]\n]{1,200}\]")
+NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
 MAX_LATEX_NESTING = 8
 """Wrappers such as `\\text{\\textbf{...}}` are stripped this many levels deep; no model nests more."""
 
@@ -73,3 +79,19 @@ def extract_move(answer: str) -> str | None:
     if boxed is not None:
         return strip_latex(boxed)
     return last_bracketed(answer)
+
+
+def read_move(game: TextGame[A], state: GameState[A], answer: str) -> tuple[A, str]:
+    """The legal action `answer` commits to at `state`, and its text as the game lists it (`format_action`).
+
+    The one reading of an answer: the move it commits to (`extract_move`), read by the game's own
+    `parse_action`. `TextGameEnv.step` plays what it returns, and a game's theory (`spiral_envs.theory`)
+    counts a probe answer valid exactly when it returns, so "invalid" means one thing in play and in the
+    strategy metrics. Raises `InvalidMove` saying why not: no move in the answer, or one the rules forbid here.
+    """
+    move = extract_move(answer)
+    if move is None:
+        legal = game.format_legal_actions(state)
+        raise InvalidMove(NO_MOVE % (legal[0] if legal else "..."))
+    action = game.parse_action(move, state)
+    return action, game.format_action(action)

@@ -50,14 +50,17 @@ class UnknownEnvError(KeyError):
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments, and
-    the game's expert, the agent class `make_agent("strong", id)` builds (or its path; None: the entry point's
-    `strong_agent`, which is how a game installed by an entry point names one)."""
+    """What `make(id)` needs: the constructor (or its "module:attr" path) and default keyword arguments; the
+    game's expert, the agent class `make_agent("strong", id)` builds (or its path; None: the entry point's
+    `strong_agent`, which is how a game installed by an entry point names one); and the game's theory, the
+    `spiral_envs.theory.GameTheory` subclass evaluation measures strategy with (or its path; None: the entry
+    point's `theory`, else the game has none)."""
 
     env_id: str
     entry_point: Callable[..., AECEnv] | str
     default_kwargs: dict[str, Any] = field(default_factory=dict)
     expert: Callable[..., Any] | str | None = None
+    theory: Callable[..., Any] | str | None = None
 
     def load(self) -> Callable[..., AECEnv]:
         return _resolve(self.env_id, self.entry_point)
@@ -67,6 +70,12 @@ class EnvSpec:
         if self.expert is not None:
             return _resolve(self.env_id, self.expert)
         return getattr(self.load(), "strong_agent", None)
+
+    def load_theory(self) -> Callable[..., Any] | None:
+        """The game's theory class: the registered one, else the entry point's `theory`, else None."""
+        if self.theory is not None:
+            return _resolve(self.env_id, self.theory)
+        return getattr(self.load(), "theory", None)
 
 
 def _resolve(env_id: str, target: Callable[..., Any] | str) -> Callable[..., Any]:
@@ -93,11 +102,13 @@ def register(
     entry_point: Callable[..., AECEnv] | str,
     *,
     expert: Callable[..., Any] | str | None = None,
+    theory: Callable[..., Any] | str | None = None,
     **default_kwargs: Any,
 ) -> None:
     """Register `env_id` so `make(env_id)` builds the game `entry_point` names with `default_kwargs` (a
-    `TextGame` class, wrapped in a `TextGameEnv`, or an env constructor), and `make_agent("strong", env_id)`
-    builds `expert(seed=...)`; either may be given as "module:Name", imported on first use.
+    `TextGame` class, wrapped in a `TextGameEnv`, or an env constructor), `make_agent("strong", env_id)`
+    builds `expert(seed=...)`, and evaluation measures strategy with `theory` (a `spiral_envs.theory.GameTheory`
+    subclass); each may be given as "module:Name", imported on first use.
 
     Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
     """
@@ -105,7 +116,7 @@ def register(
         raise ValueError(f"env id {env_id!r} must look like 'Name-vN', e.g. 'KuhnPoker-v1'")
     if env_id in _REGISTRY:
         raise ValueError(f"{env_id} is already registered (by {_REGISTRY[env_id].entry_point!r}); bump its version")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs), expert)
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs), expert, theory)
 
 
 def registered_ids() -> list[str]:

@@ -5,30 +5,29 @@ games: a resumed run and an uninterrupted one stay identical.
 
 Keys are `eval/<env>/<opponent>/<metric>` (`<env>` is the env id with a namespace's "/" written ":",
 `metrics.env_key`) for games against an opponent (win, draw, loss and invalid
-rates, each with its 95% Wilson interval as `<rate>_lo` / `<rate>_hi`; mean return; chips per round in Kuhn
-Poker; deal rate and value gain in a negotiation) and `eval/<env>/strategy/...`, `eval/<env>/policy/...`
-for the strategy metrics (`spiral_train.strategy`). The "exploiter" opponent plays an exact best response to
-the policy the strategy metrics just measured (Kuhn Poker only; other games skip it); "strong" is skipped
-for a game with no scripted expert (TextArena's).
+rates, each with its 95% Wilson interval as `<rate>_lo` / `<rate>_hi`; mean return; each game's own figures,
+such as chips per round in Kuhn Poker) and `eval/<env>/<key>` for the metrics of the game's registered theory
+(`spiral_envs.theory`: e.g. `strategy/nash_conv`, `policy/...`), measured from the model's answers at its
+probes, sampled here. The "exploiter" opponent plays what the theory built from the policy it just measured
+(Kuhn Poker: an exact best response; games whose theory builds none skip it); "strong" is skipped for a game
+with no scripted expert (TextArena's).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 import spiral_envs
 from spiral_envs.core import PLAYER_NAMES
-from spiral_envs.games import kuhn_theory
-from spiral_envs.games.kuhn_poker import KuhnPoker, KuhnPokerPolicyAgent, MatchPolicy
-from spiral_envs.games.tictactoe import TicTacToe
+from spiral_envs.stats import wilson
+from spiral_envs.theory import Answer, ExploiterFactory, GameTheory, Measurement, Probe
 from spiral_train.collector import AgentFactory, Collector, ModelPolicy, scripted
 from spiral_train.metrics import env_key
 from spiral_train.seats import EXPLOITER, FROZEN, LEARNER, GameResult, Match, other_role
-from spiral_train.strategy import kuhn_strategy, tictactoe_strategy, wilson
 
 EVAL_SEED_BASE = 1_000_000
 
@@ -43,16 +42,50 @@ def eval_matches(env_id: str, opponent: str, games: int) -> list[Match]:
     return matches
 
 
-def exploiter_agents(exploiters: Mapping[str, Sequence[MatchPolicy]]) -> AgentFactory:
-    """The "exploiter" seat: in a game of env id E, `exploiters[E][seat]`, the best-response match policy for
-    that seat, seeded per game (plain data, like every scripted seat)."""
-    return functools.partial(_exploiter_agent, {env_id: tuple(policies) for env_id, policies in exploiters.items()})
+def exploiter_agents(exploiters: Mapping[str, ExploiterFactory]) -> AgentFactory:
+    """The "exploiter" seat: in a game of env id E, `exploiters[E](seed, role)`, the exploiter its theory built
+    from the policy it measured (plain data, like every scripted seat)."""
+    return functools.partial(_exploiter_agent, dict(exploiters))
 
 
-def _exploiter_agent(
-    exploiters: dict[str, tuple[MatchPolicy, ...]], env_id: str, seed: int, role: str
-) -> KuhnPokerPolicyAgent:
-    return KuhnPokerPolicyAgent(exploiters[env_id][PLAYER_NAMES.index(role)], seed=seed)
+def _exploiter_agent(exploiters: dict[str, ExploiterFactory], env_id: str, seed: int, role: str) -> spiral_envs.Agent:
+    return exploiters[env_id](seed, role)
+
+
+PROBE_CHUNK = 256
+"""Answers sampled per generation call at the probes (a call is where progress is reported)."""
+
+
+def sample_answers(
+    policy: ModelPolicy, probes: Sequence[Probe], samples: int, on_answers: Callable[[int], None] | None = None
+) -> list[list[Answer]]:
+    """`samples` answers of `policy` at each probe's prompt, in batched generation calls of `PROBE_CHUNK` answers
+    (each followed by `on_answers(count)`); an answer cut off at the token limit is marked `cut_off` when the
+    policy counts that as no move (`truncated_is_invalid`, as in play)."""
+    prompts = policy.prompt_ids([p.observation for p in probes for _ in range(samples)])
+    generations = []
+    for start in range(0, len(prompts), PROBE_CHUNK):
+        piece = prompts[start : start + PROBE_CHUNK]
+        generations.extend(policy.sample(piece))
+        if on_answers is not None:
+            on_answers(len(piece))
+    answers = [Answer(g.text, g.finish_reason == "length" and policy.truncated_is_invalid) for g in generations]
+    return [answers[i * samples : (i + 1) * samples] for i in range(len(probes))]
+
+
+def measure_strategy(
+    policy: ModelPolicy,
+    theory: GameTheory,
+    samples: int,
+    positions: int,
+    seed: int = 0,
+    on_answers: Callable[[int], None] | None = None,
+) -> Measurement:
+    """The theory's measurement of `policy`: its answers at the theory's probes (`samples` per decision point, as
+    the theory spends them; `positions` for a game that samples positions), as the theory reads them."""
+    probes = theory.probes(positions)
+    answers = sample_answers(policy, probes, theory.samples_per_probe(samples), on_answers)
+    return theory.measure(probes, answers, seed=seed)
 
 
 def summarize(results: Sequence[GameResult]) -> dict[str, float]:
@@ -87,18 +120,14 @@ class EvalCost:
         )
 
 
-def probe_plan(
-    env_ids: Sequence[str], env_kwargs: Mapping[str, dict], samples: int, positions: int
-) -> dict[str, tuple[str, int]]:
-    """Env id -> (its theory, the probe answers its strategy metrics sample): ("kuhn", 12 states x `samples`)
-    or ("tictactoe", `positions` x samples // 8, at least 1); games without a theory, or `samples` 0, absent."""
+def probe_plan(env_ids: Sequence[str], env_kwargs: Mapping[str, dict], samples: int) -> dict[str, GameTheory]:
+    """Env id -> its registered theory (`spiral_envs.theory`), built for the env's options; games without one,
+    or `samples` 0, absent."""
     plan = {}
     for env_id in env_ids if samples else ():
-        game = spiral_envs.make(env_id, **env_kwargs.get(env_id, {})).game
-        if isinstance(game, KuhnPoker):
-            plan[env_id] = ("kuhn", len(kuhn_theory.INFO_STATES) * samples)
-        elif isinstance(game, TicTacToe):
-            plan[env_id] = ("tictactoe", positions * (samples // 8 or 1))
+        theory = spiral_envs.spec(env_id).load_theory()
+        if theory is not None:
+            plan[env_id] = theory(env_id, env_kwargs.get(env_id, {}))
     return plan
 
 
@@ -112,17 +141,18 @@ def eval_cost(
     max_new_tokens: int,
 ) -> EvalCost:
     """What `evaluate` with these settings samples (games: per env, the opponents it is played against)."""
-    probes = probe_plan(env_ids, env_kwargs, probe_samples, probe_positions)
-    played = sum(games for env_id in env_ids for opponent in opponents if _played(env_id, opponent, probes))
-    return EvalCost(sum(n for _, n in probes.values()), played, max_new_tokens)
+    plan = probe_plan(env_ids, env_kwargs, probe_samples)
+    played = sum(games for env_id in env_ids for opponent in opponents if _played(env_id, opponent, plan))
+    answers = sum(theory.probe_answers(probe_samples, probe_positions) for theory in plan.values())
+    return EvalCost(answers, played, max_new_tokens)
 
 
-def _played(env_id: str, opponent: str, probes: Mapping[str, tuple[str, int]]) -> bool:
-    """Whether `evaluate` plays `env_id` against `opponent`, given its `probe_plan`: only Kuhn Poker has an exact
-    best response to the measured policy (the exploiter), and a game with no scripted expert (a TextArena game)
+def _played(env_id: str, opponent: str, plan: Mapping[str, GameTheory]) -> bool:
+    """Whether `evaluate` plays `env_id` against `opponent`, given its `probe_plan`: the exploiter only where the
+    game's theory builds one from the policy it measures, and a game with no scripted expert (a TextArena game)
     is measured against the other opponents."""
     if opponent == EXPLOITER:
-        return probes.get(env_id, ("",))[0] == "kuhn"
+        return env_id in plan and plan[env_id].has_exploiter
     return opponent != "strong" or spiral_envs.spec(env_id).load_expert() is not None
 
 
@@ -139,11 +169,12 @@ def evaluate(
     probe_positions: int = 120,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Strategy metrics (with `probe_samples` answers per decision point, at `probe_positions` TicTacToe
-    positions; 0 samples skips them), then games against each opponent; keys as in the module docstring. An
-    opponent named in `model_opponents` (a label, e.g. a checkpoint's folder) is that model, playing the
-    "frozen" seat; the others are seat kinds. The games against scripted opponents are played in one batch,
-    all of them in flight together. `progress`: a bar with an estimate for the probes and one for the games."""
+    """Strategy metrics of each game's registered theory (with `probe_samples` answers per decision point, at
+    `probe_positions` positions for a theory that samples positions, TicTacToe's; 0 samples skips them), then
+    games against each opponent; keys as in the module docstring. An opponent named in `model_opponents` (a
+    label, e.g. a checkpoint's folder) is that model, playing the "frozen" seat; the others are seat kinds. The
+    games against scripted opponents are played in one batch, all of them in flight together. `progress`: a bar
+    with an estimate for the probes and one for the games."""
     model_opponents = model_opponents or {}
     device = policy.torch_rng.device
     eval_policy = replace(
@@ -152,26 +183,21 @@ def evaluate(
         torch_rng=torch.Generator(device=device).manual_seed(EVAL_SEED_BASE + seed),
     )
     metrics: dict[str, float] = {}
-    probes = probe_plan(env_ids, collector.env_kwargs, probe_samples, probe_positions)
-    exploiters: dict[str, tuple[MatchPolicy, ...]] = {}
-    bar = _bar(sum(n for _, n in probes.values()), "eval: strategy probes", "answer", progress)
-    for env_id, (theory, _) in probes.items():
-        kwargs = collector.env_kwargs.get(env_id, {})
-        if theory == "kuhn":
-            found, exploiters[env_id] = kuhn_strategy(
-                eval_policy, env_id, kwargs, probe_samples, seed=seed, on_answers=bar.update
-            )
-        else:
-            found = tictactoe_strategy(
-                eval_policy, env_id, kwargs, probe_samples // 8 or 1, probe_positions, on_answers=bar.update
-            )
-        metrics.update({f"eval/{env_key(env_id)}/{key}": value for key, value in found.items()})
+    plan = probe_plan(env_ids, collector.env_kwargs, probe_samples)
+    exploiters: dict[str, ExploiterFactory] = {}
+    total = sum(theory.probe_answers(probe_samples, probe_positions) for theory in plan.values())
+    bar = _bar(total, "eval: strategy probes", "answer", progress)
+    for env_id, theory in plan.items():
+        found = measure_strategy(eval_policy, theory, probe_samples, probe_positions, seed, bar.update)
+        if found.exploiter is not None:
+            exploiters[env_id] = found.exploiter
+        metrics.update({f"eval/{env_key(env_id)}/{key}": value for key, value in found.metrics.items()})
     bar.close()
     planned: list[tuple[str, str, list[Match]]] = []  # (env id, opponent label, its games)
     players: dict[str, ModelPolicy | AgentFactory] = {LEARNER: eval_policy}
     for env_id in env_ids:
         for opponent in opponents:
-            if not _played(env_id, opponent, probes):
+            if not _played(env_id, opponent, plan):
                 continue
             kind = FROZEN if opponent in model_opponents else opponent
             if kind == EXPLOITER:  # in each game, the best response to the policy measured in that game

@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
+from spiral_envs.stats import wilson
 from spiral_train.generation import Generator, turn_end_ids
 from spiral_train.grading import LETTERS, Grader
 from spiral_train.reasoning_data import Problem
-from spiral_train.strategy import wilson
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 """The answer instruction of the SPIRAL paper's prompts, the games' and the benchmarks' alike."""

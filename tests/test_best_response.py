@@ -18,11 +18,26 @@ import json
 import pytest
 
 from spiral_envs.games import kuhn_theory
+from spiral_envs.games.kuhn_strategy import KUHN_STATE_NAMES, aggressive_action
 from spiral_envs.games.tictactoe import value_against_random
-from spiral_train.strategy import KUHN_STATE_NAMES, aggressive_action, logged_round_policy
 
 ENV = "KuhnPoker-v1"
 UNIFORM = kuhn_theory.round_policy_as_match_policy(kuhn_theory.uniform_round_policy())
+
+
+def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, dict[str, float]]:
+    """The measured first-hand policy back from an evaluation record's `eval/<env_id>/policy/...` keys, as
+    `kuhn_theory` takes it (card, betting) -> action -> probability: to judge a run after the fact."""
+    policy = {}
+    for card, line in kuhn_theory.INFO_STATES:
+        legal = kuhn_theory.legal_actions(line)
+        aggressive = aggressive_action(line)
+        key = f"eval/{env_id}/policy/{card}/{KUHN_STATE_NAMES[line]}/{aggressive}"
+        if key not in record:
+            raise KeyError(f"{key} is not in the record: was it an evaluation step with eval_probe_samples > 0?")
+        p = record[key]
+        policy[(card, line)] = {a: (p if a == aggressive else 1.0 - p) for a in legal}
+    return policy
 
 
 def best_response_gap(record: dict) -> float:

@@ -20,6 +20,7 @@ from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
 from spiral_envs import registry
+from spiral_envs.theory import Answer, GameTheory
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coin_guess"
 ENV_ID = "CoinGuess-v0"
@@ -176,3 +177,51 @@ def test_the_trainer_trains_and_evaluates_on_the_plugin_game(coin_guess: None, q
     assert [r["step"] for r in records] == [0, 1, 2]
     assert all(r["train/games"] == 6 and r["train/turns_per_game"] > 0 for r in records[1:])
     assert records[-1][f"eval/{ENV_ID}/strong/games"] == 4
+
+
+def test_the_plugin_theory_probes_the_second_guess_in_the_real_env(coin_guess: None) -> None:
+    """The class names its theory as it names its expert; the probes are the reply to a first guess, read by
+    the game's own parser, and the expert's answers are all best guesses."""
+    theory_class = spiral_envs.spec(ENV_ID).load_theory()
+    assert theory_class.__name__ == "CoinGuessTheory" and issubclass(theory_class, GameTheory)
+    theory = theory_class(ENV_ID, {})
+    probes = theory.probes()
+    assert len(probes) == theory.probe_count(0) == 12 and theory.probe_answers(5, 0) == 60
+    expert = spiral_envs.make_agent("strong", ENV_ID, seed=0)
+    answers = []
+    for probe in probes:
+        coins, first = probe.key
+        assert f"You hold {coins} coin(s)." in probe.observation
+        assert f"Your opponent guessed a total of {first}." in probe.observation
+        assert f"[{first}]" not in probe.legal and probe.optimal <= set(probe.legal)
+        view = {"player": 1, "coins": coins, "guesses": {0: first}}
+        answers.append([Answer(expert("", {"view": view})), Answer(f"\\boxed{{[{first}]}}"), Answer("[0]", True)])
+    metrics = theory.measure(probes, answers).metrics
+    assert metrics["strategy/best_guess_rate"] == pytest.approx(1 / 3)  # the expert's; the repeat and the cut-off miss
+    assert metrics["strategy/invalid_rate"] == pytest.approx(2 / 3)  # repeating the first guess is invalid, as in play
+
+
+def test_evaluate_reports_the_plugin_theory_metrics(coin_guess: None, quick_model) -> None:
+    """`evaluate` finds the plugin's theory through the registry: its metric is logged with no change to
+    spiral_train, and its cost is counted."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spiral_train.collector import Collector, ModelPolicy
+    from spiral_train.evaluation import eval_cost, evaluate
+    from spiral_train.generation import HFGenerator
+
+    tokenizer = AutoTokenizer.from_pretrained(quick_model)
+    generator = HFGenerator(AutoModelForCausalLM.from_pretrained(quick_model), tokenizer)
+    policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(0))
+    metrics = evaluate(policy, [ENV_ID], ["random", "exploiter"], 2, 1.0, Collector(4, {}), probe_samples=2)
+    prefix = f"eval/{ENV_ID}/strategy/"
+    rate = metrics[prefix + "best_guess_rate"]
+    assert (
+        0.0 <= metrics[prefix + "best_guess_rate_lo"] <= rate + 1e-12 <= metrics[prefix + "best_guess_rate_hi"] + 1e-12
+    )
+    assert metrics[prefix + "best_guess_rate"] <= 1.0 - metrics[prefix + "invalid_rate"] + 1e-12
+    assert metrics[f"eval/{ENV_ID}/random/games"] == 2
+    assert not any(k.startswith(f"eval/{ENV_ID}/exploiter/") for k in metrics)  # its theory builds none
+    cost = eval_cost([ENV_ID], {}, ["random", "exploiter"], 2, 2, 120, 8)
+    assert (cost.probe_answers, cost.games) == (24, 2)

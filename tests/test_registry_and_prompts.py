@@ -316,3 +316,17 @@ def test_render_prompt_takes_every_template_name_and_names_the_choices_for_a_bad
         spiral_envs.render_prompt("chat", "obs")
     with pytest.raises(ValueError, match=r"unknown template 'qwen2'; choose one of \['qwen3', 'none', 'chat'\]"):
         spiral_envs.render_prompt("qwen2", "obs")
+
+
+def test_a_game_registers_its_theory_as_it_registers_its_expert():
+    """Built-in games name their theory class by path; it loads on first use and measures that env's options."""
+    from spiral_envs.games.kuhn_strategy import KuhnPokerTheory
+    from spiral_envs.games.tictactoe_strategy import TicTacToeTheory
+
+    assert spiral_envs.spec("KuhnPoker-v1").load_theory() is KuhnPokerTheory
+    assert spiral_envs.spec("TicTacToe-v0").load_theory() is TicTacToeTheory
+    assert spiral_envs.spec("SimpleNegotiation-v1").load_theory() is None  # no theory: no strategy metrics
+    theory = KuhnPokerTheory("KuhnPoker-v1", {"num_rounds": 2})
+    assert theory.env.game.num_rounds == 2 and theory.has_exploiter
+    assert theory.probe_answers(64, 120) == 12 * 64
+    assert TicTacToeTheory("TicTacToe-v0").probe_answers(64, 120) == 120 * 8

@@ -10,12 +10,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import spiral_envs
 from spiral_envs.games import kuhn_theory
-from spiral_envs.games.kuhn_poker import KuhnPokerNashAgent, KuhnPokerPolicyAgent
+from spiral_envs.games.kuhn_poker import KuhnPokerNashAgent
+from spiral_envs.games.kuhn_strategy import KuhnPokerTheory, round_policy
+from spiral_envs.games.tictactoe_strategy import TicTacToeTheory
+from spiral_envs.stats import wilson
+from spiral_envs.theory import Answer
 from spiral_train.collector import Collector, ModelPolicy
-from spiral_train.evaluation import evaluate
+from spiral_train.evaluation import evaluate, measure_strategy
 from spiral_train.generation import HFGenerator
-from spiral_train.probes import kuhn_probes, tictactoe_probes
-from spiral_train.strategy import kuhn_strategy, round_policy, tictactoe_strategy, wilson
 
 ONE_ROUND_CHIPS = {"num_rounds": 1, "scoring": "chips"}
 
@@ -28,7 +30,7 @@ def model_policy(path, max_new_tokens: int = 8) -> ModelPolicy:
 
 
 def test_kuhn_probes_are_the_twelve_first_hand_states_as_the_env_shows_them():
-    probes = kuhn_probes("KuhnPoker-v1")
+    probes = KuhnPokerTheory("KuhnPoker-v1").probes()
     assert {p.key for p in probes} == set(kuhn_theory.INFO_STATES)
     for probe in probes:
         card, betting = probe.key
@@ -40,7 +42,7 @@ def test_kuhn_probes_are_the_twelve_first_hand_states_as_the_env_shows_them():
 def test_the_exact_equilibrium_read_through_the_probes_is_unexploitable():
     """Counts in the proportions of the one-round Nash strategy must give NashConv 0 in one-round chips: the
     probes' keys, the renormalisation and the theory's states all line up."""
-    probes = kuhn_probes("KuhnPoker-v1", '{"num_rounds": 1, "scoring": "chips"}')
+    probes = KuhnPokerTheory("KuhnPoker-v1", ONE_ROUND_CHIPS).probes()
     nash = KuhnPokerNashAgent(alpha=Fraction(1, 3))
     counts = []
     for probe in probes:
@@ -55,6 +57,40 @@ def test_the_exact_equilibrium_read_through_the_probes_is_unexploitable():
     assert conv > 0.5
 
 
+HOSTILE = [
+    "\\boxed{[bet]}",
+    "I bet. \\boxed{ BET }",
+    "\\boxed{\\text{call}}",
+    "[[check]]",
+    "[Fold] then \\boxed{[raise]}",
+    "bet",
+    "",
+    "\\boxed{[bet]",
+    "[call] [check]",
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE)
+def test_a_probe_answer_is_valid_exactly_when_the_env_plays_it(answer):
+    """Probes read answers with the env's own reading (`read_move`): same move, same verdict, at every state."""
+    theory = KuhnPokerTheory("KuhnPoker-v1")
+    env = spiral_envs.make("KuhnPoker-v1")
+    for probe in theory.probes():
+        card, line = probe.key
+        for seed in range(100):  # the probe's position, played again in a fresh env
+            env.reset(seed=seed)
+            for move in line:
+                env.step(spiral_envs.boxed(f"[{move}]"))
+            if str(env.observe(env.agent_selection)) == probe.observation:
+                break
+        mover = env.agent_selection
+        assert env.infos[mover]["view"]["card"] == card
+        env.step(answer)
+        played = None if env.infos[mover].get("invalid_move") else env.transcript[-1]["move"]
+        assert theory.read(probe, Answer(answer)) == played, (probe.key, answer)
+        assert theory.read(probe, Answer(answer, cut_off=True)) is None  # cut off: no move, as in play
+
+
 def test_wilson_interval_matches_the_closed_form():
     assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
     assert wilson(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
@@ -64,7 +100,7 @@ def test_wilson_interval_matches_the_closed_form():
 
 
 def test_tictactoe_probes_hold_distinct_positions_with_their_minimax_moves():
-    probes = tictactoe_probes("TicTacToe-v0", "{}", 120)
+    probes = TicTacToeTheory("TicTacToe-v0").probes(120)
     assert len({p.key for p in probes}) == 120
     for probe in probes:
         assert probe.optimal and probe.optimal <= set(probe.legal)
@@ -75,7 +111,10 @@ def test_tictactoe_probes_hold_distinct_positions_with_their_minimax_moves():
 
 def test_kuhn_strategy_metrics_of_a_real_model(quick_model):
     policy = model_policy(quick_model)
-    metrics, exploiter = kuhn_strategy(policy, "KuhnPoker-v1", ONE_ROUND_CHIPS, samples=16, bootstrap=20)
+    theory = KuhnPokerTheory("KuhnPoker-v1", ONE_ROUND_CHIPS)
+    theory.bootstrap = 20
+    measured = measure_strategy(policy, theory, samples=16, positions=0)
+    metrics, exploiter = measured.metrics, measured.exploiter
     assert 0.0 <= metrics["strategy/nash_conv_lo"] <= metrics["strategy/nash_conv_hi"]
     assert metrics["strategy/nash_conv"] >= 0.0
     assert len([k for k in metrics if k.startswith("policy/")]) == 12
@@ -86,7 +125,7 @@ def test_kuhn_strategy_metrics_of_a_real_model(quick_model):
     env = spiral_envs.make("KuhnPoker-v1", **ONE_ROUND_CHIPS)
     env.reset(seed=3)
     for seat in (0, 1):
-        agent = KuhnPokerPolicyAgent(exploiter[seat], seed=0)
+        agent = exploiter(0, env.possible_agents[seat])
         env.reset(seed=3)
         if seat == 1:
             env.step(spiral_envs.boxed("[check]"))
@@ -96,7 +135,9 @@ def test_kuhn_strategy_metrics_of_a_real_model(quick_model):
 
 
 def test_tictactoe_strategy_metrics_of_a_real_model(quick_model):
-    metrics = tictactoe_strategy(model_policy(quick_model), "TicTacToe-v0", {}, samples=1, positions=30)
+    theory = TicTacToeTheory("TicTacToe-v0")
+    metrics = measure_strategy(model_policy(quick_model), theory, samples=1, positions=30).metrics
+    assert theory.samples_per_probe(1) == 1 and theory.probe_answers(64, 30) == 30 * 8
     assert 0.0 <= metrics["strategy/optimal_move_rate_lo"] <= metrics["strategy/optimal_move_rate_hi"] <= 1.0
     assert 0.0 < metrics["strategy/optimal_move_rate_random"] < 1.0
     assert metrics["strategy/optimal_move_rate"] <= 1.0 - metrics["strategy/invalid_rate"] + 1e-12

@@ -17,11 +17,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import spiral_envs  # noqa: E402
+from spiral_envs.games.kuhn_strategy import KuhnPokerTheory  # noqa: E402
 from spiral_train.collector import Collector, ModelPolicy, scripted  # noqa: E402
 from spiral_train.config import make_config  # noqa: E402
 from spiral_train.generation import HFGenerator, turn_end_ids  # noqa: E402
 from spiral_train.models import tiny_spec  # noqa: E402
-from spiral_train.probes import kuhn_probes  # noqa: E402
 from spiral_train.seats import LEARNER, RANDOM, Match  # noqa: E402
 from spiral_train.tiny import tiny_model_path  # noqa: E402
 from spiral_train.warmup import weighted_answer_nll  # noqa: E402
@@ -70,7 +70,7 @@ def load(folder):
 
 
 def probe_prompts(tokenizer) -> list[list[int]]:
-    probes = kuhn_probes("KuhnPoker-v1", '{"history": "current"}')
+    probes = KuhnPokerTheory("KuhnPoker-v1", KWARGS).probes()
     texts = [spiral_envs.render_prompt("qwen3", p.observation) for p in probes]
     return tokenizer(texts, add_special_tokens=False).input_ids
 

@@ -12,7 +12,8 @@ It has the three ingredients that make a game worth self-play: hidden informatio
 leaks information about your hand; the second guesser can take the larger side of the first guess).
 
 The layout is the one every built-in game uses (see `spiral_envs/games/tictactoe.py`): rules as a
-`GameState`, the prose as a `TextGame`, and an optional strong scripted agent, named on the game class.
+`GameState`, the prose as a `TextGame`, and an optional strong scripted agent and theory (the strategy metrics
+evaluation logs, `spiral_envs.theory`), named on the game class.
 `pyproject.toml` beside this file declares the entry point, so after `pip install ./examples/coin_guess`
 `spiral_envs.make("CoinGuess-v0")` finds it without any change to spiral_envs.
 """
@@ -20,9 +21,12 @@ The layout is the one every built-in game uses (see `spiral_envs/games/tictactoe
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
-from spiral_envs import TERMINAL, GameState, InvalidMove, TextGame
+from spiral_envs import TERMINAL, GameState, InvalidMove, TextGame, boxed
+from spiral_envs.stats import invalid_and_entropy, wilson
+from spiral_envs.theory import Answer, GameTheory, Measurement, Probe
 
 MAX_COINS = 3
 TOTALS = range(2 * MAX_COINS + 1)
@@ -233,6 +237,51 @@ class CoinGuessAgent:
         return f"\\boxed{{[{self.rng.choice(choices)}]}}"
 
 
-# The expert `make_agent("strong", "CoinGuess-v0")` builds: a game installed by an entry point names its
-# expert as `strong_agent` on the class the entry point names.
+FIRST_GUESSES = (1, 3, 5)
+"""The opening guesses the theory probes the reply to."""
+
+
+class CoinGuessTheory(GameTheory):
+    """The second guesser's reply: at each of its 12 probes (own coins 0-3, facing a first guess of 1, 3 or 5, in
+    round 1), the share of answers that pick one of `best_second_guesses`, as `strategy/best_guess_rate` with
+    its Wilson interval, and `strategy/invalid_rate` and `strategy/entropy`."""
+
+    def probe_count(self, positions: int) -> int:
+        return (MAX_COINS + 1) * len(FIRST_GUESSES)
+
+    def build_probes(self, positions: int) -> list[Probe]:
+        """Each point reached in the real env: the first seed that deals the coins to player 1, then the guess."""
+        env = self.env
+        probes = []
+        for coins in range(MAX_COINS + 1):
+            for first in FIRST_GUESSES:
+                seed = next(s for s in range(10_000) if self._deal(s) == coins)
+                env.reset(seed=seed)
+                env.step(boxed(f"[{first}]"))
+                best = frozenset(f"[{guess}]" for guess in best_second_guesses(coins, first))
+                probes.append(self.probe_here((coins, first), best))
+        return probes
+
+    def _deal(self, seed: int) -> int:
+        self.env.reset(seed=seed)
+        return self.env.state.coins[1]
+
+    def measure(self, probes: Sequence[Probe], answers: Sequence[Sequence[Answer]], seed: int = 0) -> Measurement:
+        counts, invalid = zip(*(self.tally(p, a) for p, a in zip(probes, answers)))
+        best = sum(sum(c[move] for move in p.optimal) for p, c in zip(probes, counts))
+        total = sum(len(a) for a in answers)
+        lo, hi = wilson(best, total)
+        return Measurement(
+            {
+                "strategy/best_guess_rate": best / total,
+                "strategy/best_guess_rate_lo": lo,
+                "strategy/best_guess_rate_hi": hi,
+                **invalid_and_entropy(counts, sum(invalid), total),
+            }
+        )
+
+
+# What a game installed by an entry point names on the class the entry point names: its expert, the agent
+# `make_agent("strong", "CoinGuess-v0")` builds, and its theory, which evaluation measures strategy with.
 CoinGuess.strong_agent = CoinGuessAgent
+CoinGuess.theory = CoinGuessTheory
