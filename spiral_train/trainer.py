@@ -22,18 +22,35 @@ from transformers.utils import logging as hf_logging
 
 from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
-from spiral_train.collector import Collector, ModelPolicy, scripted
-from spiral_train.config import TrainConfig, to_dict
+from spiral_train.collector import Collector, scripted
+from spiral_train.config import TrainConfig, to_dict, views
+from spiral_train.config.views import (
+    GenerationSettings,
+    LearnerSettings,
+    ModelSource,
+    PoolSettings,
+    Sampling,
+    opponent_kind,
+)
 from spiral_train.evaluation import eval_cost, evaluate
 from spiral_train.generation import Generator, make_generator
-from spiral_train.learner import Learner, LearnerSettings
+from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog
-from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
+from spiral_train.models import (
+    frozen_checkpoint_policy,
+    load_model,
+    model_policy,
+    reference_model,
+    resolve_device,
+    tiny_spec,
+)
 from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
 from spiral_train.rae import RAE, RoleReturn, state_baselines
 from spiral_train.reasoning_eval import ReasoningProbe
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, ROLES, STRONG, GameResult, Match, Turn, other_role
+
+__all__ = ["Trainer", "ended_by", "opponent_kind"]
 from spiral_train.tiny import tiny_model_path
 
 
@@ -52,20 +69,25 @@ class Trainer:
         if resume and checkpoint is None:
             log(f"no checkpoint in {run_dir} yet: starting from step 0")
         torch.manual_seed(config.seed)
+        self.model_source = ModelSource.from_config(config)
+        self.sampling = Sampling.from_config(config)
+        self.generation = GenerationSettings.from_config(config)
+        self.learner_settings = LearnerSettings.from_config(config)
+        """The settings the parts take (`config.views`), built once here from the config."""
         if checkpoint is not None:
-            resumed = dataclasses.replace(config, model=str(checkpoint / "model"))
+            resumed = dataclasses.replace(self.model_source, model=str(checkpoint / "model"))
             self.model, self.tokenizer, _ = load_model(resumed, self.device, log)
         else:
-            self.model, self.tokenizer, source = load_model(config, self.device, log)
+            self.model, self.tokenizer, source = load_model(self.model_source, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         state = load_state(checkpoint) if checkpoint is not None else None
         self.step = int(state["step"]) if state is not None else 0
         self.rae = RAE(config.rae, config.rae_decay)
-        self.source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
+        self.source = config.model or str(tiny_model_path(tiny_spec(self.model_source), log=log))
         """The run's starting model (not a checkpoint's): the KL anchor, and what Ray actors load first."""
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.pool = OpponentPool.from_config(config, run_dir)
+        self.pool = OpponentPool.from_settings(PoolSettings.from_config(config), run_dir)
         self.collector = Collector(config.num_envs, config.game_kwargs())
         self.generator: Generator
         self.learner: UpdatesWeights
@@ -85,17 +107,7 @@ class Trainer:
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
             log(f"resumed {run_dir} at step {self.step}")
-        self.policy = ModelPolicy(
-            self.generator,
-            self.tokenizer,
-            config.template,
-            config.temperature,
-            config.max_new_tokens,
-            self.torch_rng,
-            truncated_is_invalid=config.truncated_is_invalid,
-            top_k=config.top_k,
-            top_p=config.top_p,
-        )
+        self.policy = model_policy(self.generator, self.tokenizer, self.sampling, self.torch_rng)
         self.opponent = opponent_kind(config.opponent)
         """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""
         self.players: dict[str, Any] = {LEARNER: self.policy}
@@ -128,14 +140,16 @@ class Trainer:
         if c.ray_workers > 0:
             from spiral_train.distributed.driver import start_ray
 
+            ray, worker = views.RaySettings.from_config(c), views.WorkerSettings.from_config(c, self.source)
+            rank = views.LearnerRankSettings.from_config(c, self.source)
             self.learner, self.rollouts, self._close_parts = start_ray(
-                c, self.source, self.model, self.step, self.run_dir
+                ray, worker, rank, self.model, self.step, self.run_dir
             )
             self.generator = self.rollouts.generator()  # type: ignore[attr-defined]
             return
-        self.generator = make_generator(c, self.model, self.tokenizer)
-        ref_model = reference_model(c, self.model, self.source, self.device)
-        settings = LearnerSettings.from_config(c)
+        self.generator = make_generator(self.generation, self.model, self.tokenizer)
+        settings = self.learner_settings
+        ref_model = reference_model(settings, self.model, self.source, self.device)
         self.learner = Learner(self.model, settings, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rollouts = LocalRollouts(self.collector, keep_transcripts=c.log_transcripts > 0)
         self._close_parts = self.rollouts.close
@@ -334,14 +348,9 @@ class Trainer:
         """Who plays the fixed opponent's seats: the game's reference agent, or a frozen checkpoint."""
         if self.opponent in (RANDOM, STRONG):
             return scripted(self.opponent)
-        return frozen_checkpoint_policy(self.config, self.config.opponent, self.device, self.torch_rng)
-
-
-def opponent_kind(opponent: str) -> str | None:
-    """The seat kind of the `opponent` option: None for "self", "random", "strong", or "frozen" for a folder."""
-    if opponent == "self":
-        return None
-    return opponent if opponent in (RANDOM, STRONG) else FROZEN
+        return frozen_checkpoint_policy(
+            self.config.opponent, self.device, self.torch_rng, self.sampling, self.generation
+        )
 
 
 def ended_by(result: GameResult, role: str) -> str | None:

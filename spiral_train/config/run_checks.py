@@ -26,19 +26,12 @@ _MODEL_FILES = ("config.json", "adapter_config.json")
 
 def check_run(c: TrainConfig) -> None:
     """Raise `ConfigError` naming the first option this machine cannot honour, and the fix."""
-    _check_model(c.model)
+    check_model(c.model)
     for env_id in [*c.env_ids, *(c.eval_env_ids or [])]:
-        try:
-            spiral_envs.spec(env_id)
-        except spiral_envs.UnknownEnvError as err:
-            raise ConfigError(str(err)) from None
+        _check_env_id(env_id)
     if c.opponent not in OPPONENTS and not Path(c.opponent).is_dir():
         raise ConfigError(f"opponent={c.opponent!r} must be one of {list(OPPONENTS)} or an existing checkpoint folder")
-    for env_id, kwargs in c.game_kwargs().items():  # each game built once: a bad option fails here, named
-        try:
-            spiral_envs.make(env_id, **kwargs)
-        except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: TextArena cannot build it here
-            raise ConfigError(f"{env_id} with options {kwargs}: {err}") from None
+    check_games(c.game_kwargs())
     if c.eval_reasoning and importlib.util.find_spec("math_verify") is None:
         raise ConfigError(f'eval_reasoning={c.eval_reasoning} needs math-verify: pip install -e ".[eval]"')
     if c.lora_rank > 0 and importlib.util.find_spec("peft") is None:
@@ -47,7 +40,27 @@ def check_run(c: TrainConfig) -> None:
         raise ConfigError(f'ray_workers={c.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
 
 
-def _check_model(model: str | None) -> None:
+def check_games(game_kwargs: dict[str, dict]) -> None:
+    """Each game (env id: options) is registered and builds with its options, each built once: a bad id or
+    option fails here, named."""
+    for env_id in game_kwargs:
+        _check_env_id(env_id)
+    for env_id, kwargs in game_kwargs.items():
+        try:
+            spiral_envs.make(env_id, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as err:  # RuntimeError: TextArena cannot build it here
+            raise ConfigError(f"{env_id} with options {kwargs}: {err}") from None
+
+
+def _check_env_id(env_id: str) -> None:
+    try:
+        spiral_envs.spec(env_id)
+    except spiral_envs.UnknownEnvError as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_model(model: str | None) -> None:
+    """`model` is None (the tiny model), a folder holding a model or a checkpoint, or looks like a hub id."""
     if model is None:
         return
     folder = Path(model).expanduser()

@@ -229,9 +229,9 @@ class TrainConfig:
 
     def game_kwargs(self) -> dict[str, dict[str, Any]]:
         """The options each game of the run (training and evaluation) is made with: `env_kwargs` over `history`."""
-        ids = dict.fromkeys([*self.env_ids, *(self.eval_env_ids or [])])
-        base = {} if self.history is None else {"history": self.history}
-        return {env_id: {**base, **self.env_kwargs.get(env_id, {})} for env_id in ids}
+        from spiral_train.config.views import game_options
+
+        return game_options([*self.env_ids, *(self.eval_env_ids or [])], self.env_kwargs, self.history)
 
     def __post_init__(self) -> None:
         from spiral_train.config.values import check_values

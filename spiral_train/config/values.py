@@ -21,6 +21,7 @@ from spiral_train.config.schema import (
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
+    from spiral_train.config.views import RaySettings
 
 _POSITIVE = (
     "games_per_step",
@@ -153,7 +154,7 @@ def _check_ray(c: TrainConfig) -> None:
         raise ConfigError("async_mode, ray_learners > 1 and ray_address need Ray rollout workers: set ray_workers >= 1")
 
 
-def ray_gpu_problem(c: TrainConfig, uses_cuda: bool) -> str | None:
+def ray_gpu_problem(c: TrainConfig | RaySettings, uses_cuda: bool) -> str | None:
     """What is wrong with the GPUs the Ray actors ask for, in one line naming the option and the fix (None:
     nothing). `uses_cuda`: the actors will run on CUDA (see `distributed.driver.run_uses_cuda`).
 
