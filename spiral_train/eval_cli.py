@@ -289,7 +289,7 @@ def games_table(metrics: dict[str, float]) -> str:
 def _games(env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: str) -> dict[str, dict[str, Any]]:
     """Each game's options, checked: an unknown id or option raises `ConfigError` (a ValueError), reported by main."""
     from spiral_train.config.run_checks import check_games
-    from spiral_train.config.views import game_options
+    from spiral_train.config.schema import game_options
 
     unknown = sorted(set(env_kwargs) - set(env_ids))
     if unknown:

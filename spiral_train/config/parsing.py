@@ -14,6 +14,7 @@ import yaml
 from spiral_train.config.presets import PRESETS
 from spiral_train.config.run_checks import check_run
 from spiral_train.config.schema import ConfigError, TrainConfig
+from spiral_train.config.values import check_values
 
 
 def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -29,6 +30,7 @@ def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = Non
             raise ConfigError(f"unknown option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     types = get_type_hints(TrainConfig)
     config = TrainConfig(**{k: coerce(k, v, types[k]) for k, v in values.items()})
+    check_values(config)
     check_run(config)
     return config
 

@@ -1,8 +1,8 @@
 """`TrainConfig`: every option of a training run, one typed field each, its docstring the contract `--help` prints.
 
-The schema only: making a config checks its values (`values.check_values`, pure and cheap, so
-`dataclasses.replace` stays cheap anywhere); what needs this machine (envs, paths, extras) is checked once per
-run by `make_config` (`run_checks.check_run`). Measurements behind the defaults are in docs/training.md.
+The schema only, plain data: `make_config` checks a config's values (`values.check_values`, pure) and, once a
+run, what needs this machine (`run_checks.check_run`: envs, paths, extras); a `dataclasses.replace` checks
+nothing. Measurements behind the defaults are in docs/training.md.
 """
 
 from __future__ import annotations
@@ -229,17 +229,12 @@ class TrainConfig:
 
     def game_kwargs(self) -> dict[str, dict[str, Any]]:
         """The options each game of the run (training and evaluation) is made with: `env_kwargs` over `history`."""
-        from spiral_train.config.views import game_options
-
         return game_options([*self.env_ids, *(self.eval_env_ids or [])], self.env_kwargs, self.history)
 
-    def __post_init__(self) -> None:
-        from spiral_train.config.values import check_values
 
-        check_values(self)
-
-    def ray_gpu_problem(self, uses_cuda: bool) -> str | None:
-        """What is wrong with the GPUs the Ray actors ask for (`values.ray_gpu_problem`); None: nothing."""
-        from spiral_train.config.values import ray_gpu_problem
-
-        return ray_gpu_problem(self, uses_cuda)
+def game_options(
+    env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: str | None
+) -> dict[str, dict[str, Any]]:
+    """The options each game is made with: its `env_kwargs` over `history` (None: each game's default)."""
+    base = {} if history is None else {"history": history}
+    return {env_id: {**base, **env_kwargs.get(env_id, {})} for env_id in dict.fromkeys(env_ids)}

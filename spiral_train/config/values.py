@@ -1,6 +1,6 @@
 """Pure checks of a `TrainConfig`'s values: each bad value raises `ConfigError` naming the option and what it
-accepts. No side effects and nothing read from this machine (no env built, no file stat, no package looked up),
-so they run whenever a config is made, `dataclasses.replace` included; `run_checks` does the rest, once a run.
+accepts. No side effects and nothing read from this machine (no env built, no file stat, no package looked up);
+`make_config` runs them, and `run_checks` does the rest, once a run.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from spiral_train.config.schema import (
     RAE_MODES,
     ConfigError,
 )
+from spiral_train.config.views import RaySettings
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
-    from spiral_train.config.views import RaySettings
 
 _POSITIVE = (
     "games_per_step",
@@ -135,7 +135,7 @@ def _check_ray(c: TrainConfig) -> None:
         )
     if c.ray_learner_timeout_s <= 0:
         raise ConfigError(f"ray_learner_timeout_s={c.ray_learner_timeout_s} must be > 0 (seconds)")
-    problem = ray_gpu_problem(c, uses_cuda=c.device == "cuda") if c.ray_workers > 0 else None
+    problem = ray_gpu_problem(RaySettings.from_config(c), uses_cuda=c.device == "cuda") if c.ray_workers > 0 else None
     if problem is not None:
         raise ConfigError(problem)
     for name, amount in c.ray_worker_resources.items():
@@ -154,7 +154,7 @@ def _check_ray(c: TrainConfig) -> None:
         raise ConfigError("async_mode, ray_learners > 1 and ray_address need Ray rollout workers: set ray_workers >= 1")
 
 
-def ray_gpu_problem(c: TrainConfig | RaySettings, uses_cuda: bool) -> str | None:
+def ray_gpu_problem(c: RaySettings, uses_cuda: bool) -> str | None:
     """What is wrong with the GPUs the Ray actors ask for, in one line naming the option and the fix (None:
     nothing). `uses_cuda`: the actors will run on CUDA (see `distributed.driver.run_uses_cuda`).
 

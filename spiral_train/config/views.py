@@ -19,14 +19,6 @@ if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
 
 
-def game_options(
-    env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: str | None
-) -> dict[str, dict[str, Any]]:
-    """The options each game is made with: its `env_kwargs` over `history` (None: each game's default)."""
-    base = {} if history is None else {"history": history}
-    return {env_id: {**base, **env_kwargs.get(env_id, {})} for env_id in dict.fromkeys(env_ids)}
-
-
 def opponent_kind(opponent: str) -> str | None:
     """The seat kind of the `opponent` option: None for "self", "random", "strong", or "frozen" for a
     checkpoint folder. The one place that decides whether the opponent is a frozen checkpoint."""
@@ -250,9 +242,3 @@ class RaySettings:
     @classmethod
     def from_config(cls, config: TrainConfig) -> RaySettings:
         return _pick(cls, config)
-
-    def ray_gpu_problem(self, uses_cuda: bool) -> str | None:
-        """What is wrong with the GPUs the actors ask for (`values.ray_gpu_problem`); None: nothing."""
-        from spiral_train.config.values import ray_gpu_problem
-
-        return ray_gpu_problem(self, uses_cuda)

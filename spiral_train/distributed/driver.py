@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import torch
 
 from spiral_train.collector import Players
+from spiral_train.config.values import ray_gpu_problem
 from spiral_train.config.views import LearnerRankSettings, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import LearnerGroup, learner_bundle, play_weights
 from spiral_train.distributed.messages import describe_resources
@@ -59,10 +60,10 @@ def run_uses_cuda(device: str, driver_has_gpu: bool, cluster_gpus: float) -> boo
 
 def check_resources(config: RaySettings, uses_cuda: bool, nodes: Sequence[Mapping[str, float]]) -> None:
     """Fail at start, naming the options, where the actors' requests are wrong for CUDA
-    (`RaySettings.ray_gpu_problem`) or where the cluster, whose alive nodes have `nodes` resources in all,
+    (`config.values.ray_gpu_problem`) or where the cluster, whose alive nodes have `nodes` resources in all,
     can never place every actor (Ray would wait forever): the totals, each custom resource, and the learner
     ranks' placement group (`LearnerGroup`), whose bundles must all fit on one node."""
-    problem = config.ray_gpu_problem(uses_cuda)
+    problem = ray_gpu_problem(config, uses_cuda)
     if problem is not None:
         raise RuntimeError(problem)
     have: dict[str, float] = {}

@@ -149,10 +149,11 @@ def _candidates(config: Any, available: Devices) -> list[dict[str, Any]]:
 
 
 def _try(config: Any, available: Devices, work: Workload, changes: dict[str, Any]) -> Fix | None:
-    from spiral_train.config import ConfigError
+    from spiral_train.config import ConfigError, check_values
 
+    variant = dataclasses.replace(config, **changes)
     try:
-        variant = dataclasses.replace(config, **changes)
+        check_values(variant)
     except ConfigError:
         return None
     plan = _plan(variant, available, work)
