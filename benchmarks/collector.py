@@ -19,6 +19,7 @@ import torch
 
 from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config
+from spiral_train.config.views import ModelSource
 from spiral_train.generation import HFGenerator
 from spiral_train.models import load_model, resolve_device
 from spiral_train.seats import LEARNER, Match
@@ -47,7 +48,7 @@ def main() -> None:
 
     config = make_config("tiny-cpu", {"model": args.model, "device": args.device, "env_ids": [args.env]})
     device = resolve_device(config.device)
-    model, tokenizer, source = load_model(config, device, log=lambda *_: None)
+    model, tokenizer, source = load_model(ModelSource.from_config(config), device, log=lambda *_: None)
     policy = ModelPolicy(
         HFGenerator(model, tokenizer, max_batch_size=args.num_envs),
         tokenizer,

@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import spiral_envs
 from spiral_train.config import make_config
+from spiral_train.config.views import ModelSource
 from spiral_train.generation import HFGenerator
 from spiral_train.generation.vllm import VLLMGenerator
 from spiral_train.models import tiny_spec
@@ -107,7 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kv-cache-mb", type=int, default=256)
     args = parser.parse_args()
-    tiny = tiny_model_path(tiny_spec(make_config("tiny-cpu", {"generator": "vllm"})))
+    tiny = tiny_model_path(tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))))
     rows = []
     for path in [tiny, *map(Path, args.model)]:
         rows += bench(Path(path), args)

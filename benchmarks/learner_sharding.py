@@ -66,6 +66,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
     import ray
 
     from spiral_train.config import make_config
+    from spiral_train.config.views import LearnerRankSettings, ModelSource, RaySettings
     from spiral_train.distributed.learner_group import LearnerGroup
     from spiral_train.learner import Learner, LearnerSettings
     from spiral_train.models import load_model
@@ -83,14 +84,20 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
         "max_new_tokens": args.response_len,
     }
     config = make_config("tiny-cpu", overrides)
-    model, tokenizer, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
+    model, tokenizer, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
     state = Learner(
         model, LearnerSettings.from_config(config), torch.device("cpu"), tokenizer.pad_token_id
     ).state_dict()
     batch = turns(args.turns, args.prompt_len, args.response_len, len(tokenizer))
     ray.init(num_cpus=args.ranks * args.threads + 1, include_dashboard=False, log_to_driver=False)
     try:
-        group = LearnerGroup(config, args.model, model, state, version=0)
+        group = LearnerGroup(
+            RaySettings.from_config(config),
+            LearnerRankSettings.from_config(config, args.model),
+            model,
+            state,
+            version=0,
+        )
         times = []
         for _ in range(args.updates + 1):
             t0 = time.perf_counter()

@@ -126,6 +126,7 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     from spiral_train.collector import Collector, ModelPolicy
     from spiral_train.config import make_config
+    from spiral_train.config.views import ModelSource
     from spiral_train.generation import HFGenerator
     from spiral_train.learner import Learner, LearnerSettings
     from spiral_train.models import load_model
@@ -136,7 +137,7 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
     for use_lora, gc in itertools.product((False, True), (False, True)):
         overrides = {"model": model, "micro_batch_size": args.micro_batch, "gradient_checkpointing": gc}
         config = make_config("tiny-cpu", {**overrides, "lora_rank": args.rank if use_lora else 0})
-        net, tokenizer, _ = load_model(config, device, log=lambda *_: None)
+        net, tokenizer, _ = load_model(ModelSource.from_config(config), device, log=lambda *_: None)
         variants[(use_lora, gc)] = (
             Learner(net, LearnerSettings.from_config(config), device, tokenizer.pad_token_id),
             HFGenerator(net, tokenizer),

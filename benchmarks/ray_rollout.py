@@ -27,6 +27,7 @@ import torch
 
 from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config, to_dict
+from spiral_train.config.views import ModelSource, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import play_weights
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.generation import HFGenerator
@@ -41,12 +42,15 @@ SELF_PLAY = {"player_0": LEARNER, "player_1": LEARNER}
 
 def rollout_rates(args: argparse.Namespace) -> None:
     config = make_config("tiny-cpu", {"games_per_step": args.games, "num_envs": args.games})
-    source = str(tiny_model_path(tiny_spec(config)))
-    model, tokenizer, _ = load_model(config, torch.device("cpu"))
+    source = str(tiny_model_path(tiny_spec(ModelSource.from_config(config))))
+    model, tokenizer, _ = load_model(ModelSource.from_config(config), torch.device("cpu"))
     weights = ray.put(play_weights(model))
     policy = ModelPolicy(HFGenerator(model, tokenizer), tokenizer, "qwen3", 1.0, 8, torch.Generator())
     local = Collector(args.games)
-    pools = {n: RolloutPool(make_config("tiny-cpu", {**to_dict(config), "ray_workers": n}), source) for n in (1, 2)}
+    layouts = {n: make_config("tiny-cpu", {**to_dict(config), "ray_workers": n}) for n in (1, 2)}
+    pools = {
+        n: RolloutPool(RaySettings.from_config(c), WorkerSettings.from_config(c, source)) for n, c in layouts.items()
+    }
     rates: dict[str, list[float]] = {"in-process": [], "1 worker": [], "2 workers": []}
     for rep in range(args.repeats):
         matches = [Match("KuhnPoker-v1", 1000 * rep + i, SELF_PLAY) for i in range(args.games)]

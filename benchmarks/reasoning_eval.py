@@ -25,6 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spiral_train.config import make_config
+from spiral_train.config.views import ModelSource
 from spiral_train.generation import Generation, Generator, HFGenerator
 from spiral_train.generation.vllm import VLLMGenerator
 from spiral_train.grading import Grader
@@ -106,7 +107,11 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--device", default="cpu", help="where the transformers backend runs (cpu, cuda)")
     args = parser.parse_args()
-    paths = [] if args.no_tiny else [tiny_model_path(tiny_spec(make_config("tiny-cpu", {"generator": "vllm"})))]
+    paths = (
+        []
+        if args.no_tiny
+        else [tiny_model_path(tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))))]
+    )
     rows = []
     with Grader() as grader:
         for path in [*paths, *map(Path, args.model)]:

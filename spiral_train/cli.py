@@ -19,14 +19,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from spiral_train.config import (
-    PRESETS,
-    ConfigError,
-    TrainConfig,
-    load_yaml,
-    make_config,
-    option_groups,
-)
+from spiral_train.config import PRESETS, ConfigError, TrainConfig, load_yaml, make_config
+from spiral_train.config.help import HelpFormatter, metavar, option_groups, show_default
 
 
 def _parse_value(text: str) -> Any:
@@ -38,17 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     """Every `TrainConfig` field as a flag, grouped as the dataclass groups them, its docstring as its help."""
     parser = argparse.ArgumentParser(
         prog="spiral-train",
-        usage="spiral-train [--preset P] [--config FILE] [--resume RUN_DIR] [--OPTION VALUE ...]",
-        description="Self-play RL with Role-conditioned Advantage Estimation on spiral_envs games.",
-        epilog="Subcommands: spiral-train plot RUN_DIR draws curves.png; spiral-train plan [OPTIONS] prints the memory "
-        "plan (exit 0: fits, 2: does not). Values are YAML: 1e-6, true, [a, b].",
+        usage="spiral-train [plot RUN_DIR | plan] [--preset P] [--config FILE] [--resume RUN_DIR] [--OPTION VALUE ...]",
+        description="Self-play RL with Role-conditioned Advantage Estimation on spiral_envs games. Values are YAML "
+        "(1e-6, true, null, [a, b]); flags override --config, which overrides --preset. Details: docs/training.md.",
+        epilog="spiral-train plot RUN_DIR draws curves.png; spiral-train plan [OPTIONS] prints the memory plan "
+        "(exit 0: fits, 2: does not).",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--preset", default="tiny-cpu", help=f"one of {list(PRESETS)} (default: tiny-cpu)")
-    parser.add_argument("--config", help="YAML file of option: value (flags override it)")
+    parser.add_argument("--preset", default="tiny-cpu", help=f"one of {', '.join(PRESETS)} [tiny-cpu]")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of option: value")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the memory plan and exit (0: fits, 2: does not); train nothing"
-    )
+    parser.add_argument("--dry-run", action="store_true", help="print the memory plan and exit; train nothing")
     types = get_type_hints(TrainConfig)
     defaults = TrainConfig()
     for heading, fields in option_groups():
@@ -56,13 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
         for name, doc in fields:
             flag = "--" + name.replace("_", "-")
             annotation = types[name]
-            help_text = f"{doc} (default: {getattr(defaults, name)!r})".replace("%", "%%")
+            help_text = f"{doc} [{show_default(getattr(defaults, name))}]".replace("%", "%%")
             if annotation is bool:
                 group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-            elif get_origin(annotation) in (list, tuple) or list in [get_origin(a) for a in get_args(annotation)]:
-                group.add_argument(flag, dest=name, nargs="+", type=_parse_value, default=None, help=help_text)
-            else:
-                group.add_argument(flag, dest=name, type=_parse_value, default=None, help=help_text)
+                continue
+            many = get_origin(annotation) in (list, tuple) or _is_optional_list(annotation)
+            group.add_argument(
+                flag,
+                dest=name,
+                nargs="+" if many else None,
+                type=_parse_value,
+                default=None,
+                metavar=metavar(annotation),
+                help=help_text,
+            )
     return parser
 
 

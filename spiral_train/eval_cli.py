@@ -24,8 +24,12 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from spiral_train.reasoning_eval import TEMPLATES, Protocol
+
+GAMES_AT_ONCE = 256
+"""Games `games` and `population` play at once (the collector's batch, as `num_envs` in training)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens only (0: all)")
     g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0: off)")
-    g.add_argument("--max-new-tokens", type=int, help="default: the tiny-cpu preset's")
+    g.add_argument("--max-new-tokens", type=int, help="longest answer in tokens (default 8)")
     g.add_argument("--probe-samples", type=int, default=64, help="answers per decision point for strategy metrics")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -145,33 +149,31 @@ def games(args: argparse.Namespace) -> int:
     import torch
 
     from spiral_train.collector import Collector
-    from spiral_train.config import make_config
+    from spiral_train.config.views import GenerationSettings, Sampling
     from spiral_train.evaluation import evaluate
     from spiral_train.models import frozen_checkpoint_policy, resolve_device
 
     unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
     if unknown:
         raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
-    options = {"device": args.device, "env_ids": args.env_ids, "history": args.history, "seed": args.seed}
-    options.update({"env_kwargs": args.env_kwargs, "top_k": args.top_k, "top_p": args.top_p})
-    if args.max_new_tokens:
-        options["max_new_tokens"] = args.max_new_tokens
-    config = make_config("tiny-cpu", options)  # a bad option raises ConfigError, a ValueError: main reports it
-    device = resolve_device(config.device)
+    game_kwargs = _games(args.env_ids, args.env_kwargs, args.history)
+    length = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **length)
+    device = resolve_device(args.device)
 
     def seat(folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
-        policy = frozen_checkpoint_policy(config, folder, device, torch.Generator(device=device).manual_seed(args.seed))
-        return dataclasses.replace(policy, temperature=args.temperature)
+        rng = torch.Generator(device=device).manual_seed(args.seed)
+        return frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
 
     policy = seat(args.model)
     others = {folder: seat(folder) for folder in args.vs}
     metrics = evaluate(
         policy,
-        config.env_ids,
+        args.env_ids,
         [*args.opponents, *others],
         args.games,
         args.temperature,
-        Collector(config.num_envs, config.game_kwargs()),
+        Collector(GAMES_AT_ONCE, game_kwargs),
         seed=args.seed,
         probe_samples=args.probe_samples,
         model_opponents=others,
@@ -200,7 +202,7 @@ def population(args: argparse.Namespace) -> int:
     import torch
 
     from spiral_train.collector import Collector, scripted
-    from spiral_train.config import make_config
+    from spiral_train.config.views import GenerationSettings, Sampling
     from spiral_train.models import frozen_checkpoint_policy, resolve_device
     from spiral_train.population import elo_ratings, plot_ratings, round_robin
 
@@ -221,17 +223,15 @@ def population(args: argparse.Namespace) -> int:
     folders.update({model: model for model in args.models})
     if len(folders) + len(args.anchors) < 2:
         raise ValueError("a population needs two members or more: give --run, --models or --anchors")
-    options = {"env_ids": [args.env_id], "env_kwargs": args.env_kwargs, "history": args.history}
-    options.update({"temperature": args.temperature, "device": args.device, "seed": args.seed})
-    config = make_config("tiny-cpu", options)  # a bad option raises ConfigError, a ValueError: main reports it
-    device = resolve_device(config.device)
+    game_kwargs = _games([args.env_id], args.env_kwargs, args.history)
+    sampling = Sampling(temperature=args.temperature)
+    device = resolve_device(args.device)
     members: dict = {}
     for name, folder in folders.items():
-        members[name] = frozen_checkpoint_policy(
-            config, folder, device, torch.Generator(device=device).manual_seed(args.seed)
-        )
+        rng = torch.Generator(device=device).manual_seed(args.seed)
+        members[name] = frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
     members.update({anchor: scripted(anchor) for anchor in args.anchors})
-    collector = Collector(config.num_envs, config.game_kwargs())
+    collector = Collector(GAMES_AT_ONCE, game_kwargs)
     results = round_robin(args.env_id, members, args.games, collector, args.progress)
     ratings = elo_ratings(list(members), results)
     out = Path(args.out)
@@ -286,17 +286,33 @@ def games_table(metrics: dict[str, float]) -> str:
     return "\n".join(rows + strategy)
 
 
+def _games(env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: str) -> dict[str, dict[str, Any]]:
+    """Each game's options, checked: an unknown id or option raises `ConfigError` (a ValueError), reported by main."""
+    from spiral_train.config.run_checks import check_games
+    from spiral_train.config.schema import game_options
+
+    unknown = sorted(set(env_kwargs) - set(env_ids))
+    if unknown:
+        raise ValueError(f"--env-kwargs names {unknown}, which are not among the games {env_ids}")
+    game_kwargs = game_options(env_ids, env_kwargs, history)
+    check_games(game_kwargs)
+    return game_kwargs
+
+
 def _load(args: argparse.Namespace):
     """The model's sampler and tokenizer, loaded as the trainer loads a model (LoRA checkpoints included)."""
-    from spiral_train.config import make_config
+    from spiral_train.config.run_checks import check_model
+    from spiral_train.config.views import GenerationSettings, ModelSource
     from spiral_train.generation import make_generator
     from spiral_train.lora import model_folder
     from spiral_train.models import load_model, resolve_device
 
-    options = {"model": model_folder(args.model), "device": args.device, "generator": args.generator}
-    config = make_config("tiny-cpu", {**options, "generation_batch_size": args.batch_size})
-    model, tokenizer, _ = load_model(config, resolve_device(config.device), log=lambda *_: None)
-    return make_generator(config, model, tokenizer), tokenizer
+    folder = model_folder(args.model)
+    check_model(folder)  # a mistyped path: one line, naming it
+    source = ModelSource(model=folder, for_vllm=args.generator == "vllm")
+    model, tokenizer, _ = load_model(source, resolve_device(args.device), log=lambda *_: None)
+    generation = GenerationSettings(generator=args.generator, generation_batch_size=args.batch_size)
+    return make_generator(generation, model, tokenizer), tokenizer
 
 
 if __name__ == "__main__":

@@ -19,22 +19,18 @@ over response tokens, and the share of tokens whose weight was truncated).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedModel
 
+from spiral_train.config.views import LearnerSettings
 from spiral_train.generation import autocast, positions
 from spiral_train.seats import Turn
 from spiral_train.token_logprobs import token_logprobs
-
-if TYPE_CHECKING:
-    from spiral_train.config import TrainConfig
 
 
 @dataclass
@@ -121,37 +117,6 @@ def length_buckets(lengths: Sequence[int], size: int, rng: random.Random) -> lis
     chunks = [order[s : s + size] for s in range(0, len(order), size)]
     rng.shuffle(chunks)
     return chunks
-
-
-@dataclass(frozen=True)
-class LearnerSettings:
-    """The options the update reads: the `TrainConfig` fields of the same names (their docstrings say what
-    each does); `from_config` takes them from a run's config."""
-
-    lr: float
-    adam_betas: tuple[float, float]
-    weight_decay: float
-    lr_schedule: str
-    warmup_steps: int
-    steps: int
-    num_epochs: int
-    micro_batch_size: int
-    clip_eps: float
-    kl_coef: float
-    loss_aggregation: str
-    max_grad_norm: float
-    max_new_tokens: int
-    temperature: float
-    top_k: int
-    top_p: float
-    bf16: bool
-    seed: int
-    tis_cap: float = 2.0
-    offload_optimizer: bool = False
-
-    @classmethod
-    def from_config(cls, config: TrainConfig) -> LearnerSettings:
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
 
 METRIC_SUMS = ("loss", "clip_frac", "approx_kl", "entropy", "kl_ref", "mismatch/dlogp_mean", "mismatch/tis_truncated")

@@ -16,15 +16,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from spiral_train.config import LORA_INSTALL_HINT as INSTALL_HINT
-
-if TYPE_CHECKING:
-    from spiral_train.config import TrainConfig
+from spiral_train.config.schema import LORA_INSTALL_HINT as INSTALL_HINT
+from spiral_train.config.views import LoraSettings
 
 ADAPTER_CONFIG = "adapter_config.json"
 """peft's `save_pretrained` writes this next to the adapter weights; its presence marks a LoRA checkpoint."""
@@ -92,28 +90,28 @@ def load_weights(source: str, device: torch.device) -> PreTrainedModel:
         ) from err
 
 
-def prepare(model: PreTrainedModel, config: TrainConfig, source: str) -> Any:
+def prepare(model: PreTrainedModel, settings: LoraSettings, source: str) -> Any:
     """The model to train: `model` itself (full fine-tuning), or with LoRA adapters on it.
 
     `source` is where `model` was loaded from. A LoRA adapter folder (a checkpoint being resumed) gets its
-    saved adapter back, trainable; with lora_rank 0 that adapter is merged in and the whole model trains.
-    Otherwise lora_rank > 0 adds fresh adapters.
+    saved adapter back, trainable; with rank 0 that adapter is merged in and the whole model trains.
+    Otherwise a rank > 0 adds fresh adapters.
     """
     if is_adapter_dir(source):
         if peft_missing():
             raise ImportError(f"{source} is a LoRA checkpoint; loading it needs peft: {INSTALL_HINT}")
-        if config.lora_rank == 0:
+        if settings.rank == 0:
             return load_adapter(model, source, trainable=False).merge_and_unload()
         saved_rank = json.loads((Path(source) / ADAPTER_CONFIG).read_text()).get("r")
-        if saved_rank != config.lora_rank:
+        if saved_rank != settings.rank:
             raise ValueError(
-                f"{source} holds a rank-{saved_rank} LoRA adapter but lora_rank={config.lora_rank}; pass "
+                f"{source} holds a rank-{saved_rank} LoRA adapter but lora_rank={settings.rank}; pass "
                 f"--lora-rank {saved_rank} to continue it, or --lora-rank 0 to fine-tune it merged into its base"
             )
         return load_adapter(model, source, trainable=True)
-    if config.lora_rank == 0:
+    if settings.rank == 0:
         return model
-    return wrap(model, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_target_modules, source)
+    return wrap(model, settings.rank, settings.alpha, settings.dropout, list(settings.target_modules), source)
 
 
 def wrap(model: PreTrainedModel, rank: int, alpha: float, dropout: float, targets: list[str], source: str) -> Any:

@@ -1,11 +1,11 @@
 """Loading the model a run trains: the tiny embedded one (built once, cached) or a folder, LoRA applied, and the
-frozen KL anchor. The trainer, Ray rollout workers and learner ranks all load through here."""
+frozen KL anchor; and the one factory of a model seat (`model_policy`). The trainer, Ray rollout workers,
+learner ranks and `spiral-eval` all load through here, from settings (`config.views`), not a training config."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any
 
 import torch
@@ -13,8 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spiral_train import lora
 from spiral_train.collector import ModelPolicy
-from spiral_train.config import TrainConfig
-from spiral_train.generation import HFGenerator
+from spiral_train.config.views import GenerationSettings, LearnerSettings, ModelSource, Sampling
+from spiral_train.generation import Generator, HFGenerator
 from spiral_train.tiny import TinySpec, tiny_model_path
 
 
@@ -26,58 +26,61 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model(config: TrainConfig, device: torch.device, log=print) -> tuple[Any, Any, str]:
+def load_model(source: ModelSource, device: torch.device, log=print) -> tuple[Any, Any, str]:
     """The model and tokenizer to train, and where they came from (the tiny model is built if needed)."""
-    source = str(tiny_model_path(tiny_spec(config), log=log)) if config.model is None else config.model
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    folder = str(tiny_model_path(tiny_spec(source), log=log)) if source.model is None else source.model
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = lora.load_weights(source, device)  # for a LoRA checkpoint, its base model
-    if config.gradient_checkpointing:
+    model = lora.load_weights(folder, device)  # for a LoRA checkpoint, its base model
+    if source.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    model = lora.prepare(model, config, source)  # LoRA adapters, when lora_rank > 0 or `source` holds one
+    model = lora.prepare(model, source.lora, folder)  # LoRA adapters, when rank > 0 or `folder` holds one
     model.eval()
-    return model, tokenizer, source
+    return model, tokenizer, folder
 
 
-def reference_model(config: TrainConfig, model: Any, source: str, device: torch.device) -> Any:
+def reference_model(settings: LearnerSettings, model: Any, source: str, device: torch.device) -> Any:
     """The KL anchor (None without a KL term): for LoRA the same model with its adapters off, which costs no
     memory; else a frozen copy of the starting weights, loaded from `source` onto `device`: in bf16 where the
     learner computes in bf16 (`bf16` on CUDA: the anchor only runs forward under autocast), else in fp32."""
-    if config.kl_coef <= 0:
+    if settings.kl_coef <= 0:
         return None
     if lora.is_peft(model):
         return lora.BaseReference(model)
-    dtype = torch.bfloat16 if config.bf16 and device.type == "cuda" else torch.float32
+    dtype = torch.bfloat16 if settings.bf16 and device.type == "cuda" else torch.float32
     ref = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
     ref.requires_grad_(False)
     return ref
 
 
-def tiny_spec(config: TrainConfig) -> TinySpec:
+def tiny_spec(source: ModelSource) -> TinySpec:
     """The tiny model warms up on every game of the run (training and evaluation), with their options."""
-    env_ids = tuple(dict.fromkeys([*config.env_ids, *(config.eval_env_ids or [])]))
-    kwargs = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.game_kwargs().items()))
-    spec = TinySpec(env_ids=env_ids, env_kwargs=kwargs, template=config.template)
-    if config.generator == "vllm":  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
+    spec = TinySpec(env_ids=source.tiny_env_ids, env_kwargs=source.tiny_env_kwargs, template=source.tiny_template)
+    if source.for_vllm:  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
         spec = dataclasses.replace(spec, num_heads=2, num_kv_heads=1)
     return spec
 
 
+def model_policy(generator: Generator, tokenizer: Any, sampling: Sampling, rng: torch.Generator) -> ModelPolicy:
+    """A model seat: `generator`'s answers to prompts made and sampled as `sampling` says, drawn from `rng`."""
+    s = sampling
+    return ModelPolicy(
+        generator, tokenizer, s.template, s.temperature, s.max_new_tokens, rng, s.truncated_is_invalid, s.top_k, s.top_p
+    )
+
+
 def frozen_checkpoint_policy(
-    config: TrainConfig, folder: str, device: torch.device, rng: torch.Generator
+    folder: str, device: torch.device, rng: torch.Generator, sampling: Sampling, generation: GenerationSettings
 ) -> ModelPolicy:
     """The seat of a fixed checkpoint opponent (`opponent=DIR`): its model frozen on `device` (a LoRA checkpoint
-    merged into its base), sampled with the run's settings through transformers."""
+    merged into its base), sampled as `sampling` says through transformers."""
     folder = lora.model_folder(folder)  # a checkpoint folder names its model/ subfolder
     model = lora.load_frozen(folder, device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    generator = HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)
-    c = config
-    return ModelPolicy(
-        generator, tokenizer, c.template, c.temperature, c.max_new_tokens, rng, c.truncated_is_invalid, c.top_k, c.top_p
-    )
+    generator = HFGenerator(model, tokenizer, generation.generation_batch_size, generation.bf16)
+    return model_policy(generator, tokenizer, sampling, rng)
 
 
 def frozen_copy(

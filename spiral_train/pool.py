@@ -32,7 +32,7 @@ from safetensors.torch import load_model, save_model
 from spiral_envs.core import PLAYER_NAMES
 from spiral_train.checkpoint import write_folder_atomically
 from spiral_train.collector import GameResult, ModelPolicy
-from spiral_train.config import TrainConfig
+from spiral_train.config.views import PoolSettings
 from spiral_train.models import frozen_copy
 
 POOL_DIR = "pool"
@@ -62,7 +62,8 @@ class OpponentPool:
         self._loaded: int | None = None
 
     @classmethod
-    def from_config(cls, config: TrainConfig, run_dir: Path) -> OpponentPool | None:
+    def from_settings(cls, config: PoolSettings, run_dir: Path) -> OpponentPool | None:
+        """The run's pool under `run_dir`, or None when pools are off (`pool_every` 0)."""
         if config.pool_every == 0:
             return None
         return cls(

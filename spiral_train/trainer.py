@@ -20,15 +20,14 @@ import yaml
 from transformers.utils import logging as hf_logging
 
 from spiral_envs.core import PLAYER_NAMES
-from spiral_train import lora
+from spiral_train import lora, models
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
-from spiral_train.collector import Collector, ModelPolicy, scripted
-from spiral_train.config import TrainConfig, to_dict
+from spiral_train.collector import Collector, scripted
+from spiral_train.config import TrainConfig, to_dict, views
 from spiral_train.evaluation import eval_cost, evaluate
 from spiral_train.generation import Generator, make_generator
-from spiral_train.learner import Learner, LearnerSettings
+from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog, baseline_key
-from spiral_train.models import frozen_checkpoint_policy, load_model, reference_model, resolve_device, tiny_spec
 from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
 from spiral_train.pool import OpponentPool
 from spiral_train.rae import RAE, assign_advantages
@@ -46,26 +45,30 @@ class Trainer:
         self.run_dir = run_dir
         self.log = log
         # on Ray the driver holds its copy of the weights on the CPU: learner ranks and workers have the devices
-        self.device = torch.device("cpu") if config.ray_workers > 0 else resolve_device(config.device)
+        self.device = torch.device("cpu") if config.ray_workers > 0 else models.resolve_device(config.device)
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = latest_checkpoint(run_dir) if resume else None
         if resume and checkpoint is None:
             log(f"no checkpoint in {run_dir} yet: starting from step 0")
         torch.manual_seed(config.seed)
+        self.model_source = views.ModelSource.from_config(config)
+        self.sampling = views.Sampling.from_config(config)
+        self.generation = views.GenerationSettings.from_config(config)
+        """The settings the parts take (`config.views`), built here from the config."""
         if checkpoint is not None:
-            resumed = dataclasses.replace(config, model=str(checkpoint / "model"))
-            self.model, self.tokenizer, _ = load_model(resumed, self.device, log)
+            resumed = dataclasses.replace(self.model_source, model=str(checkpoint / "model"))
+            self.model, self.tokenizer, _ = models.load_model(resumed, self.device, log)
         else:
-            self.model, self.tokenizer, source = load_model(config, self.device, log)
+            self.model, self.tokenizer, source = models.load_model(self.model_source, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         state = load_state(checkpoint) if checkpoint is not None else None
         self.step = int(state["step"]) if state is not None else 0
         self.rae = RAE(config.rae, config.rae_decay)
-        self.source = config.model or str(tiny_model_path(tiny_spec(config), log=log))
+        self.source = config.model or str(tiny_model_path(models.tiny_spec(self.model_source), log=log))
         """The run's starting model (not a checkpoint's): the KL anchor, and what Ray actors load first."""
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.pool = OpponentPool.from_config(config, run_dir)
+        self.pool = OpponentPool.from_settings(views.PoolSettings.from_config(config), run_dir)
         self.collector = Collector(config.num_envs, config.game_kwargs())
         self.generator: Generator
         self.learner: UpdatesWeights
@@ -85,18 +88,8 @@ class Trainer:
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
             log(f"resumed {run_dir} at step {self.step}")
-        self.policy = ModelPolicy(
-            self.generator,
-            self.tokenizer,
-            config.template,
-            config.temperature,
-            config.max_new_tokens,
-            self.torch_rng,
-            truncated_is_invalid=config.truncated_is_invalid,
-            top_k=config.top_k,
-            top_p=config.top_p,
-        )
-        self.opponent = opponent_kind(config.opponent)
+        self.policy = models.model_policy(self.generator, self.tokenizer, self.sampling, self.torch_rng)
+        self.opponent = views.opponent_kind(config.opponent)
         """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""
         self.players: dict[str, Any] = {LEARNER: self.policy}
         """Seat kind -> who plays it in this process (the pool's seat joins at its first draw)."""
@@ -128,14 +121,16 @@ class Trainer:
         if c.ray_workers > 0:
             from spiral_train.distributed.driver import start_ray
 
+            layout, worker = views.RaySettings.from_config(c), views.WorkerSettings.from_config(c, self.source)
+            rank = views.LearnerRankSettings.from_config(c, self.source)
             self.learner, self.rollouts, self._close_parts = start_ray(
-                c, self.source, self.model, self.step, self.run_dir
+                layout, worker, rank, self.model, self.step, self.run_dir
             )
             self.generator = self.rollouts.generator()  # type: ignore[attr-defined]
             return
-        self.generator = make_generator(c, self.model, self.tokenizer)
-        ref_model = reference_model(c, self.model, self.source, self.device)
-        settings = LearnerSettings.from_config(c)
+        self.generator = make_generator(self.generation, self.model, self.tokenizer)
+        settings = views.LearnerSettings.from_config(c)
+        ref_model = models.reference_model(settings, self.model, self.source, self.device)
         self.learner = Learner(self.model, settings, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rollouts = LocalRollouts(self.collector, keep_transcripts=c.log_transcripts > 0)
         self._close_parts = self.rollouts.close
@@ -301,14 +296,9 @@ class Trainer:
         """Who plays the fixed opponent's seats: the game's reference agent, or a frozen checkpoint."""
         if self.opponent in (RANDOM, STRONG):
             return scripted(self.opponent)
-        return frozen_checkpoint_policy(self.config, self.config.opponent, self.device, self.torch_rng)
-
-
-def opponent_kind(opponent: str) -> str | None:
-    """The seat kind of the `opponent` option: None for "self", "random", "strong", or "frozen" for a folder."""
-    if opponent == "self":
-        return None
-    return opponent if opponent in (RANDOM, STRONG) else FROZEN
+        return models.frozen_checkpoint_policy(
+            self.config.opponent, self.device, self.torch_rng, self.sampling, self.generation
+        )
 
 
 def _transcript(result: GameResult) -> dict[str, Any]:

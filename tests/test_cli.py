@@ -126,8 +126,9 @@ def test_config_error_is_a_value_error():
         make_config("tiny-cpu", {"num_epochs": 0})
 
 
-def test_help_explains_every_option_in_groups():
-    """`--help` lists each `TrainConfig` field under its group heading, with its docstring and default."""
+def test_help_explains_every_option_in_groups_in_under_8000_characters():
+    """`--help` lists each `TrainConfig` field under its group heading, with its docstring and default, and the
+    whole text stays short enough to read (measurements and history belong in docs/training.md)."""
     import dataclasses
     import re
 
@@ -137,12 +138,14 @@ def test_help_explains_every_option_in_groups():
     named = [name for _, fields in groups for name, _ in fields]
     assert sorted(named) == sorted(f.name for f in dataclasses.fields(TrainConfig))
     assert {"advantage", "learner", "evaluation"} <= {heading for heading, _ in groups}
-    text = " ".join(build_parser().format_help().split())
+    raw = build_parser().format_help()
+    assert len(raw) < 8000, f"--help is {len(raw)} characters"
+    text = " ".join(raw.split())
     for heading, fields in groups:
         assert f"{heading}:" in text
         for name, doc in fields:
             assert doc, f"TrainConfig.{name} has no docstring"
-            flag = "--" + name.replace("_", "-")
-            after = text[re.search(re.escape(flag) + "[ ,]", text).start() :]
-            assert " ".join(doc.split()[:6]) in after[:400], name
-    assert "(default: None) (default" not in text
+            flag = r"--(\[no-\])?" + re.escape(name.replace("_", "-")) + " "
+            after = text[re.search(flag, text).start() :]
+            assert len(doc.split()) >= 2, f"TrainConfig.{name}: a contract, not a word"
+            assert doc + " [" in after[:300], name  # the contract, then the default

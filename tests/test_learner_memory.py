@@ -12,6 +12,7 @@ from test_ratio import settings  # noqa: E402
 
 from spiral_train.collector import Collector, ModelPolicy  # noqa: E402
 from spiral_train.config import make_config  # noqa: E402
+from spiral_train.config.views import ModelSource  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
 from spiral_train.learner import Learner  # noqa: E402
 from spiral_train.models import load_model  # noqa: E402
@@ -20,7 +21,9 @@ from spiral_train.seats import LEARNER, Match  # noqa: E402
 
 @pytest.fixture(scope="module")
 def turns_and_model(quick_model):
-    model, tokenizer, _ = load_model(make_config("tiny-cpu", {"model": str(quick_model)}), torch.device("cpu"))
+    model, tokenizer, _ = load_model(
+        ModelSource.from_config(make_config("tiny-cpu", {"model": str(quick_model)})), torch.device("cpu")
+    )
     policy = ModelPolicy(HFGenerator(model, tokenizer), tokenizer, "qwen3", 1.0, 8, torch.Generator().manual_seed(0))
     matches = [Match("KuhnPoker-v1", s, {"player_0": LEARNER, "player_1": LEARNER}) for s in range(4)]
     turns = [t for r in Collector(num_envs=4).play(matches, {LEARNER: policy}) for t in r.turns]

@@ -17,6 +17,7 @@ from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint
 from spiral_train.cli import build_parser, config_from_args
 from spiral_train.config import ConfigError, make_config
+from spiral_train.config.views import ModelSource
 from spiral_train.generation import HFGenerator
 from spiral_train.learner import make_batch, response_logprobs
 from spiral_train.metrics import read_metrics
@@ -124,7 +125,7 @@ def test_checkpoint_holds_the_adapter_and_a_pointer_to_its_base(quick_model, tmp
 def adapted_model(quick_model, seed: int = 0):
     """The quick model with rank-4 adapters set to random values (fresh ones are zero, which proves nothing)."""
     config = lora_config(quick_model, steps=1)
-    model, tokenizer, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
+    model, tokenizer, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -208,7 +209,7 @@ def test_lora_options_are_checked_and_reachable_from_the_cli(monkeypatch):
 
 def test_named_target_modules_adapt_only_those_projections(quick_model):
     config = lora_config(quick_model, steps=1, lora_rank=2, lora_target_modules=["q_proj", "v_proj"])
-    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
+    model, _, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
     adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad}
     assert adapted == {"q_proj", "v_proj"}
     attn = model.get_base_model().model.layers[0].self_attn

@@ -48,8 +48,11 @@ def settings(**extra) -> LearnerSettings:
 def perturbed_turns(quick_model):
     """The learner's model, and turns sampled by a perturbed copy of it (with their advantages set)."""
     from spiral_train.config import make_config
+    from spiral_train.config.views import ModelSource
 
-    model, tokenizer, _ = load_model(make_config("tiny-cpu", {"model": str(quick_model)}), torch.device("cpu"))
+    model, tokenizer, _ = load_model(
+        ModelSource.from_config(make_config("tiny-cpu", {"model": str(quick_model)})), torch.device("cpu")
+    )
     sampler = copy.deepcopy(model)
     perturb(sampler, seed=5)
     policy = ModelPolicy(HFGenerator(sampler, tokenizer), tokenizer, "qwen3", 1.6, 8, torch.Generator().manual_seed(0))

@@ -24,6 +24,7 @@ from helpers import run_e2e, small_config  # noqa: E402
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
 from spiral_train.collector import Collector, ModelPolicy  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
+from spiral_train.config.views import LearnerRankSettings, ModelSource, RaySettings  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup  # noqa: E402
 from spiral_train.distributed.shared_weights import unpack  # noqa: E402
 from spiral_train.generation import HFGenerator  # noqa: E402
@@ -198,7 +199,7 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
             "kl_coef": kl_coef,  # > 0: the sharded reference model joins every micro-batch, padding ones too
         },
     )
-    model, tokenizer, _ = load_model(config, torch.device("cpu"))
+    model, tokenizer, _ = load_model(ModelSource.from_config(config), torch.device("cpu"))
     generator = HFGenerator(model, tokenizer)
     rng = torch.Generator().manual_seed(0)
     policy = ModelPolicy(generator, tokenizer, "qwen3", 1.0, 8, rng)
@@ -216,9 +217,15 @@ def test_two_rank_learner_group_makes_the_one_process_update(cluster, quick_mode
 
     driver_model = copy.deepcopy(model)  # the group's driver copy; `model` is the one-process learner's
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    ref_model = reference_model(config, model, str(quick_model), torch.device("cpu"))
+    ref_model = reference_model(LearnerSettings.from_config(config), model, str(quick_model), torch.device("cpu"))
     single = Learner(model, LearnerSettings.from_config(config), torch.device("cpu"), tokenizer.pad_token_id, ref_model)
-    group = LearnerGroup(config, str(quick_model), driver_model, single.state_dict(), version=0)
+    group = LearnerGroup(
+        RaySettings.from_config(config),
+        LearnerRankSettings.from_config(config, str(quick_model)),
+        driver_model,
+        single.state_dict(),
+        version=0,
+    )
     try:
         for batch in (turns, turns[:1]):  # the second update leaves rank 1 without a single turn
             expected = single.update(batch)

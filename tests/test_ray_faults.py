@@ -23,6 +23,7 @@ from helpers import small_config  # noqa: E402
 
 from spiral_train.checkpoint import latest_checkpoint  # noqa: E402
 from spiral_train.config import ConfigError, make_config  # noqa: E402
+from spiral_train.config.views import LearnerRankSettings, ModelSource, RaySettings, WorkerSettings  # noqa: E402
 from spiral_train.distributed.driver import check_resources, run_uses_cuda  # noqa: E402
 from spiral_train.distributed.learner_group import LearnerGroup, LearnerRankError, play_weights  # noqa: E402
 from spiral_train.distributed.rollouts import CHUNK_ATTEMPTS, ChunkFailedError, RolloutPool  # noqa: E402
@@ -51,11 +52,11 @@ def test_the_run_uses_cuda_where_the_device_says_so_or_auto_finds_a_gpu():
 
 def test_on_cuda_every_learner_rank_asks_for_a_whole_gpu_and_every_worker_for_a_share():
     # the defaults ask for no GPU: fine on CPU, refused on CUDA (every actor would land on cuda:0)
-    check_resources(ray_options(), uses_cuda=False, nodes=[{"CPU": 4.0}])
+    check_resources(RaySettings.from_config(ray_options()), uses_cuda=False, nodes=[{"CPU": 4.0}])
     with pytest.raises(RuntimeError, match=r"ray_learner_gpus=0 on CUDA.*--ray-learner-gpus 1"):
-        check_resources(ray_options(), uses_cuda=True, nodes=[NODE_8_GPUS])
+        check_resources(RaySettings.from_config(ray_options()), uses_cuda=True, nodes=[NODE_8_GPUS])
     with pytest.raises(RuntimeError, match=r"ray_worker_gpus=0 on CUDA.*--ray-worker-gpus 1"):
-        check_resources(ray_options(ray_learner_gpus=1), uses_cuda=True, nodes=[NODE_8_GPUS])
+        check_resources(RaySettings.from_config(ray_options(ray_learner_gpus=1)), uses_cuda=True, nodes=[NODE_8_GPUS])
     # device "cuda" is refused when the config is made, before any model loads
     with pytest.raises(ConfigError, match=r"ray_learner_gpus=0 on CUDA"):
         ray_options(device="cuda")
@@ -65,7 +66,7 @@ def test_on_cuda_every_learner_rank_asks_for_a_whole_gpu_and_every_worker_for_a_
     with pytest.raises(ConfigError, match=r"ray_worker_gpus=2: a rollout worker uses one device"):
         ray_options(ray_worker_gpus=2)
     shared = ray_options(ray_learner_gpus=1, ray_worker_gpus=0.5, device="cuda")
-    check_resources(shared, uses_cuda=True, nodes=[NODE_8_GPUS])
+    check_resources(RaySettings.from_config(shared), uses_cuda=True, nodes=[NODE_8_GPUS])
     # vLLM engines sharing a GPU each take at most their worker's share of its memory
     engines = {"ray_learner_gpus": 1, "ray_worker_gpus": 0.5, "device": "cuda", "generator": "vllm"}
     with pytest.raises(ConfigError, match=r"vllm_gpu_memory_utilization=0.6 with ray_worker_gpus=0.5"):
@@ -86,15 +87,15 @@ def test_the_cluster_check_counts_gpus_and_keeps_the_learner_ranks_on_one_node()
     # the paper preset's layout: 4 workers and 4 FSDP learner ranks, a GPU each, on one 8-GPU node
     paper = make_config("paper-qwen3-4b")
     assert (paper.ray_workers, paper.ray_learners) == (4, 4)
-    check_resources(paper, uses_cuda=True, nodes=[NODE_8_GPUS])
+    check_resources(RaySettings.from_config(paper), uses_cuda=True, nodes=[NODE_8_GPUS])
     with pytest.raises(RuntimeError, match=r"has 64 CPUs and 7 GPUs.*asks for 8 CPUs and 8 GPUs"):
-        check_resources(paper, uses_cuda=True, nodes=[{"CPU": 64.0, "GPU": 7.0}])
+        check_resources(RaySettings.from_config(paper), uses_cuda=True, nodes=[{"CPU": 64.0, "GPU": 7.0}])
     # enough GPUs in all, but the two ranks' placement group (STRICT_PACK) fits on neither node
     nodes = [{"CPU": 8.0, "GPU": 4.0}, {"CPU": 8.0, "GPU": 4.0}]
     ranks = ray_options(ray_workers=2, ray_worker_gpus=1, ray_learners=2, ray_learner_gpus=3)
     with pytest.raises(RuntimeError, match=r"2 learner ranks must share one node \(2 CPUs and 6 GPUs in all"):
-        check_resources(ranks, uses_cuda=True, nodes=nodes)
-    check_resources(ranks, uses_cuda=True, nodes=[*nodes, {"CPU": 2.0, "GPU": 8.0}])
+        check_resources(RaySettings.from_config(ranks), uses_cuda=True, nodes=nodes)
+    check_resources(RaySettings.from_config(ranks), uses_cuda=True, nodes=[*nodes, {"CPU": 2.0, "GPU": 8.0}])
 
 
 # -- on a local cluster -----------------------------------------------------------------------------------
@@ -105,8 +106,14 @@ def test_learner_ranks_run_in_one_placement_group_wait_at_most_the_timeout_and_l
     config = make_config(
         "tiny-cpu", {"model": str(quick_model), "ray_workers": 1, "ray_learners": 2, "ray_learner_timeout_s": 3}
     )
-    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
-    group = LearnerGroup(config, str(quick_model), model, None, version=0)
+    model, _, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
+    group = LearnerGroup(
+        RaySettings.from_config(config),
+        LearnerRankSettings.from_config(config, str(quick_model)),
+        model,
+        None,
+        version=0,
+    )
 
     def group_of(rank) -> str | None:  # in the actor (nested, so Ray ships it by value)
         group = ray.util.get_current_placement_group()
@@ -134,9 +141,16 @@ def test_a_learner_group_the_cluster_cannot_place_fails_saying_what_was_asked_an
     config = make_config(
         "tiny-cpu", {"model": str(quick_model), "ray_workers": 1, "ray_learners": 2, "ray_learner_cpus": 3}
     )
-    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
+    model, _, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
     with pytest.raises(RuntimeError, match=r"2 x 3 CPUs and 0 GPUs, all on one node.*not placed within 2 s.*4 CPUs"):
-        LearnerGroup(config, str(quick_model), model, None, version=0, placement_timeout_s=2)
+        LearnerGroup(
+            RaySettings.from_config(config),
+            LearnerRankSettings.from_config(config, str(quick_model)),
+            model,
+            None,
+            version=0,
+            placement_timeout_s=2,
+        )
     assert all(g["state"] == "REMOVED" for g in ray.util.placement_group_table().values())
 
 
@@ -144,7 +158,9 @@ def test_a_learner_group_the_cluster_cannot_place_fails_saying_what_was_asked_an
 def test_rollout_workers_the_cluster_cannot_place_fail_at_start_instead_of_waiting(cluster, quick_model):
     config = small_config(quick_model, 1, ray_workers=2, ray_worker_cpus=3)  # 6 CPUs asked, 4 in the cluster
     with pytest.raises(RuntimeError, match=r"of 2 rollout workers did not start within 2 s: each asks for 3 CPUs"):
-        RolloutPool(config, str(quick_model), start_timeout_s=2)
+        RolloutPool(
+            RaySettings.from_config(config), WorkerSettings.from_config(config, str(quick_model)), start_timeout_s=2
+        )
     deadline = time.monotonic() + 60
     while ray.available_resources().get("CPU", 0.0) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -156,8 +172,8 @@ def test_a_chunk_that_fails_every_time_ends_the_run_with_the_workers_error(clust
     """A game no worker can build fails the same way on every try: replayed on a restarted worker until
     `CHUNK_ATTEMPTS`, then the run stops with the worker's own error and traceback, instead of looping."""
     config = small_config(quick_model, 1, ray_workers=1, ray_max_restarts=5)
-    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
-    pool = RolloutPool(config, str(quick_model))
+    model, _, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
+    pool = RolloutPool(RaySettings.from_config(config), WorkerSettings.from_config(config, str(quick_model)))
     try:
         bad = [Match("NoSuchGame-v0", seed, {"player_0": LEARNER, "player_1": LEARNER}) for seed in (11, 12)]
         with pytest.raises(ChunkFailedError) as failed:

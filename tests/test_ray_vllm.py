@@ -19,6 +19,7 @@ pytest.importorskip("vllm")
 from helpers import perturb, small_config  # noqa: E402
 
 from spiral_train.collector import Match  # noqa: E402
+from spiral_train.config.views import ModelSource, RaySettings, WorkerSettings  # noqa: E402
 from spiral_train.distributed.learner_group import play_weights  # noqa: E402
 from spiral_train.distributed.rollouts import RolloutPool  # noqa: E402
 from spiral_train.learner import make_batch, response_logprobs  # noqa: E402
@@ -58,8 +59,8 @@ def max_gap_to_learner(model, turns, temperature: float) -> float:
 
 def test_weights_sent_by_the_driver_reach_the_workers_vllm_engine(cluster, quick_vllm_model):
     config = vllm_config(quick_vllm_model, 1, ray_workers=1, games_per_step=4, num_envs=4)
-    model, _, _ = load_model(config, torch.device("cpu"), log=lambda *_: None)
-    pool = RolloutPool(config, str(quick_vllm_model))
+    model, _, _ = load_model(ModelSource.from_config(config), torch.device("cpu"), log=lambda *_: None)
+    pool = RolloutPool(RaySettings.from_config(config), WorkerSettings.from_config(config, str(quick_vllm_model)))
     try:
         backend = ray.get(pool.workers[0].__ray_call__.remote(lambda worker: type(worker.generator).__name__))
         assert backend == "VLLMGenerator"

@@ -20,6 +20,7 @@ import spiral_envs  # noqa: E402
 from spiral_envs.games.kuhn_strategy import KuhnPokerTheory  # noqa: E402
 from spiral_train.collector import Collector, ModelPolicy, scripted  # noqa: E402
 from spiral_train.config import make_config  # noqa: E402
+from spiral_train.config.views import ModelSource  # noqa: E402
 from spiral_train.generation import HFGenerator, turn_end_ids  # noqa: E402
 from spiral_train.models import tiny_spec  # noqa: E402
 from spiral_train.seats import LEARNER, RANDOM, Match  # noqa: E402
@@ -37,7 +38,9 @@ def fake_turn_model(spiral_cache, tmp_path_factory):
     `<|endoftext|>`, trained on Kuhn Poker's first-hand prompts to write ANSWER, FAKE_TURN, `<|endoftext|>`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = tiny_model_path(tiny_spec(make_config("tiny-cpu", {"generator": "vllm"})), log=lambda *_: None)
+    base = tiny_model_path(
+        tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))), log=lambda *_: None
+    )
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.eos_token = "<|endoftext|>"

@@ -14,6 +14,7 @@ from helpers import perturb, run_e2e
 import spiral_envs
 from spiral_train.collector import Turn
 from spiral_train.config import ConfigError, make_config
+from spiral_train.config.views import ModelSource
 from spiral_train.learner import make_batch, response_logprobs
 from spiral_train.models import tiny_spec
 from spiral_train.tiny import tiny_model_path
@@ -23,7 +24,9 @@ from spiral_train.tiny import tiny_model_path
 def vllm_model_dir(spiral_cache):
     """The tiny model `--generator vllm` trains by default (the same build the training test uses)."""
     pytest.importorskip("vllm")
-    return tiny_model_path(tiny_spec(make_config("tiny-cpu", {"generator": "vllm"})), log=lambda *_: None)
+    return tiny_model_path(
+        tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))), log=lambda *_: None
+    )
 
 
 def load(path):
@@ -178,7 +181,10 @@ def test_generator_options_are_validated():
     with pytest.raises(ConfigError, match="vllm_kv_cache_mb"):
         make_config("tiny-cpu", {"vllm_kv_cache_mb": 0})
     assert make_config("tiny-cpu", {"generator": "vllm", "vllm_max_model_len": 512}).vllm_max_model_len == 512
-    default, for_vllm = tiny_spec(make_config("tiny-cpu")), tiny_spec(make_config("tiny-cpu", {"generator": "vllm"}))
+    default, for_vllm = (
+        tiny_spec(ModelSource.from_config(make_config("tiny-cpu"))),
+        tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))),
+    )
     assert (default.num_heads, default.num_kv_heads, default.hidden_size) == (4, 2, 64)  # unchanged: head_dim 16
     assert (for_vllm.num_heads, for_vllm.num_kv_heads, for_vllm.hidden_size) == (2, 1, 64)  # head_dim 32
 

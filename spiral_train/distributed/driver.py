@@ -6,7 +6,7 @@ copy of the weights, on the CPU, the learner group updates after every step), so
 too, but every answer it needs is generated on the workers' engines (`RayRollouts.generator`).
 
 GPUs: before any actor starts, `check_resources` refuses requests that are wrong for a run on CUDA
-(`run_uses_cuda`; the rules are `TrainConfig.ray_gpu_problem`: a whole GPU per learner rank, a share > 0 per
+(`run_uses_cuda`; the rules are `config.values.ray_gpu_problem`: a whole GPU per learner rank, a share > 0 per
 rollout worker) and requests the cluster can never place, the learner ranks' one-node placement group included.
 
 What `RayRollouts` adds to a step's metrics: `train/staleness_max` and `train/staleness_mean` (updates between
@@ -36,7 +36,8 @@ from typing import Any, NamedTuple
 import torch
 
 from spiral_train.collector import Players
-from spiral_train.config import TrainConfig
+from spiral_train.config.values import ray_gpu_problem
+from spiral_train.config.views import LearnerRankSettings, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import LearnerGroup, learner_bundle, play_weights
 from spiral_train.distributed.messages import describe_resources
 from spiral_train.distributed.remote_generation import RemoteGenerator
@@ -44,7 +45,7 @@ from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.seats import POOL, GameResult, Match
 
 
-def needed_resources(config: TrainConfig) -> tuple[float, float]:
+def needed_resources(config: RaySettings) -> tuple[float, float]:
     """CPUs and GPUs that the run's actors ask Ray for."""
     cpus = config.ray_workers * config.ray_worker_cpus + config.ray_learners * config.ray_learner_cpus
     gpus = config.ray_workers * config.ray_worker_gpus + config.ray_learners * config.ray_learner_gpus
@@ -57,12 +58,12 @@ def run_uses_cuda(device: str, driver_has_gpu: bool, cluster_gpus: float) -> boo
     return device == "cuda" or (device == "auto" and (driver_has_gpu or cluster_gpus > 0))
 
 
-def check_resources(config: TrainConfig, uses_cuda: bool, nodes: Sequence[Mapping[str, float]]) -> None:
+def check_resources(config: RaySettings, uses_cuda: bool, nodes: Sequence[Mapping[str, float]]) -> None:
     """Fail at start, naming the options, where the actors' requests are wrong for CUDA
-    (`TrainConfig.ray_gpu_problem`) or where the cluster, whose alive nodes have `nodes` resources in all,
+    (`config.values.ray_gpu_problem`) or where the cluster, whose alive nodes have `nodes` resources in all,
     can never place every actor (Ray would wait forever): the totals, each custom resource, and the learner
     ranks' placement group (`LearnerGroup`), whose bundles must all fit on one node."""
-    problem = config.ray_gpu_problem(uses_cuda)
+    problem = ray_gpu_problem(config, uses_cuda)
     if problem is not None:
         raise RuntimeError(problem)
     have: dict[str, float] = {}
@@ -108,12 +109,18 @@ class RayParts(NamedTuple):
 
 
 def start_ray(
-    config: TrainConfig, source: str, model: torch.nn.Module, version: int, run_dir: Path | None = None
+    config: RaySettings,
+    worker: WorkerSettings,
+    rank: LearnerRankSettings,
+    model: torch.nn.Module,
+    version: int,
+    run_dir: Path | None = None,
 ) -> RayParts:
     """Connect to `ray_address` (or start a local cluster), check the actors' requests against it
-    (`check_resources`), then start the learner ranks and rollout workers.
+    (`check_resources`), then start the learner ranks (each sent `rank`) and rollout workers (each sent `worker`).
 
-    The actors load `source`, the run's original model, for its shape and tokenizer, then get `model`'s
+    The actors load the run's original model (`worker.model`, `rank.model`) for its shape and tokenizer, then get
+    `model`'s
     current weights: checkpoint folders are pruned, so a worker restarted later could not count on one.
     `run_dir`: the run's folder, which a learner rank's failure names with its last checkpoint.
     """
@@ -142,8 +149,8 @@ def start_ray(
         nodes = cluster_nodes()
         cluster_gpus = sum(node.get("GPU", 0.0) for node in nodes)
         check_resources(config, run_uses_cuda(config.device, torch.cuda.is_available(), cluster_gpus), nodes)
-        group = LearnerGroup(config, source, model, None, version=version, run_dir=run_dir)
-        rollouts = RayRollouts(config, source, group)
+        group = LearnerGroup(config, rank, model, None, version=version, run_dir=run_dir)
+        rollouts = RayRollouts(config, worker, group)
     except BaseException:
         close()
         raise
@@ -156,12 +163,12 @@ class RayRollouts:
     In async mode the trainer submits one batch ahead, so the workers play while the learner updates.
     """
 
-    def __init__(self, config: TrainConfig, source: str, group: LearnerGroup) -> None:
+    def __init__(self, config: RaySettings, worker: WorkerSettings, group: LearnerGroup) -> None:
         self.config = config
         self.group = group
         self.pool_refs: dict[int, Any] = {}
         """Snapshot step -> object reference of its weights, while a submitted game may still play it."""
-        self.workers = RolloutPool(config, source, self.pool_refs.__getitem__)
+        self.workers = RolloutPool(config, worker, self.pool_refs.__getitem__)
         self.planned: list[Match] = []
         """Games submitted since the last `collect`; the pool cuts them into chunks together."""
         self.drawn: int | None = None

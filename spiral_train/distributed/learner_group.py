@@ -30,7 +30,6 @@ long a rank waits in a collective for a peer whatever the driver does.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -44,11 +43,11 @@ from transformers.utils import logging as hf_logging
 from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint
 from spiral_train.collector import Turn
-from spiral_train.config import TrainConfig
+from spiral_train.config.views import LearnerRankSettings, RaySettings
 from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.distributed.shared_weights import Packed, pack, unpack
-from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner, LearnerSettings
+from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner
 from spiral_train.models import load_model, reference_model, resolve_device
 
 PLACEMENT_TIMEOUT_S = 600.0
@@ -72,20 +71,19 @@ def learner_bundle(cpus: float, gpus: float) -> dict[str, float]:
 class LearnerRank:
     """One rank of the group, in its own Ray actor (a plain class: Ray wraps it in `LearnerGroup`)."""
 
-    def __init__(self, config: TrainConfig, source: str, rank: int, world: int, threads: int = 1) -> None:
+    def __init__(self, settings: LearnerRankSettings, rank: int, world: int, threads: int = 1) -> None:
         torch.set_num_threads(max(1, threads))
         hf_logging.disable_progress_bar()
-        self.config = config
-        self.source = source
+        self.settings = settings
+        self.source = settings.model.model
+        """The run's starting model (a folder): the KL anchor."""
         self.rank = rank
         self.world = world
-        self.device = resolve_device(config.device)
-        self.sharded = config.ray_learner_strategy == "fsdp"
+        self.device = resolve_device(settings.device)
+        self.sharded = settings.ray_learner_strategy == "fsdp"
         # an FSDP rank loads the model on CPU and moves only its own shards to the device
         self.load_device = torch.device("cpu") if self.sharded else self.device
-        self.model, self.tokenizer, _ = load_model(
-            dataclasses.replace(config, model=source), self.load_device, log=lambda *_: None
-        )
+        self.model, self.tokenizer, _ = load_model(settings.model, self.load_device, log=lambda *_: None)
         self.learner: Learner | None = None
 
     def address(self) -> tuple[str, int]:
@@ -107,13 +105,13 @@ class LearnerRank:
                 init_method=f"tcp://{master[0]}:{master[1]}",
                 rank=self.rank,
                 world_size=self.world,
-                timeout=timedelta(seconds=self.config.ray_learner_timeout_s),
+                timeout=timedelta(seconds=self.settings.ray_learner_timeout_s),
             )
         if weights is not None:
             load_weights(self.model, unpack(weights))
-        ref_model = reference_model(self.config, self.model, self.source, self.load_device)
+        settings = self.settings.learner
+        ref_model = reference_model(settings, self.model, self.source, self.load_device)
         pad_id = self.tokenizer.pad_token_id
-        settings = LearnerSettings.from_config(self.config)
         if self.sharded:
             from spiral_train.distributed.sharding import ShardedLearner, shard
 
@@ -193,15 +191,16 @@ class LearnerGroup:
 
     def __init__(
         self,
-        config: TrainConfig,
-        source: str,
+        config: RaySettings,
+        rank: LearnerRankSettings,
         model: torch.nn.Module,
         learner_state: dict | None,
         version: int,
         run_dir: Path | None = None,
         placement_timeout_s: float = PLACEMENT_TIMEOUT_S,
     ) -> None:
-        """`learner_state` None: fresh optimizer state (a resumed run loads its own with `load_state_dict`).
+        """`rank`: what each rank trains with (plain data, sent to its actor). `learner_state` None: fresh
+        optimizer state (a resumed run loads its own with `load_state_dict`).
         `run_dir`: the run's folder, named with its last checkpoint when a rank fails."""
         import ray
         from ray.util.placement_group import placement_group
@@ -222,14 +221,14 @@ class LearnerGroup:
             if not self.placement_group.wait(placement_timeout_s):
                 raise RuntimeError(self._unplaced(bundle, placement_timeout_s))
             threads = max(1, round(config.ray_learner_cpus))
-            for rank in range(self.world):
+            for index in range(self.world):
                 actor = ray.remote(LearnerRank).options(
                     num_cpus=config.ray_learner_cpus,
                     num_gpus=config.ray_learner_gpus,
                     max_restarts=0,
-                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, rank),
+                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, index),
                 )
-                self.ranks.append(actor.remote(config, source, rank, self.world, threads))
+                self.ranks.append(actor.remote(rank, index, self.world, threads))
             master = self._call("address", ranks=[0])[0]
             self._call("setup", master, ray.put(setup_weights(model, version)), learner_state)
         except BaseException:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spiral_train.config import TrainConfig
+from spiral_train.config.views import RaySettings, WorkerSettings
 from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.distributed.worker import RolloutWorker, sample_seed
 from spiral_train.seats import GameResult, Match
@@ -78,13 +78,13 @@ class PoolStats:
 class RolloutPool:
     def __init__(
         self,
-        config: TrainConfig,
-        source: str,
+        config: RaySettings,
+        worker: WorkerSettings,
         pool_weights: Callable[[int], Any] | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
-        """Start `ray_workers` workers and wait for each (at most `start_timeout_s`: Ray waits forever for an
-        actor no node has room for)."""
+        """Start `ray_workers` workers, each sent `worker` (plain data), and wait for each (at most
+        `start_timeout_s`: Ray waits forever for an actor no node has room for)."""
         import ray
 
         self.config = config
@@ -99,7 +99,7 @@ class RolloutPool:
             max_task_retries=0,  # the pool replays a failed chunk itself, with fresh weights
         )
         threads = max(1, round(config.ray_worker_cpus))
-        self.workers = [actor.remote(config, source, threads) for _ in range(config.ray_workers)]
+        self.workers = [actor.remote(worker, threads) for _ in range(config.ray_workers)]
         self.pids: list[int | None] = self._started(start_timeout_s)
         self.versions = [-1] * len(self.workers)
         self.dead = [False] * len(self.workers)

@@ -6,15 +6,16 @@ driver sends games as the trainer's own `seats.Match`es (plain data: seat kinds,
 the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
 
-Generation backend: the one `config.generator` names (`generation.make_generator`). With "vllm" each worker holds
-its own vLLM engine, run inside the actor's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, forced here: an engine in
-a child process would cost a process more per worker and a weights folder on disk per sync) and with vLLM's
-single-process executor (one device per engine, so vLLM never starts Ray itself). `set_weights` loads what the
-driver sends (a plain transformers state dict, whatever produced it, read from Ray's shared memory without a copy:
-`shared_weights`) into the worker's HF model, then `generator.sync_weights()` hands that whole state dict to the
-engine; with transformers the sync is a no-op. The worker's HF model then only holds weights, so with vLLM it stays
-on the CPU: on a GPU worker the device memory is the engine's alone (its KV cache: `vllm_gpu_memory_utilization` of
-the GPU Ray gave the actor, `ray_worker_gpus`, a fraction being fine; on CPU `vllm_kv_cache_mb`, default 256 MiB).
+Generation backend: the one `WorkerSettings.generation` names (`generation.make_generator`). With "vllm" each
+worker holds its own vLLM engine, run inside the actor's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, forced here:
+an engine in a child process would cost a process more per worker and a weights folder on disk per sync) and with
+vLLM's single-process executor (one device per engine, so vLLM never starts Ray itself). `set_weights` loads what
+the driver sends (a plain transformers state dict, whatever produced it, read from Ray's shared memory without a
+copy: `shared_weights`) into the worker's HF model, then `generator.sync_weights()` hands that whole state dict to
+the engine; with transformers the sync is a no-op. The worker's HF model then only holds weights, so with vLLM it
+stays on the CPU: on a GPU worker the device memory is the engine's alone (its KV cache:
+`vllm_gpu_memory_utilization` of the GPU Ray gave the actor, `ray_worker_gpus`, a fraction being fine; on CPU
+`vllm_kv_cache_mb`, default 256 MiB).
 
 The engine never sleeps here: a worker only generates, and Ray gives it its own share of the device, so there
 is no learner to free memory for (sleep mode matters only in the one-process trainer, where engine and learner
@@ -31,7 +32,6 @@ worker keeps one extra model whatever the pool size, and loads a snapshot once p
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Sequence
@@ -41,10 +41,10 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from spiral_train.collector import Collector, ModelPolicy, scripted
-from spiral_train.config import TrainConfig
+from spiral_train.config.views import WorkerSettings
 from spiral_train.distributed.shared_weights import Packed, unpack
 from spiral_train.generation import Generation, Generator, make_generator
-from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, resolve_device
+from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, model_policy, resolve_device
 from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
 
 
@@ -55,28 +55,30 @@ def sample_seed(run_seed: int, matches: Sequence[Match]) -> int:
 
 
 class RolloutWorker:
-    def __init__(self, config: TrainConfig, source: str, threads: int = 1) -> None:
+    def __init__(self, settings: WorkerSettings, threads: int = 1) -> None:
+        """`settings.model` is plain: the driver sends whole state dicts, LoRA adapters merged in (a LoRA source is
+        merged too)."""
         torch.set_num_threads(max(1, threads))
         hf_logging.disable_progress_bar()
-        self.config = config
-        self.device = resolve_device(config.device)
-        # a plain model: the driver sends whole state dicts, LoRA adapters merged in (a LoRA source is merged too)
-        play_config = dataclasses.replace(config, model=source, gradient_checkpointing=False, lora_rank=0)
-        uses_vllm = config.generator == "vllm"
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        uses_vllm = settings.generation.generator == "vllm"
         if uses_vllm:  # in this process, whatever the driver's environment says (see the module docstring)
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # with vLLM the HF model only holds the weights the engine is given: it never runs, so it stays on CPU
         model_device = torch.device("cpu") if uses_vllm else self.device
-        self.model, tokenizer, _ = load_model(play_config, model_device, log=lambda *_: None)
+        self.model, tokenizer, _ = load_model(settings.model, model_device, log=lambda *_: None)
         self.model.requires_grad_(False)
-        self.generator: Generator = make_generator(play_config, self.model, tokenizer)
+        self.generator: Generator = make_generator(settings.generation, self.model, tokenizer)
         self.rng = torch.Generator(device=self.device)
-        self.policy = self._policy(self.generator, tokenizer)
+        self.policy = model_policy(self.generator, tokenizer, settings.sampling, self.rng)
         self.players: dict[str, Any] = {LEARNER: self.policy, RANDOM: scripted(RANDOM), STRONG: scripted(STRONG)}
         """Seat kind -> who plays it here (the pool's seat joins with the first snapshot loaded)."""
-        if config.opponent not in ("self", RANDOM, STRONG):  # as the Trainer does: a checkpoint, or a LoRA one
-            self.players[FROZEN] = frozen_checkpoint_policy(config, config.opponent, self.device, self.rng)
-        self.collector = Collector(config.num_envs, config.game_kwargs())
+        if settings.frozen_opponent is not None:  # a checkpoint, or a LoRA one
+            self.players[FROZEN] = frozen_checkpoint_policy(
+                settings.frozen_opponent, self.device, self.rng, settings.sampling, settings.generation
+            )
+        self.collector = Collector(settings.num_envs, settings.game_kwargs)
         self.version = -1
         self.sync_error: BaseException | None = None
         self.pool: ModelPolicy | None = None
@@ -84,20 +86,6 @@ class RolloutWorker:
         self.pool_step: int | None = None
         self.pool_loads = 0
         """How many snapshots were loaded into the pool model (once per change of the snapshot asked for)."""
-
-    def _policy(self, generator: Generator, tokenizer: Any) -> ModelPolicy:
-        c = self.config
-        return ModelPolicy(
-            generator,
-            tokenizer,
-            c.template,
-            c.temperature,
-            c.max_new_tokens,
-            self.rng,
-            c.truncated_is_invalid,
-            c.top_k,
-            c.top_p,
-        )
 
     def set_weights(self, version: int, weights: Packed | None) -> int:
         """Take the driver's weights (`learner_group.play_weights`): into the HF model, then into the generator (a
@@ -171,9 +159,9 @@ class RolloutWorker:
             weights = ray.get(weights)
         if self.pool is None:
             # the same plain transformers model as the learner seat's (on the device: with vLLM that one stays on CPU)
-            c = self.config
+            g = self.settings.generation
             self.pool = self.players[POOL] = frozen_copy(
-                self.policy, self.model, c.generation_batch_size, c.bf16, self.device
+                self.policy, self.model, g.generation_batch_size, g.bf16, self.device
             )
         self.pool_step = None  # a load that fails half way holds no snapshot
         self.pool.generator.model.load_state_dict(unpack(weights))

@@ -24,7 +24,7 @@ from spiral_train.generation.base import (
 from spiral_train.generation.hf import HFGenerator
 
 if TYPE_CHECKING:
-    from spiral_train.config import TrainConfig
+    from spiral_train.config.views import GenerationSettings
 
 __all__ = [
     "Generation",
@@ -39,19 +39,21 @@ __all__ = [
 ]
 
 
-def make_generator(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Generator:
-    """The backend `config.generator` names, sampling from (or kept in step with) the learner's `model`."""
-    if config.generator == "vllm":
+def make_generator(
+    settings: GenerationSettings, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> Generator:
+    """The backend `settings.generator` names, sampling from (or kept in step with) the learner's `model`."""
+    if settings.generator == "vllm":
         from spiral_train.generation.vllm import VLLMGenerator  # imports vLLM: only when it is chosen
 
         return VLLMGenerator(
             model,
             tokenizer,
-            max_model_len=config.vllm_max_model_len,
-            kv_cache_mb=config.vllm_kv_cache_mb,
-            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
-            max_num_seqs=config.generation_batch_size,
-            bf16=config.bf16,
-            seed=config.seed,
+            max_model_len=settings.vllm_max_model_len,
+            kv_cache_mb=settings.vllm_kv_cache_mb,
+            gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+            max_num_seqs=settings.generation_batch_size,
+            bf16=settings.bf16,
+            seed=settings.seed,
         )
-    return HFGenerator(model, tokenizer, config.generation_batch_size, config.bf16)
+    return HFGenerator(model, tokenizer, settings.generation_batch_size, settings.bf16)

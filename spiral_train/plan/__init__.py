@@ -61,9 +61,10 @@ def _devices(config: Any, devices: str | None) -> Devices:
 def _plan(config: Any, available: Devices, work: Workload) -> MemoryPlan:
     tiny = None
     if config.model is None:
+        from spiral_train.config.views import ModelSource
         from spiral_train.models import tiny_spec
 
-        tiny = tiny_spec(config)
+        tiny = tiny_spec(ModelSource.from_config(config))
     hf_config, source = read_config(config.model, tiny)
     shape = model_shape(hf_config, config.lora_rank, tuple(config.lora_target_modules))
     text = hf_config.get_text_config() if hasattr(hf_config, "get_text_config") else hf_config
@@ -148,10 +149,11 @@ def _candidates(config: Any, available: Devices) -> list[dict[str, Any]]:
 
 
 def _try(config: Any, available: Devices, work: Workload, changes: dict[str, Any]) -> Fix | None:
-    from spiral_train.config import ConfigError
+    from spiral_train.config import ConfigError, check_values
 
+    variant = dataclasses.replace(config, **changes)
     try:
-        variant = dataclasses.replace(config, **changes)
+        check_values(variant)
     except ConfigError:
         return None
     plan = _plan(variant, available, work)

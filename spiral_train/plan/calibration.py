@@ -94,13 +94,15 @@ def synthetic_turns(count: int, prompt_tokens: int, answer_tokens: int, vocab: i
 def measured_update_peak(config: Any, turns: list[Any]) -> int:
     """Bytes at the peak of one `Learner.update(turns)` of `config`'s model (after a first update), counting the
     learner's tensors (weights, gradients, AdamW state, reference, activations, ...)."""
-    from spiral_train.learner import Learner, LearnerSettings
+    from spiral_train.config.views import LearnerSettings, ModelSource
+    from spiral_train.learner import Learner
     from spiral_train.models import load_model, reference_model, resolve_device
 
     device = resolve_device(config.device)
-    model, tokenizer, source = load_model(config, device, log=lambda *_: None)
-    ref = reference_model(config, model, source, device)
-    learner = Learner(model, LearnerSettings.from_config(config), device, tokenizer.pad_token_id, ref)
+    model, tokenizer, source = load_model(ModelSource.from_config(config), device, log=lambda *_: None)
+    settings = LearnerSettings.from_config(config)
+    ref = reference_model(settings, model, source, device)
+    learner = Learner(model, settings, device, tokenizer.pad_token_id, ref)
     learner.update(turns)
     if device.type == "cuda":
         torch.cuda.synchronize()

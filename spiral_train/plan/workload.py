@@ -104,10 +104,11 @@ def _tokenizer(config: Any) -> Any:
         from transformers import AutoTokenizer
 
         if config.model is None:
+            from spiral_train.config.views import ModelSource
             from spiral_train.models import tiny_spec
             from spiral_train.tiny import cache_root
 
-            folder = cache_root() / tiny_spec(config).key()
+            folder = cache_root() / tiny_spec(ModelSource.from_config(config)).key()
             return AutoTokenizer.from_pretrained(folder) if (folder / "config.json").exists() else None
         folder = Path(config.model).expanduser()
         if folder.is_dir():
