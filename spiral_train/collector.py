@@ -114,7 +114,8 @@ class _Live:
 
 def _entry(env: AECEnv, agent: str, observation: str, answer: str) -> dict[str, Any]:
     """The transcript entry of the move just played: the env's own (`TextGameEnv.transcript`: agent, answer,
-    move, error) with the prompt added; `answer` is what the seat wrote (a truncated answer is played as "")."""
+    move, error) with the prompt added; `answer` is what the seat wrote (a truncated answer is played as "").
+    A model seat's entry also counts its answer's `tokens` (and says `truncated` where it was cut off)."""
     log = getattr(env, "transcript", None)
     own = log[-1] if log else {"agent": agent}
     return {**own, "answer": answer, "observation": observation}
@@ -220,7 +221,7 @@ class Collector:
             valid = not info.get("invalid_move", False)
             result = game.result
             if keep:
-                entry = _entry(game.env, agent, obs, gen.text)
+                entry = {**_entry(game.env, agent, obs, gen.text), "tokens": len(gen.token_ids)}
                 result.transcript.append({**entry, "truncated": True} if truncated else entry)
             if result.match.seats[agent] == LEARNER:
                 sample = (prompt, gen.token_ids, gen.logprobs, valid, truncated)

@@ -11,10 +11,10 @@ process or sent to a worker as is, and RAE, evaluation, pools and metrics read t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spiral_envs.core import PLAYER_NAMES
-from spiral_envs.play import Outcome
+if TYPE_CHECKING:  # the learner imports `Turn` on machines without the games (benchmarks/gpu_check.py)
+    from spiral_envs.play import Outcome
 
 LEARNER = "learner"
 RANDOM = "random"
@@ -58,6 +58,9 @@ class Match:
 
 
 def other_role(role: str) -> str:
+    """The other player of a two-player game."""
+    from spiral_envs.core import PLAYER_NAMES
+
     return PLAYER_NAMES[1] if role == PLAYER_NAMES[0] else PLAYER_NAMES[0]
 
 

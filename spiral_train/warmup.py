@@ -7,15 +7,24 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3ForCausalLM
 
 import spiral_envs
 
-if TYPE_CHECKING:
-    from spiral_train.tiny import TinySpec
+
+class WarmupSettings(Protocol):
+    """What the warm-up reads of a `spiral_train.tiny.TinySpec`."""
+
+    env_ids: tuple[str, ...]
+    template: str
+    warmup_steps: int
+    warmup_batch: int
+    warmup_lr: float
+    warmup_answers: int
+    restate: bool
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ def restatement(view: dict) -> str:
 def imitate_random_play(
     model: Qwen3ForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
-    spec: TinySpec,
+    spec: WarmupSettings,
     env_kwargs: dict[str, dict],
     rng: random.Random,
     log=print,

@@ -86,6 +86,7 @@ def train_against_random(run_dir, seed: int, steps: int, eval_games: int, *game_
     return read_metrics(run_dir)
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("seed", [0, 1])
 def test_training_against_random_reaches_the_best_response(seed, spiral_cache, tmp_path):
     chips = json.dumps({ENV: {"num_rounds": 1, "scoring": "chips"}})
@@ -101,6 +102,7 @@ TTT_BEST = sum(value_against_random(None, seat) for seat in (0, 1)) / 2
 """A best reply to `RandomAgent`, seats averaged: 0.960 (X 0.995, O 0.925); random play itself gets 0."""
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("seed", [0, 1])
 def test_training_tictactoe_against_random_closes_the_gap_to_the_best_reply(seed, spiral_cache, tmp_path):
     """The warmed-up model plays close to uniform legal moves: its gap to the best reply measured 1.12-1.20

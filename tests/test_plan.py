@@ -184,6 +184,7 @@ CASES = {
 }
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_planned_update_peak_is_within_15_percent_of_the_measured_one(case, tmp_path):
     """One real `Learner.update` on CPU in fp32 (after a first one, so AdamW's moments exist): the peak of live

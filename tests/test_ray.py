@@ -35,7 +35,7 @@ from spiral_train.rae import RAE, RoleReturn  # noqa: E402
 from spiral_train.seats import LEARNER, Match  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.learning]
 
 STEPS = 5
 COMPARED = ("train/reward_mean", "loss", "grad_norm", "train/response_len", "train/invalid_rate", "entropy")

@@ -21,7 +21,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.learning]
 
 STEPS = 3
 COMPARED = ("train/reward_mean", "loss", "grad_norm", "train/response_len", "train/invalid_rate", "entropy")

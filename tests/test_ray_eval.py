@@ -12,7 +12,7 @@ from helpers import small_config  # noqa: E402
 from spiral_train.distributed.remote_generation import RemoteGenerator  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.learning]
 
 
 def test_evaluation_runs_on_the_workers_while_the_drivers_copy_is_garbage(cluster, quick_model, tmp_path):

@@ -101,6 +101,7 @@ def test_the_cluster_check_counts_gpus_and_keeps_the_learner_ranks_on_one_node()
 # -- on a local cluster -----------------------------------------------------------------------------------
 
 
+@pytest.mark.learning
 @pytest.mark.ray
 def test_learner_ranks_run_in_one_placement_group_wait_at_most_the_timeout_and_leave_nothing(cluster, quick_model):
     config = make_config(
@@ -167,6 +168,7 @@ def test_rollout_workers_the_cluster_cannot_place_fail_at_start_instead_of_waiti
     assert ray.available_resources().get("CPU", 0.0) == 4, "the workers that started were not stopped"
 
 
+@pytest.mark.learning
 @pytest.mark.ray
 def test_a_chunk_that_fails_every_time_ends_the_run_with_the_workers_error(cluster, quick_model):
     """A game no worker can build fails the same way on every try: replayed on a restarted worker until
@@ -205,6 +207,7 @@ def gone(pid: int, within_s: float = 60.0) -> bool:
     return False
 
 
+@pytest.mark.learning
 @pytest.mark.ray
 @pytest.mark.parametrize(
     ("sig", "report"),

@@ -28,7 +28,7 @@ from spiral_train.pool import WEIGHTS_FILE  # noqa: E402
 from spiral_train.seats import LEARNER, POOL, GameResult, Match  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.learning]
 
 STEPS = 5
 ENV = "KuhnPoker-v1"
@@ -139,7 +139,7 @@ def test_workers_play_the_drawn_snapshot_and_only_the_learner_is_trained(pool_ru
             (pool_role,) = [role for role, kind in result.match.seats.items() if kind == POOL]
             assert {t.role for t in result.turns} <= {learner_role}  # the snapshot's turns are not trained
             answers = [t for t in result.transcript if t["agent"] == pool_role]
-            assert all("valid" in t for t in answers)  # answered by a model seat, not a scripted agent
+            assert all("tokens" in t for t in answers)  # answered by a model seat, not a scripted agent
             pool_answers += len(answers)
         # the learner sits in both seats (its turns in a seat can be none: a snapshot's invalid first move ends
         # the game before the learner moves)

@@ -28,7 +28,7 @@ from spiral_train.models import load_model  # noqa: E402
 from spiral_train.seats import LEARNER  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
-pytestmark = [pytest.mark.ray, pytest.mark.vllm]
+pytestmark = [pytest.mark.ray, pytest.mark.vllm, pytest.mark.learning]
 
 KV_CACHE_MB = 16
 """Enough for these games (the tiny model's KV cache is 512 bytes a token), and light on 2 cores."""

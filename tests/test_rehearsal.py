@@ -134,6 +134,7 @@ def test_bad_overrides_are_refused_by_name():
         random_model.model_config("Qwen3-8B")
 
 
+@pytest.mark.learning
 def test_paper_preset_runs_two_steps_on_a_hub_like_folder(hub_like, tmp_path):
     run_dir = tmp_path / "run"
     # --eval-top-p 1.0: top-p sorts all 151,936 logits of every row at every token, about half of this run's

@@ -17,6 +17,8 @@ from spiral_train.checkpoint import UnsafeCheckpoint, latest_checkpoint, load_st
 from spiral_train.metrics import read_metrics
 from spiral_train.trainer import Trainer
 
+pytestmark = pytest.mark.learning
+
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import run_e2e
 
 from spiral_train.trainer import progress_postfix
+
+pytestmark = pytest.mark.learning
 
 
 def test_tiny_default_runs_end_to_end_with_strategy_metrics(spiral_cache, tmp_path, capsys):

@@ -189,6 +189,7 @@ def test_generator_options_are_validated():
     assert (for_vllm.num_heads, for_vllm.num_kv_heads, for_vllm.hidden_size) == (2, 1, 64)  # head_dim 32
 
 
+@pytest.mark.learning
 @pytest.mark.vllm
 def test_tiny_run_with_vllm_runs_end_to_end(vllm_model_dir, tmp_path, capsys):
     """The hf backend's end-to-end test (test_train_e2e.py), same seed and steps, with `--generator vllm`."""
