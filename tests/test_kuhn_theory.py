@@ -44,24 +44,16 @@ DEALS = list(itertools.permutations("JQK", 2))
 
 
 class DealStream:
-    """Stands in for the state's random stream: its next deal is `cards`, and it records that it dealt.
-
-    A deal is two draws, `randrange(3)` then `randrange(2)`, read through `kuhn_poker.DEALS`."""
+    """Stands in for the state's random stream: its next deal is `cards`, and it records that it dealt."""
 
     def __init__(self, cards: tuple[str, str]) -> None:
-        rows = kuhn_poker.DEALS
-        self.draws = next((i, j) for i in range(3) for j in range(2) if rows[i][j] == cards)
-        self.drawn = 0
+        self.cards = cards
+        self.dealt = False
 
-    @property
-    def dealt(self) -> bool:
-        return self.drawn == 2
-
-    def randrange(self, n: int) -> int:
-        draw = self.draws[self.drawn]
-        assert draw < n
-        self.drawn += 1
-        return draw
+    def sample(self, population: tuple[str, ...], k: int) -> list[str]:
+        assert tuple(population) == kuhn_poker.CARDS and k == 2 and not self.dealt
+        self.dealt = True
+        return list(self.cards)
 
 
 def clone(state: KuhnPokerState, cards: tuple[str, str]) -> tuple[KuhnPokerState, DealStream]:

@@ -67,24 +67,6 @@ class PastRound(NamedTuple):
 
 
 ACTION_TEXT = {action: f"[{action}]" for action in (*OPEN, *FACING_BET)}
-
-
-def _deals() -> tuple[tuple[tuple[str, str], ...], ...]:
-    """DEALS[i][j]: the cards `rng.sample(CARDS, 2)` deals when its two draws are `randrange(3)` = i, then
-    `randrange(2)` = j (it takes card i, moves the last card into its place, and takes card j of the two left)."""
-    table = []
-    for i in range(3):
-        rest = list(CARDS)
-        rest[i] = rest[2]
-        table.append(tuple((CARDS[i], rest[j]) for j in range(2)))
-    return tuple(table)
-
-
-DEALS = _deals()
-"""The deal of each pair of draws: a deal is two `randrange` calls and a lookup, the cards `rng.sample` would
-give from the same stream (a seed deals what it always dealt) at a third of its cost."""
-
-
 ACTION_OF_TEXT = {text: action for action, text in ACTION_TEXT.items()}
 LEGAL_TEXT = {(): (), OPEN: tuple(map(ACTION_TEXT.get, OPEN)), FACING_BET: tuple(map(ACTION_TEXT.get, FACING_BET))}
 """The texts of each set of legal actions `KuhnPokerState.legal_actions` returns."""
@@ -120,8 +102,8 @@ class KuhnPokerState(GameState[str]):
     def _deal(self, round_number: int) -> None:
         self.round = round_number
         self.starter = (round_number - 1) % 2
-        rng = self.rng
-        self.cards: tuple[str, str] = DEALS[rng.randrange(3)][rng.randrange(2)]
+        first, second = self.rng.sample(CARDS, 2)
+        self.cards: tuple[str, str] = (first, second)
         self.betting: tuple[str, ...] = ()
         self.put_in = [1, 1]
         self.pot = 2
