@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import random
 import re
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 A = TypeVar("A", bound=Hashable)
-T = TypeVar("T")
 
 TERMINAL = -1
 """`GameState.current_player()` once the game is over."""
@@ -142,50 +140,6 @@ class TextGame(ABC, Generic[A]):
     def render(self, state: GameState[A]) -> str:
         """A compact picture of the whole state (both hands), for `render_mode="ansi"` and logs."""
         return self.describe(state, 0, full_history=False)
-
-
-class HistoryLines:
-    """The text of a game's append-only history (its moves, its finished rounds), each entry rendered once.
-
-    A prompt shows the whole history every turn, and rendering it anew each time makes a game's text cost
-    grow with the square of its length. `text` keeps what it rendered per state (weakly: a finished game's
-    memo goes with its state) and per view (a player, when what is shown depends on who looks), renders only
-    the entries added since, and starts over if the history is not the one it rendered plus new entries.
-    """
-
-    def __init__(self) -> None:
-        self._memo: weakref.WeakKeyDictionary[GameState, dict[Hashable, tuple[int, object, list[str], str]]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._state: GameState | None = None
-        """The state asked about last, with its memos: the usual call (the same game again) skips the weak
-        lookup. It keeps at most that one state alive."""
-        self._views: dict[Hashable, tuple[int, object, list[str], str]] = {}
-
-    def __reduce__(self) -> tuple[type[HistoryLines], tuple[()]]:
-        """A copy or an unpickled game starts with an empty memo: it is a cache, and its states are others."""
-        return (HistoryLines, ())
-
-    def text(self, state: GameState, view: Hashable, entries: Sequence[T], render: Callable[[T], Iterable[str]]) -> str:
-        """`render(entry)`'s lines for every entry, in order, joined by newlines ("" when there are none)."""
-        if state is self._state:
-            views = self._views
-        else:
-            views = self._memo.get(state)
-            if views is None:
-                views = self._memo[state] = {}
-            self._state, self._views = state, views
-        n = len(entries)
-        count, last, lines, text = views.get(view) or (0, None, [], "")
-        if count == n and (not n or entries[-1] is last):
-            return text
-        if count > n or (count and entries[count - 1] is not last):
-            count, lines = 0, []
-        for i in range(count, n):
-            lines.extend(render(entries[i]))
-        text = "\n".join(lines)
-        views[view] = (n, entries[-1] if n else None, lines, text)
-        return text
 
 
 _OPENING_RUN = re.compile(r"[\[ ]*")

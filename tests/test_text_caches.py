@@ -10,7 +10,7 @@ import random
 import pytest
 
 import spiral_envs
-from spiral_envs.core import HistoryLines, TextGame
+from spiral_envs.core import TextGame
 from spiral_envs.games.negotiation_moves import read_move
 
 GAMES = {
@@ -53,32 +53,6 @@ def test_a_negotiation_move_written_as_listed_is_what_the_grammar_reads():
         for action in state.legal_actions()[:3] + state.legal_actions()[-3:]:
             read = read_move(action.text)
             assert (read, read.message, read.text) == (action, action.message, action.text)
-
-
-def test_history_lines_render_each_entry_once_and_start_over_on_a_new_history():
-    class State:  # a state only needs to be weakly referable
-        pass
-
-    rendered = []
-
-    def render(entry):
-        rendered.append(entry)
-        return [f"line {entry}a", f"line {entry}b"]
-
-    history, state, entries = HistoryLines(), State(), []
-    for n in range(4):
-        entries.append(n)
-        assert history.text(state, "p0", entries, render) == "\n".join(f"line {e}{s}" for e in entries for s in "ab")
-    assert rendered == [0, 1, 2, 3]  # each once, though the whole history was asked for four times
-    assert history.text(state, "p1", entries, render).endswith("line 3b") and rendered[4:] == [0, 1, 2, 3]
-    other, other_entries = State(), [7]  # two games in turn: each keeps its memo
-    for _ in range(2):
-        assert history.text(other, "p0", other_entries, render) == "line 7a\nline 7b"
-        assert history.text(state, "p0", entries, render).startswith("line 0a")
-    assert rendered[8:] == [7]
-    replaced = [object(), object()]  # same state, another history: rendered from scratch
-    assert history.text(state, "p0", replaced, lambda e: [repr(e)]).count("\n") == 1
-    assert history.text(State(), "p0", [], render) == ""
 
 
 @pytest.mark.parametrize("env_id", GAMES)

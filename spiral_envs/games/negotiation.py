@@ -24,7 +24,6 @@ from spiral_envs.core import (
     PLAYER_NAMES,
     TERMINAL,
     GameState,
-    HistoryLines,
     InvalidMove,
     TextGame,
     zero_sum_returns,
@@ -342,7 +341,6 @@ class SimpleNegotiation(TextGame[Action]):
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
             raise ValueError(f"max_turns must be an int >= 1 (turns of both players together), got {max_turns!r}")
         self.max_turns = max_turns
-        self._history = HistoryLines()
 
     def new_state(self, rng: random.Random) -> NegotiationState:
         return NegotiationState(self.max_turns)
@@ -355,7 +353,8 @@ class SimpleNegotiation(TextGame[Action]):
         history = ""
         if full_history:
             if moves:
-                history = f"Messages and trades so far:\n{self._history.text(state, None, moves, _move_lines)}"
+                lines = [line for move in moves for line in _move_lines(move)]
+                history = "\n".join(["Messages and trades so far:", *lines])
         elif moves and moves[-1].player != player:
             history = "\n".join(["Your opponent's last move:", *_move_lines(moves[-1])])
         position = _position_text(
