@@ -258,11 +258,6 @@ class KuhnPoker(TextGame[str]):
         self.scoring = check_scoring(scoring)
         self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
         """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
-        self._history: list[tuple[tuple[PastRound, ...], str]] = [((), ""), ((), "")]
-        """Per player, the last finished rounds rendered and their text. A player's `known_rounds` is a new
-        tuple each round, never edited, so the same tuple object always has the same text: one identity test
-        a turn, and one round rendered when a round ends (all of them when another game's state was asked
-        about in between)."""
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
         return KuhnPokerState(rng, self.num_rounds, self.scoring)
@@ -309,13 +304,7 @@ class KuhnPoker(TextGame[str]):
                 state.betting,
             )
         if full_history and past:
-            seen, rounds = self._history[player]
-            if seen is not past:
-                if seen and past[:-1] == seen:  # one more round than last time: render only that one
-                    rounds = f"{rounds}\n{round_text(past[-1], player)}"
-                else:
-                    rounds = "\n".join([round_text(r, player) for r in past])
-                self._history[player] = (past, rounds)
+            rounds = "\n".join([round_text(r, player) for r in past])
             return f"Previous rounds:\n{rounds}\n{now}"
         if terminal:
             return f"{round_text(past[-1], player)}\n{now}"
