@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import functools
 import random
-from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import gymnasium
@@ -171,11 +170,6 @@ class TextGameEnv(AECEnv):
             )
         self._was_dead_step(action)
 
-    def agent_iter(self, max_iter: int = 2**63) -> Iterable[str]:
-        """The agent to move, while any agent is left, at most `max_iter` times (PettingZoo's loop, as a
-        generator: its iterator object costs as much a turn as reading the move)."""
-        return _Turns(self, max_iter)
-
     def observe(self, agent: str) -> Prompt:
         """The full prompt text for `agent` (rules, what it may see, history, legal moves)."""
         cached = self._observations.get(agent)
@@ -276,21 +270,6 @@ class TextGameEnv(AECEnv):
         if rules and described and last:  # every part has text (the usual prompt): one copy, no list
             return f"{rules}\n{described}\n{last}"
         return "\n".join(filter(None, (rules, described, last)))
-
-
-class _Turns:
-    """`agent_iter`'s iterable: like PettingZoo's `AECIterable`, each `iter()` starts a new count."""
-
-    __slots__ = ("env", "max_iter")
-
-    def __init__(self, env: TextGameEnv, max_iter: int) -> None:
-        self.env, self.max_iter = env, max_iter
-
-    def __iter__(self) -> Iterator[str]:
-        env, left = self.env, self.max_iter
-        while left > 0 and env.agents:
-            left -= 1
-            yield env.agent_selection
 
 
 class _NoChance:
