@@ -6,7 +6,6 @@ free-text answer, what happens on an invalid answer, zero-sum terminal rewards, 
 
 from __future__ import annotations
 
-import copy
 import functools
 import random
 from typing import Any, ClassVar
@@ -90,11 +89,11 @@ class TextGameEnv(AECEnv):
     @functools.cached_property
     def observation_spaces(self) -> dict[str, gymnasium.spaces.Space]:  # type: ignore[override]
         """Built on first use: an env made for every game never pays for spaces nobody reads."""
-        return {a: _text_space(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
+        return {a: FreeText(MAX_OBSERVATION_CHARS) for a in self.possible_agents}
 
     @functools.cached_property
     def action_spaces(self) -> dict[str, gymnasium.spaces.Space]:  # type: ignore[override]
-        return {a: _text_space(MAX_ANSWER_CHARS) for a in self.possible_agents}
+        return {a: FreeText(MAX_ANSWER_CHARS) for a in self.possible_agents}
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Space:
         return self.observation_spaces[agent]
@@ -284,21 +283,6 @@ class _NoChance:
             raise AttributeError(name)
         game = self.__dict__.get("_game", "the game")
         raise RuntimeError(f"{game} sets chance = False, but its game used rng.{name}; set chance = True")
-
-
-@functools.cache
-def _text_space_prototype(max_length: int) -> FreeText:
-    return FreeText(max_length)
-
-
-def _text_space(max_length: int) -> FreeText:
-    """A fresh `FreeText` space, copied from a prototype because building one costs ~40 us.
-
-    Gymnasium's `Text.__init__` indexes its charset into a dict of numpy ints; four spaces made that most of
-    the cost of `make()`. The charset tables are never mutated, so copies share them; each copy still gets its
-    own random generator, created lazily on its first `sample()` or `seed()`, exactly as a new space would.
-    """
-    return copy.copy(_text_space_prototype(max_length))
 
 
 def _checked_seed(seed: Any) -> int | None:
