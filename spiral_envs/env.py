@@ -79,8 +79,8 @@ class TextGameEnv(AECEnv):
         self.render_mode = render_mode
         self.possible_agents = list(PLAYER_NAMES)
         self._index = _INDEX
-        self._rules: list[str | None] = [None, None]
-        """Each role's rules text, written on its first observation."""
+        self._legal_texts: tuple[str, ...] = ()
+        """The mover's legal moves as text, formatted once a turn by `_turn_infos`."""
         self._rng: random.Random | _NoChance | None = None if game.chance else _NoChance(type(game).__name__)
         self.state: GameState | None = None
         self.agents = []
@@ -119,9 +119,6 @@ class TextGameEnv(AECEnv):
         self.outcome: dict[str, Any] | None = None
         self._retries_left = self.error_allowance
         self._last_error: dict[str, str] = {}
-        self._observations: dict[str, Prompt] = {}
-        self._legal_texts: tuple[str, ...] | None = None
-        self._moves_line: str | None = None
         self.agent_selection = self.possible_agents[self.state.current_player()]
         self.infos = self._turn_infos()
 
@@ -134,10 +131,8 @@ class TextGameEnv(AECEnv):
         if not isinstance(action, str):
             raise TypeError(f"step() takes the answer text (str) of {agent}; got {type(action).__name__}")
         # Rewards are 0 until `_finish`, after which no move is played: there is nothing to clear here.
-        self._observations = {}
         try:
             parsed, text = read_move(self.game, state, action)
-            self._legal_texts = self._moves_line = None  # the state is about to change
             state.apply_action(parsed)
         except InvalidMove as err:
             move = extract_move(action)  # the transcript keeps what the answer wrote
@@ -145,8 +140,7 @@ class TextGameEnv(AECEnv):
             self._on_invalid(agent, self._index[agent], str(err))
             return
         self.transcript.append({"agent": agent, "answer": action, "move": text})
-        if self._last_error:
-            self._last_error.pop(agent, None)
+        self._last_error.pop(agent, None)
         self._retries_left = self.error_allowance
         player = state.current_player()
         if player == TERMINAL:
@@ -171,10 +165,7 @@ class TextGameEnv(AECEnv):
 
     def observe(self, agent: str) -> Prompt:
         """The full prompt text for `agent` (rules, what it may see, history, legal moves)."""
-        cached = self._observations.get(agent)
-        if cached is None:
-            cached = self._observations[agent] = Prompt(self._observation_text(agent))
-        return cached
+        return Prompt(self._observation_text(agent))
 
     def render(self) -> str | None:
         if self.render_mode is None:
@@ -192,30 +183,14 @@ class TextGameEnv(AECEnv):
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _legal_move_texts(self) -> tuple[str, ...]:
-        """The mover's legal moves as text, formatted once per position.
-
-        The infos, the prompt and the no-move hint all list them, and a game can have hundreds (every offer in
-        a negotiation). Cleared by `reset` and before every move is applied, the only ways the state changes.
-        """
-        legal = self._legal_texts
-        if legal is None:
-            legal = self._legal_texts = tuple(self.game.format_legal_actions(self.state))
-        return legal
-
-    def _legal_moves_line(self) -> str:
-        """The prompt's "Your legal moves: ..." line for the mover ("" when the game's own text states them),
-        built once per position, like the texts it lists."""
-        line = self._moves_line
-        if line is None:
-            moves = self.game.legal_moves_text(self.state, self._legal_move_texts())
-            line = self._moves_line = f"Your legal moves: {moves}" if moves else ""
-        return line
-
     def _turn_infos(self) -> dict[str, dict[str, Any]]:
-        """Infos while the game runs: the agent to move gets its legal moves and its view of the game."""
+        """Infos while the game runs: the agent to move gets its legal moves and its view of the game.
+
+        Called whenever a turn starts (reset, a move, a retry); it keeps the mover's legal moves as text for
+        this turn's prompt."""
         player = self._index[self.agent_selection]
-        info = {"legal_actions": list(self._legal_move_texts()), "view": self.state.player_view(player)}
+        self._legal_texts = tuple(self.game.format_legal_actions(self.state))
+        info = {"legal_actions": list(self._legal_texts), "view": self.state.player_view(player)}
         first, second = self.possible_agents  # both play until the game ends
         if player == 0:
             return {first: info, second: {"legal_actions": []}}
@@ -252,22 +227,19 @@ class TextGameEnv(AECEnv):
 
     def _observation_text(self, agent: str) -> str:
         player = self._index[agent]
-        rules = self._rules[player]
-        if rules is None:
-            rules = self._rules[player] = self.game.rules(player)
+        rules = self.game.rules(player)
         described = self.game.describe(self.state, player, self.history == "full")
         if self.outcome is not None:
             last = f"The game is over: {self.outcome['reason']}"
         elif agent != self.agent_selection:
             last = "Wait for your opponent's move."
         else:
-            last = self._legal_moves_line()  # "" for a game whose own text states the moves
-            error = self._last_error.get(agent) if self._last_error else None
+            moves = self.game.legal_moves_text(self.state, self._legal_texts)
+            last = f"Your legal moves: {moves}" if moves else ""  # "" for a game whose own text states the moves
+            error = self._last_error.get(agent)
             if error is not None:
                 retry = f"Your previous answer was invalid ({error}). Tries left after this one: {self._retries_left}."
                 last = f"{last}\n{retry}" if last else retry
-        if rules and described and last:  # every part has text (the usual prompt): one copy, no list
-            return f"{rules}\n{described}\n{last}"
         return "\n".join(filter(None, (rules, described, last)))
 
 
