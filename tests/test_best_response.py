@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from game_helpers import value_against_random
 
 from spiral_envs.games import kuhn_theory
 from spiral_envs.games.kuhn_strategy import KUHN_STATE_NAMES, aggressive_action
-from spiral_envs.games.tictactoe import value_against_random
 
 ENV = "KuhnPoker-v1"
 UNIFORM = kuhn_theory.round_policy_as_match_policy(kuhn_theory.uniform_round_policy())

@@ -7,6 +7,7 @@ import re
 from fractions import Fraction
 
 import pytest
+from game_helpers import KuhnPokerNashAgent
 from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
@@ -14,7 +15,6 @@ from spiral_envs import RandomAgent, TextGameEnv, boxed, make_agent
 from spiral_envs.games.kuhn_poker import (
     CARDS,
     KuhnPoker,
-    KuhnPokerNashAgent,
     KuhnPokerState,
 )
 from spiral_envs.games.kuhn_theory import KuhnPokerMatchNashAgent

@@ -14,12 +14,12 @@ import time
 from fractions import Fraction
 
 import pytest
+from game_helpers import KuhnPokerNashAgent
 
 import spiral_envs
 from spiral_envs import RandomAgent, boxed, make_agent
 from spiral_envs.games import kuhn_poker
 from spiral_envs.games.kuhn_poker import (
-    KuhnPokerNashAgent,
     KuhnPokerPolicyAgent,
     KuhnPokerState,
 )

@@ -6,11 +6,11 @@ from fractions import Fraction
 
 import pytest
 import torch
+from game_helpers import KuhnPokerNashAgent
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import spiral_envs
 from spiral_envs.games import kuhn_theory
-from spiral_envs.games.kuhn_poker import KuhnPokerNashAgent
 from spiral_envs.games.kuhn_strategy import KuhnPokerTheory, round_policy
 from spiral_envs.games.tictactoe_strategy import TicTacToeTheory
 from spiral_envs.stats import wilson

@@ -6,14 +6,9 @@ import functools
 import random
 
 import pytest
+from game_helpers import uniform_policy, value_against_random
 
-from spiral_envs.games.tictactoe import (
-    TicTacToeState,
-    minimax_value,
-    optimal_moves,
-    uniform_policy,
-    value_against_random,
-)
+from spiral_envs.games.tictactoe import TicTacToeState, minimax_value, optimal_moves
 
 WINS = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 

@@ -354,50 +354,6 @@ class KuhnPoker(TextGame[str]):
         return "\n".join(lines)
 
 
-THIRD = Fraction(1, 3)
-
-
-class KuhnPokerNashAgent:
-    """A Nash equilibrium strategy of one round (Kuhn, 1950), by card and by position in the round.
-
-    Every member of the family `alpha` in [0, 1/3] is optimal: the first to act expects -1/18 chips a round
-    against any optimal opponent, and no opponent can do better against it. The default alpha = 1/3 always
-    bets a K when first to act and bluffs a J a third of the time; alpha = 0 never bets first (it checks
-    every card and lets the opponent bet into it). We default to 1/3 because it wins more from weak play: against
-    uniformly random moves it expects +1/6 chip a round in either seat, where alpha = 0 gets +1/18 as the first
-    to act. Each round is played on its own, as the equilibrium of the one-round game, which never loses in
-    expectation but does not exploit an opponent's mistakes as much as it could.
-    """
-
-    def __init__(self, seed: int | None = None, alpha: Fraction | int = THIRD) -> None:
-        alpha = Fraction(alpha)
-        if not 0 <= alpha <= THIRD:
-            raise ValueError(f"alpha must lie in [0, 1/3] for a Nash equilibrium, got {alpha}")
-        self.alpha = alpha
-        self.rng = random.Random(seed)
-
-    def policy(self, view: dict[str, Any]) -> dict[str, Fraction]:
-        """Exact probability of each legal action (in the rules' order) for the player whose view this is."""
-        card, betting, a = view["card"], view["betting"], self.alpha
-        if view["starts"]:
-            if not betting:
-                bet = {"J": a, "Q": Fraction(0), "K": 3 * a}[card]
-                return {"check": 1 - bet, "bet": bet}
-            if tuple(betting) == ("check", "bet"):
-                call = {"J": Fraction(0), "Q": a + THIRD, "K": Fraction(1)}[card]
-                return {"call": call, "fold": 1 - call}
-        elif tuple(betting) == ("check",):
-            bet = {"J": THIRD, "Q": Fraction(0), "K": Fraction(1)}[card]
-            return {"check": 1 - bet, "bet": bet}
-        elif tuple(betting) == ("bet",):
-            call = {"J": Fraction(0), "Q": THIRD, "K": Fraction(1)}[card]
-            return {"call": call, "fold": 1 - call}
-        raise ValueError(f"no move is due in this view: betting {betting!r}, starts={view['starts']}")
-
-    def __call__(self, observation: str, info: dict[str, Any]) -> str:
-        return sample_answer(self.policy(info["view"]), self.rng)
-
-
 def sample_answer(policy: Mapping[str, Fraction | float], rng: random.Random) -> str:
     """The boxed answer of an action drawn from `policy` (action -> probability, in the rules' order)."""
     draw = rng.random()

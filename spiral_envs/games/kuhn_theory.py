@@ -403,10 +403,10 @@ def exploitability(policy: MatchPolicy, num_rounds: int, scoring: str = "match")
 class KuhnPokerMatchNashAgent:
     """The exact equilibrium of the whole match as the env scores it (`solve_match`), the game's registered expert.
 
-    Unlike `KuhnPokerNashAgent` it knows that the rounds are linked by the chips: under match scoring only
-    the chip leader after the last round wins, so each round is played for the match. No opponent expects more
-    than the value of the game against it, in either seat. The equilibrium of each (num_rounds, scoring) is
-    solved on its first move, in well under a second, and cached.
+    Unlike the one-round equilibrium played round by round, it knows that the rounds are linked by the chips:
+    under match scoring only the chip leader after the last round wins, so each round is played for the match.
+    No opponent expects more than the value of the game against it, in either seat. The equilibrium of each
+    (num_rounds, scoring) is solved on its first move, in well under a second, and cached.
     """
 
     def __init__(self, seed: int | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable
 from typing import Any
 
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame, zero_sum_returns
@@ -185,46 +184,3 @@ def optimal_moves(board: tuple[int | None, ...], player: int) -> list[int]:
         return []
     value = minimax_value(board, player)
     return [cell for cell in _free(board) if -minimax_value(_place(board, cell, player), 1 - player) == value]
-
-
-Board = tuple[int | None, ...]
-CellPolicy = Callable[[Board, int], dict[int, float]]
-"""A seat's strategy as data: (board, player to move) -> probability of each free cell."""
-
-
-def uniform_policy(board: Board, player: int) -> dict[int, float]:
-    """`RandomAgent`'s play: every free cell equally likely."""
-    free = _free(board)
-    return {cell: 1 / len(free) for cell in free}
-
-
-def value_against_random(policy: CellPolicy | None, seat: int) -> float:
-    """The exact expected return (+1 win, -1 loss, 0 draw) for `seat` (0: X, 1: O) when it plays `policy`
-    and the other seat plays uniformly random legal moves, by enumerating every game. With `policy` None,
-    the seat plays a best response to random play instead: the most any strategy can get against it.
-
-    Probability mass a `policy` puts on no free cell (an invalid answer) loses the game, as in the env."""
-    memo: dict[Board, float] = {}
-
-    def value(board: Board) -> float:
-        if board in memo:
-            return memo[board]
-        winner = line_winner(board)
-        free = _free(board)
-        if winner is not None or not free:
-            result = 0.0 if winner is None else (1.0 if winner == seat else -1.0)
-        else:
-            mover = 1 - board.count(None) % 2  # X (0) moves when the count of free cells is odd
-            children = {cell: value(_place(board, cell, mover)) for cell in free}
-            if mover != seat:
-                result = sum(children.values()) / len(free)
-            elif policy is None:
-                result = max(children.values())
-            else:
-                probs = policy(board, mover)
-                legal = sum(probs.get(cell, 0.0) for cell in free)
-                result = sum(probs.get(cell, 0.0) * v for cell, v in children.items()) - (1.0 - legal)
-        memo[board] = result
-        return result
-
-    return value((None,) * 9)
