@@ -7,7 +7,7 @@ chips a hand short of the best response; after 20 steps the seeds measured here 
 so the test asserts under 0.25 on two seeds. (Trained on, the gap grows again, to 0.22-0.25 at step 40:
 docs/learning.md says what is known about that.)
 
-TicTacToe against `RandomAgent`: the best reply's value comes from `tictactoe.value_against_random` by enumeration,
+TicTacToe against `RandomAgent`: the best reply's value comes from `game_helpers.value_against_random` by enumeration,
 and the trained model's from 256 evaluation games.
 """
 
