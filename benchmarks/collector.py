@@ -17,12 +17,12 @@ import time
 
 import torch
 
-from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config
 from spiral_train.config.views import ModelSource
-from spiral_train.generation import HFGenerator
-from spiral_train.models import load_model, resolve_device
-from spiral_train.seats import LEARNER, Match
+from spiral_train.models.loading import load_model, resolve_device
+from spiral_train.rollout.collector import Collector, ModelPolicy
+from spiral_train.rollout.generation import HFGenerator
+from spiral_train.rollout.records import LEARNER, Match
 
 
 def games_per_second(policy: ModelPolicy, env_id: str, games: int, num_envs: int, seed: int) -> float:

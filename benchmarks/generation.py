@@ -28,10 +28,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import spiral_envs
 from spiral_train.config import make_config
 from spiral_train.config.views import ModelSource
-from spiral_train.generation import HFGenerator
-from spiral_train.generation.vllm import VLLMGenerator
-from spiral_train.models import tiny_spec
-from spiral_train.tiny import tiny_model_path
+from spiral_train.models.loading import tiny_spec
+from spiral_train.models.tiny import tiny_model_path
+from spiral_train.rollout.generation import HFGenerator
+from spiral_train.rollout.generation.vllm import VLLMGenerator
 
 
 def prompts_for(tokenizer, n: int) -> list[list[int]]:

@@ -76,8 +76,8 @@ PRESET_LEARNER = {
     "bf16": True,
     "seed": 0,
 }
-"""`LearnerSettings` of the paper preset (`tests/test_gpu_check.py` checks them against `config.PRESETS`); the
-preset also turns gradient checkpointing on."""
+"""`LearnerSettings` of the paper preset (`tests/benchmarks/test_gpu_check.py` checks them against
+`config.PRESETS`); the preset also turns gradient checkpointing on."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def random_turns(count: int, prompt: int, response: int, vocab: int, seed: int) 
     """Turns of random token ids (the ids below the added tokens), with the lengths asked for."""
     import torch
 
-    from spiral_train.seats import Turn
+    from spiral_train.rollout.records import Turn
 
     g = torch.Generator().manual_seed(seed)
     turns = []
@@ -264,8 +264,8 @@ def one_update(check: Check, shape: str, lora_rank: int) -> dict[str, Any]:
     """One `Learner.update` of a random model of `shape` on one micro-batch per epoch; its peak memory."""
     import torch
 
-    from spiral_train import random_model
     from spiral_train.learner import Learner
+    from spiral_train.models import random_model
 
     s, device = check.sizes, check.device
     overrides = s.shapes[shape]
@@ -290,7 +290,7 @@ def one_update(check: Check, shape: str, lora_rank: int) -> dict[str, Any]:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
         if lora_rank:
-            from peft import LoraConfig, get_peft_model  # as spiral_train.lora.wrap does (it imports the config)
+            from peft import LoraConfig, get_peft_model  # as spiral_train.models.lora.wrap does (it imports the config)
 
             model = get_peft_model(
                 model,
@@ -353,8 +353,8 @@ def update_memory(check: Check) -> dict[str, Any]:
 def plan_for(record: dict[str, Any]) -> dict[str, Any]:
     """The plan's update peak for `record`'s run, and measured / plan; or why there is none."""
     try:
-        from spiral_train import random_model
         from spiral_train.config import make_config
+        from spiral_train.models import random_model
         from spiral_train.plan import plan_run
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -402,10 +402,10 @@ class IdsOnly:
 def dlogp(check: Check) -> dict[str, Any]:
     import torch
 
-    from spiral_train import random_model
-    from spiral_train.generation import HFGenerator, autocast
     from spiral_train.learner import make_batch, response_logprobs
-    from spiral_train.seats import Turn
+    from spiral_train.models import random_model
+    from spiral_train.rollout.generation import HFGenerator, autocast
+    from spiral_train.rollout.records import Turn
 
     s, device = check.sizes, check.device
     shape = "Qwen3-0.6B"
@@ -553,8 +553,8 @@ def generation_speed(check: Check) -> dict[str, Any]:
     import torch
     from transformers import GenerationConfig
 
-    from spiral_train import random_model
-    from spiral_train.generation import HFGenerator
+    from spiral_train.models import random_model
+    from spiral_train.rollout.generation import HFGenerator
 
     s, device = check.sizes, check.device
     shape = "Qwen3-0.6B"

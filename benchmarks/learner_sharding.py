@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from spiral_train.collector import Turn
+from spiral_train.rollout.collector import Turn
 
 
 def turns(count: int, prompt_len: int, response_len: int, vocab: int, seed: int = 0) -> list[Turn]:
@@ -69,7 +69,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
     from spiral_train.config.views import LearnerRankSettings, ModelSource, RaySettings
     from spiral_train.distributed.learner_group import LearnerGroup
     from spiral_train.learner import Learner, LearnerSettings
-    from spiral_train.models import load_model
+    from spiral_train.models.loading import load_model
 
     overrides = {
         "model": args.model,

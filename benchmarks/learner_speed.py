@@ -37,7 +37,7 @@ def one(args: argparse.Namespace) -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     from spiral_train.learner import Learner, LearnerSettings
-    from spiral_train.seats import Turn
+    from spiral_train.rollout.records import Turn
 
     torch.manual_seed(0)
     heads = max(1, args.hidden // 64)

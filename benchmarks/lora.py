@@ -124,13 +124,13 @@ def speed(model: str | None, name: str, args: argparse.Namespace) -> list[dict]:
     import torch
 
     torch.set_num_threads(args.threads)
-    from spiral_train.collector import Collector, ModelPolicy
     from spiral_train.config import make_config
     from spiral_train.config.views import ModelSource
-    from spiral_train.generation import HFGenerator
     from spiral_train.learner import Learner, LearnerSettings
-    from spiral_train.models import load_model
-    from spiral_train.seats import LEARNER, Match
+    from spiral_train.models.loading import load_model
+    from spiral_train.rollout.collector import Collector, ModelPolicy
+    from spiral_train.rollout.generation import HFGenerator
+    from spiral_train.rollout.records import LEARNER, Match
 
     device = torch.device(args.device)
     variants = {}

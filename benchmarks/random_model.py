@@ -4,8 +4,8 @@ A random model of the right shape costs what a real one costs per token, which i
 figure needs (its answers are garbage, so every move is invalid). Two kinds:
 
 - `--shape Qwen3-0.6B|Qwen3-1.7B|Qwen3-4B`: a folder laid out like the hub's Qwen3-Base (vocabulary 151,936,
-  its special tokens, eos `<|endoftext|>`, chat template), from `spiral_train.random_model` (the same as
-  `python -m spiral_train.random_model`); `--hidden`/`--layers`/`--heads` scale it down, `--no-weights` writes
+  its special tokens, eos `<|endoftext|>`, chat template), from `spiral_train.models.random_model` (the same as
+  `python -m spiral_train.models.random_model`); `--hidden`/`--layers`/`--heads` scale it down, `--no-weights` writes
   config and tokenizer only.
 - without `--shape` (what docs/benchmarks.md's figures used): the tiny model's small-vocabulary tokenizer
   (about 2,000 tokens, eos `<|im_end|>`) and the width and depth asked for.
@@ -24,7 +24,7 @@ import sys
 def small_vocabulary(args: argparse.Namespace) -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from spiral_train.tiny import TinySpec, random_play_turns, train_tokenizer
+    from spiral_train.models.tiny import TinySpec, random_play_turns, train_tokenizer
 
     spec = TinySpec()
     tokenizer = train_tokenizer(random_play_turns(spec.env_ids, {}, random.Random(0), games_per_env=50), spec)
@@ -49,7 +49,7 @@ def small_vocabulary(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if "--shape" in sys.argv:
-        from spiral_train.random_model import main as hub_like
+        from spiral_train.models.random_model import main as hub_like
 
         raise SystemExit(hub_like(sys.argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

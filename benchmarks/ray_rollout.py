@@ -25,16 +25,16 @@ from pathlib import Path
 import ray
 import torch
 
-from spiral_train.collector import Collector, ModelPolicy
 from spiral_train.config import make_config, to_dict
 from spiral_train.config.views import ModelSource, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import play_weights
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.generation import HFGenerator
 from spiral_train.metrics import read_metrics
-from spiral_train.models import load_model, tiny_spec
-from spiral_train.seats import LEARNER, Match
-from spiral_train.tiny import tiny_model_path
+from spiral_train.models.loading import load_model, tiny_spec
+from spiral_train.models.tiny import tiny_model_path
+from spiral_train.rollout.collector import Collector, ModelPolicy
+from spiral_train.rollout.generation import HFGenerator
+from spiral_train.rollout.records import LEARNER, Match
 from spiral_train.trainer import Trainer
 
 SELF_PLAY = {"player_0": LEARNER, "player_1": LEARNER}

@@ -26,13 +26,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from spiral_train.config import make_config
 from spiral_train.config.views import ModelSource
-from spiral_train.generation import Generation, Generator, HFGenerator
-from spiral_train.generation.vllm import VLLMGenerator
-from spiral_train.grading import Grader
-from spiral_train.models import tiny_spec
-from spiral_train.reasoning_data import load_problems
-from spiral_train.reasoning_eval import Protocol, evaluate, summarize
-from spiral_train.tiny import tiny_model_path
+from spiral_train.models.loading import tiny_spec
+from spiral_train.models.tiny import tiny_model_path
+from spiral_train.reasoning.benchmarks import Protocol, evaluate, summarize
+from spiral_train.reasoning.data import load_problems
+from spiral_train.reasoning.grading import Grader
+from spiral_train.rollout.generation import Generation, Generator, HFGenerator
+from spiral_train.rollout.generation.vllm import VLLMGenerator
 
 
 class Counted:

@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bare(args)))
         return 0
     sys.path.insert(0, str(ROOT))
-    from spiral_train import random_model
+    from spiral_train.models import random_model
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     model = args.out_dir / "model"

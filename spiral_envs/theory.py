@@ -6,7 +6,7 @@ names fixed decision points (probes, each reached by playing the real env from a
 sampled answers there into metrics: NashConv for Kuhn Poker, the optimal-move rate for TicTacToe. It may also
 build an exploiter: a best response to the policy it measured, played by evaluation as an opponent.
 
-The contract, as evaluation (`spiral_train.evaluation`) uses it:
+The contract, as evaluation (`spiral_train.eval.games`) uses it:
 
 1. `spiral_envs.spec(env_id).load_theory()` is the game's `GameTheory` subclass (registered with
    `register(..., theory=...)`, or named `theory` on the class an entry point names), or None.

@@ -28,8 +28,8 @@ import torch
 from transformers import PreTrainedModel
 
 from spiral_train.config.views import LearnerSettings
-from spiral_train.generation import autocast, positions
-from spiral_train.seats import Turn
+from spiral_train.rollout.generation import autocast, positions
+from spiral_train.rollout.records import Turn
 from spiral_train.token_logprobs import token_logprobs
 
 

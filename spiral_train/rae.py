@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from spiral_train.seats import GameResult, Turn
+from spiral_train.rollout.records import GameResult, Turn
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from spiral_train.generation.base import MASKED_LOGIT, truncate_logits
+from spiral_train.rollout.generation.base import MASKED_LOGIT, truncate_logits
 
 CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 26}
 """Logits handled at once, by device type: 16 MB of float32 on a CPU (27 positions of Qwen3's vocabulary), 256 MB

@@ -20,20 +20,21 @@ import yaml
 from transformers.utils import logging as hf_logging
 
 from spiral_envs.core import PLAYER_NAMES
-from spiral_train import lora, models
 from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
-from spiral_train.collector import Collector, scripted
 from spiral_train.config import TrainConfig, to_dict, views
-from spiral_train.evaluation import eval_cost, evaluate
-from spiral_train.generation import Generator, make_generator
+from spiral_train.eval.games import eval_cost, evaluate
 from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog, baseline_key
-from spiral_train.parts import LocalRollouts, RolloutSource, UpdatesWeights
-from spiral_train.pool import OpponentPool
+from spiral_train.models import loading, lora
+from spiral_train.models.tiny import tiny_model_path
 from spiral_train.rae import RAE, assign_advantages
-from spiral_train.reasoning_eval import ReasoningProbe
-from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match, Turn, other_role
-from spiral_train.tiny import tiny_model_path
+from spiral_train.reasoning.benchmarks import ReasoningProbe
+from spiral_train.rollout import policy
+from spiral_train.rollout.collector import Collector, scripted
+from spiral_train.rollout.generation import Generator, make_generator
+from spiral_train.rollout.opponent_pool import OpponentPool
+from spiral_train.rollout.records import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match, Turn, other_role
+from spiral_train.rollout.sources import LocalRollouts, RolloutSource, UpdatesWeights
 
 
 class Trainer:
@@ -45,7 +46,7 @@ class Trainer:
         self.run_dir = run_dir
         self.log = log
         # on Ray the driver holds its copy of the weights on the CPU: learner ranks and workers have the devices
-        self.device = torch.device("cpu") if config.ray_workers > 0 else models.resolve_device(config.device)
+        self.device = torch.device("cpu") if config.ray_workers > 0 else loading.resolve_device(config.device)
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = latest_checkpoint(run_dir) if resume else None
         if resume and checkpoint is None:
@@ -57,14 +58,14 @@ class Trainer:
         """The settings the parts take (`config.views`), built here from the config."""
         if checkpoint is not None:
             resumed = dataclasses.replace(self.model_source, model=str(checkpoint / "model"))
-            self.model, self.tokenizer, _ = models.load_model(resumed, self.device, log)
+            self.model, self.tokenizer, _ = loading.load_model(resumed, self.device, log)
         else:
-            self.model, self.tokenizer, source = models.load_model(self.model_source, self.device, log)
+            self.model, self.tokenizer, source = loading.load_model(self.model_source, self.device, log)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
         state = load_state(checkpoint) if checkpoint is not None else None
         self.step = int(state["step"]) if state is not None else 0
         self.rae = RAE(config.rae, config.rae_decay)
-        self.source = config.model or str(tiny_model_path(models.tiny_spec(self.model_source), log=log))
+        self.source = config.model or str(tiny_model_path(loading.tiny_spec(self.model_source), log=log))
         """The run's starting model (not a checkpoint's): the KL anchor, and what Ray actors load first."""
         self.rng = random.Random(config.seed)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(config.seed)
@@ -88,7 +89,7 @@ class Trainer:
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
             log(f"resumed {run_dir} at step {self.step}")
-        self.policy = models.model_policy(self.generator, self.tokenizer, self.sampling, self.torch_rng)
+        self.policy = policy.model_policy(self.generator, self.tokenizer, self.sampling, self.torch_rng)
         self.opponent = views.opponent_kind(config.opponent)
         """The seat kind of the fixed opponent ("random", "strong", "frozen"), or None in self-play."""
         self.players: dict[str, Any] = {LEARNER: self.policy}
@@ -130,7 +131,7 @@ class Trainer:
             return
         self.generator = make_generator(self.generation, self.model, self.tokenizer)
         settings = views.LearnerSettings.from_config(c)
-        ref_model = models.reference_model(settings, self.model, self.source, self.device)
+        ref_model = loading.reference_model(settings, self.model, self.source, self.device)
         self.learner = Learner(self.model, settings, self.device, self.tokenizer.pad_token_id, ref_model)
         self.rollouts = LocalRollouts(self.collector, keep_transcripts=c.log_transcripts > 0)
         self._close_parts = self.rollouts.close
@@ -296,7 +297,7 @@ class Trainer:
         """Who plays the fixed opponent's seats: the game's reference agent, or a frozen checkpoint."""
         if self.opponent in (RANDOM, STRONG):
             return scripted(self.opponent)
-        return models.frozen_checkpoint_policy(
+        return policy.frozen_checkpoint_policy(
             self.config.opponent, self.device, self.torch_rng, self.sampling, self.generation
         )
 

@@ -20,7 +20,7 @@ def spiral_cache(tmp_path_factory) -> Path:
 def quick_model(spiral_cache) -> Path:
     """A tiny Qwen3 with a short warm-up (400 steps of 16 turns): for plumbing, not learning."""
     pytest.importorskip("torch")
-    from spiral_train.tiny import TinySpec, tiny_model_path
+    from spiral_train.models.tiny import TinySpec, tiny_model_path
 
     current = '{"history": "current"}'  # what the runs show by default (`TrainConfig.history`)
     spec = TinySpec(

@@ -49,7 +49,11 @@ def test_the_wheel_in_a_fresh_venv_serves_our_games_and_plugins(tmp_path):
     (wheel,) = dist.glob("spiral_envs-*.whl")
     (sdist,) = dist.glob("spiral_envs-*.tar.gz")
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("spiral_envs/games/kuhn_theory.py", "spiral_train/generation/vllm.py", "spiral_train/seats.py"):
+    for module in (
+        "spiral_envs/games/kuhn_theory.py",
+        "spiral_train/rollout/generation/vllm.py",
+        "spiral_train/rollout/records.py",
+    ):
         assert module in names, module
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     with tarfile.open(sdist) as archive:

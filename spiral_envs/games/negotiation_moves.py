@@ -163,7 +163,7 @@ def parse_offer(body: str) -> tuple[Bundle, Bundle]:
 def read_move(move: str) -> Action:
     """The action a move text holds, without checking it against the state; `InvalidMove` if unreadable.
 
-    The grammar (the rules text states it, `tests/test_negotiation.py` tabulates it):
+    The grammar (the rules text states it, `tests/envs/test_negotiation.py` tabulates it):
     - a bracketed action token (`[Offer: ...]`, `[Accept]`, `[Deny]`) anywhere in the message is the move's
       action, and a malformed one (`[Offer: 3 Wheat -> 2 Gold]`) is an invalid move; two are invalid;
     - a message that is nothing but a well-formed token with its brackets left off ("Accept",

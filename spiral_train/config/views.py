@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from spiral_train.config.schema import ConfigError
-from spiral_train.seats import FROZEN, RANDOM, STRONG
+from spiral_train.rollout.records import FROZEN, RANDOM, STRONG
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig

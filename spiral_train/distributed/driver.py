@@ -35,14 +35,14 @@ from typing import Any, NamedTuple
 
 import torch
 
-from spiral_train.collector import Players
 from spiral_train.config.values import ray_gpu_problem
 from spiral_train.config.views import LearnerRankSettings, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import LearnerGroup, learner_bundle, play_weights
 from spiral_train.distributed.messages import describe_resources
 from spiral_train.distributed.remote_generation import RemoteGenerator
 from spiral_train.distributed.rollouts import RolloutPool
-from spiral_train.seats import POOL, GameResult, Match
+from spiral_train.rollout.collector import Players
+from spiral_train.rollout.records import POOL, GameResult, Match
 
 
 def needed_resources(config: RaySettings) -> tuple[float, float]:

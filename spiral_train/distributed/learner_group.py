@@ -40,15 +40,15 @@ import torch
 import torch.distributed as dist
 from transformers.utils import logging as hf_logging
 
-from spiral_train import lora
 from spiral_train.checkpoint import latest_checkpoint
-from spiral_train.collector import Turn
 from spiral_train.config.views import LearnerRankSettings, RaySettings
 from spiral_train.distributed.data_parallel import DataParallelLearner
 from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.distributed.shared_weights import Packed, pack, unpack
 from spiral_train.learner import METRIC_MAXES, METRIC_SUMS, Learner
-from spiral_train.models import load_model, reference_model, resolve_device
+from spiral_train.models import lora
+from spiral_train.models.loading import load_model, reference_model, resolve_device
+from spiral_train.rollout.collector import Turn
 
 PLACEMENT_TIMEOUT_S = 600.0
 """How long `LearnerGroup` waits for its placement group (an autoscaling cluster may need to add a node)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from spiral_train.generation import Generation
+from spiral_train.rollout.generation import Generation
 
 if TYPE_CHECKING:
     from spiral_train.distributed.learner_group import LearnerGroup

@@ -39,7 +39,7 @@ from typing import Any
 from spiral_train.config.views import RaySettings, WorkerSettings
 from spiral_train.distributed.messages import RunStopped, describe_resources, error_text
 from spiral_train.distributed.worker import RolloutWorker, sample_seed
-from spiral_train.seats import GameResult, Match
+from spiral_train.rollout.records import GameResult, Match
 
 Chunk = list[tuple[int, Match]]
 """Games that travel together: (order key, match) pairs; the key keeps a batch in the order it was drawn."""

@@ -32,10 +32,10 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
-from spiral_train import lora
-from spiral_train.collector import Turn
 from spiral_train.distributed.data_parallel import DataParallelLearner
-from spiral_train.generation import autocast
+from spiral_train.models import lora
+from spiral_train.rollout.collector import Turn
+from spiral_train.rollout.generation import autocast
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Gather whole tensors onto rank 0's CPU (the other ranks get an empty dict)."""

@@ -40,12 +40,13 @@ from typing import Any
 import torch
 from transformers.utils import logging as hf_logging
 
-from spiral_train.collector import Collector, ModelPolicy, scripted
 from spiral_train.config.views import WorkerSettings
 from spiral_train.distributed.shared_weights import Packed, unpack
-from spiral_train.generation import Generation, Generator, make_generator
-from spiral_train.models import frozen_checkpoint_policy, frozen_copy, load_model, model_policy, resolve_device
-from spiral_train.seats import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
+from spiral_train.models.loading import load_model, resolve_device
+from spiral_train.rollout.collector import Collector, scripted
+from spiral_train.rollout.generation import Generation, Generator, make_generator
+from spiral_train.rollout.policy import ModelPolicy, frozen_checkpoint_policy, frozen_copy, model_policy
+from spiral_train.rollout.records import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match
 
 
 def sample_seed(run_seed: int, matches: Sequence[Match]) -> int:

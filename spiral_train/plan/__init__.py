@@ -62,7 +62,7 @@ def _plan(config: Any, available: Devices, work: Workload) -> MemoryPlan:
     tiny = None
     if config.model is None:
         from spiral_train.config.views import ModelSource
-        from spiral_train.models import tiny_spec
+        from spiral_train.models.loading import tiny_spec
 
         tiny = tiny_spec(ModelSource.from_config(config))
     hf_config, source = read_config(config.model, tiny)

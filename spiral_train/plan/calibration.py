@@ -1,6 +1,6 @@
 """Measuring one real `Learner.update` to hold the plan against: random Qwen3 folders, synthetic turns, the peak.
 
-Used by tests/test_plan.py, benchmarks/plan_accuracy.py and the GPU check. The model is loaded the way a run
+Used by tests/train/plan/test_plan.py, benchmarks/plan_accuracy.py and the GPU check. The model is loaded the way a run
 loads it (`models.load_model`: fp32, gradient checkpointing, LoRA) and one update runs first, so AdamW's moments
 exist when the measured update starts, as in every update of a run but the first. On CPU the peak is
 `storage_peak.StoragePeak`'s; on CUDA `torch.cuda.max_memory_allocated` less what was allocated before.
@@ -72,7 +72,7 @@ def calibration_config(model: str, batch: int, prompt: int, answer: int, **optio
 def synthetic_turns(count: int, prompt_tokens: int, answer_tokens: int, vocab: int, seed: int = 0) -> list[Any]:
     """`count` turns of random tokens: answers of `answer_tokens`, prompts of `prompt_tokens` less 0-3 (so
     every micro-batch is padded, as real ones are: the attention then has a mask)."""
-    from spiral_train.seats import Turn
+    from spiral_train.rollout.records import Turn
 
     rng = random.Random(seed)
     return [
@@ -96,7 +96,7 @@ def measured_update_peak(config: Any, turns: list[Any]) -> int:
     learner's tensors (weights, gradients, AdamW state, reference, activations, ...)."""
     from spiral_train.config.views import LearnerSettings, ModelSource
     from spiral_train.learner import Learner
-    from spiral_train.models import load_model, reference_model, resolve_device
+    from spiral_train.models.loading import load_model, reference_model, resolve_device
 
     device = resolve_device(config.device)
     model, tokenizer, source = load_model(ModelSource.from_config(config), device, log=lambda *_: None)

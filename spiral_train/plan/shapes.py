@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spiral_train.random_model import SHAPES, model_config
+from spiral_train.models.random_model import SHAPES, model_config
 
 KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
     f"Qwen/{name}{suffix}": model_config(name) for name in SHAPES for suffix in ("", "-Base")
@@ -94,7 +94,7 @@ def read_config(model: str | None, tiny: Any = None) -> tuple[Any, str]:
     from transformers import AutoConfig, Qwen3Config
 
     if model is None:
-        from spiral_train.tiny import cache_root
+        from spiral_train.models.tiny import cache_root
 
         folder = cache_root() / tiny.key()
         if (folder / "config.json").exists():
@@ -112,7 +112,7 @@ def read_config(model: str | None, tiny: Any = None) -> tuple[Any, str]:
         return config, "the tiny model's build settings (not built yet; vocabulary at most 2,048)"
     folder = Path(model).expanduser()
     if folder.is_dir():
-        from spiral_train import lora
+        from spiral_train.models import lora
 
         folder = Path(lora.model_folder(folder))
         if lora.is_adapter_dir(folder):

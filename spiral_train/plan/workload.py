@@ -105,14 +105,14 @@ def _tokenizer(config: Any) -> Any:
 
         if config.model is None:
             from spiral_train.config.views import ModelSource
-            from spiral_train.models import tiny_spec
-            from spiral_train.tiny import cache_root
+            from spiral_train.models.loading import tiny_spec
+            from spiral_train.models.tiny import cache_root
 
             folder = cache_root() / tiny_spec(ModelSource.from_config(config)).key()
             return AutoTokenizer.from_pretrained(folder) if (folder / "config.json").exists() else None
         folder = Path(config.model).expanduser()
         if folder.is_dir():
-            from spiral_train import lora
+            from spiral_train.models import lora
 
             folder = Path(lora.model_folder(folder))
             if not any(folder.glob("tokenizer*")):

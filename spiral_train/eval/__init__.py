@@ -1,0 +1,1 @@
+"""Evaluation on games: games against fixed opponents, strategy metrics, populations, `spiral-eval`."""

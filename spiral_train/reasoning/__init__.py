@@ -1,0 +1,1 @@
+"""Reasoning benchmarks (transfer): data, grading, and running them; no game is involved."""
