@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 WITHOUT = ("pettingzoo", "gymnasium", "vllm", "ray")
 """What the GPU machines lack: each made unimportable in the dry run's process."""

@@ -22,7 +22,7 @@ import spiral_envs
 from spiral_envs import registry
 from spiral_envs.theory import Answer, GameTheory
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coin_guess"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "coin_guess"
 ENV_ID = "CoinGuess-v0"
 
 
@@ -163,6 +163,7 @@ def test_strong_agent_takes_the_larger_side_of_the_first_guess(coin_guess: None)
     assert {agent("", {"view": view}) for _ in range(10)} == {"\\boxed{[3]}"}
 
 
+@pytest.mark.learning
 def test_the_trainer_trains_and_evaluates_on_the_plugin_game(coin_guess: None, quick_model, tmp_path) -> None:
     """`spiral-train --env-ids CoinGuess-v0` needs nothing of the game but its registration: two steps of
     self-play and an evaluation against its entry point's `strong_agent`."""

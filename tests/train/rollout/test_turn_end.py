@@ -78,6 +78,7 @@ def probe_prompts(tokenizer) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False).input_ids
 
 
+@pytest.mark.learning
 def test_the_folder_stops_only_at_endoftext_and_the_model_writes_a_fake_turn(fake_turn_model):
     """The premise: stopping where the model's own config says, the answer runs into the fake turn and the move
     read from it is `[raise]`."""
@@ -105,6 +106,7 @@ def test_the_qwen3_template_stops_at_im_end():
     assert spiral_envs.render_prompt("qwen3", "x").endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
+@pytest.mark.learning
 def test_every_answer_ends_at_im_end_and_moves_are_read_from_the_turn(fake_turn_model):
     model, tokenizer = load(fake_turn_model)
     policy = ModelPolicy(HFGenerator(model, tokenizer), tokenizer, "qwen3", 0.0, 48, torch.Generator())
@@ -126,6 +128,7 @@ def test_every_answer_ends_at_im_end_and_moves_are_read_from_the_turn(fake_turn_
         assert ("error" not in turn) == ("[check]" in legal_line), turn
 
 
+@pytest.mark.learning
 @pytest.mark.vllm
 def test_a_vllm_engine_stops_there_too(fake_turn_model):
     pytest.importorskip("vllm")
