@@ -1,6 +1,6 @@
 """Throughput of `spiral-eval reasoning`, vLLM against transformers, on the same problems in one process.
 
-Both backends run the whole evaluation (`reasoning_eval.evaluate`: prompts, sampling under the protocol,
+Both backends run the whole evaluation (`reasoning.benchmarks.sample_and_grade`: prompts, sampling under the protocol,
 grading) on the same generated problems (`gym:NAME:COUNT`, no download), repetitions interleaved, median
 reported. Reported: answers per second, generated tokens per second, and the accuracy each backend got (the same
 model under the same protocol: the two should agree within their intervals).
@@ -28,7 +28,7 @@ from spiral_train.config import make_config
 from spiral_train.config.views import ModelSource
 from spiral_train.models.loading import tiny_spec
 from spiral_train.models.tiny import tiny_model_path
-from spiral_train.reasoning.benchmarks import Protocol, evaluate, summarize
+from spiral_train.reasoning.benchmarks import Protocol, sample_and_grade, summarize
 from spiral_train.reasoning.data import load_problems
 from spiral_train.reasoning.grading import Grader
 from spiral_train.rollout.generation import Generation, Generator, HFGenerator
@@ -51,7 +51,7 @@ class Counted:
 def run_once(generator: Generator, tokenizer, problems, protocol: Protocol, grader: Grader, batch: int):
     counted = Counted(generator)
     started = time.perf_counter()
-    rows = evaluate(problems, counted, tokenizer, protocol, grader, batch_size=batch, progress=False)
+    rows = sample_and_grade(problems, counted, tokenizer, protocol, grader, batch_size=batch, progress=False)
     elapsed = time.perf_counter() - started
     answers = len(problems) * protocol.samples
     return answers / elapsed, counted.tokens / elapsed, summarize(rows)["accuracy"]

@@ -2,7 +2,7 @@
 
 One policy plays both seats of every game (or one seat against a fixed opponent). Generation samples from
 the learner's own weights, so every batch is on-policy. Where games are played and who updates the weights
-are the trainer's two parts (`parts.py`), chosen once in `Trainer._build_parts`: in this process, or on Ray
+are the trainer's two parts (`rollout/sources.py`), chosen once in `Trainer._build_parts`: in this process, or on Ray
 actors (`ray_workers` > 0), with this same loop in sync and async modes.
 """
 

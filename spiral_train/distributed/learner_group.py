@@ -11,7 +11,7 @@ works with any shard sizes, at the cost of a whole model and Adam state per rank
 (`sharding.ShardedLearner`, torch FSDP2) for models one device cannot train. `ray_learners=1` skips
 torch.distributed altogether. LoRA works with both: the ranks build the same adapters as the driver.
 
-`LearnerGroup` is the trainer's learner on Ray (`parts.UpdatesWeights`): `update`, `state_dict` and
+`LearnerGroup` is the trainer's learner on Ray (`sources.UpdatesWeights`): `update`, `state_dict` and
 `load_state_dict`, like a `Learner`. After each update it copies rank 0's weights into the driver's model
 (for evaluation and checkpoints) and puts them in the Ray object store once, as a plain state dict with any
 LoRA adapters merged in, for the rollout workers to fetch.

@@ -1,8 +1,8 @@
 """A rollout worker: its own model copy, generator and collector, playing the games the driver sends it.
 
 It runs as a Ray actor (see `rollouts.RolloutPool`) but is a plain class, so it carries no Ray import. The
-driver sends games as the trainer's own `seats.Match`es (plain data: seat kinds, never models) and gets back
-`seats.GameResult`s tagged with the weight version that played them, which is what the staleness rule and
+driver sends games as the trainer's own `records.Match`es (plain data: seat kinds, never models) and gets back
+`records.GameResult`s tagged with the weight version that played them, which is what the staleness rule and
 the sync-mode check read. A worker that Ray restarts comes back with version -1 (no weights yet) and
 plays nothing until the driver sends the current weights again.
 

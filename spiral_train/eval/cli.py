@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def reasoning(args: argparse.Namespace) -> int:
-    from spiral_train.reasoning.benchmarks import evaluate, regrade, summarize, write_jsonl
+    from spiral_train.reasoning.benchmarks import regrade, sample_and_grade, summarize, write_jsonl
     from spiral_train.reasoning.grading import Grader
 
     if args.responses:
@@ -133,7 +133,7 @@ def reasoning(args: argparse.Namespace) -> int:
     print(f"{len(problems)} problems from {args.benchmark}, {protocol.samples} samples each")
     generator, tokenizer = _load(args)
     with Grader(args.grading_timeout) as grader:
-        rows = evaluate(problems, generator, tokenizer, protocol, grader, args.batch_size, args.progress)
+        rows = sample_and_grade(problems, generator, tokenizer, protocol, grader, args.batch_size, args.progress)
     summary = summarize(rows, protocol)
     summary["benchmark"] = args.benchmark
     summary["model"] = args.model

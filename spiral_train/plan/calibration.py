@@ -1,7 +1,7 @@
 """Measuring one real `Learner.update` to hold the plan against: random Qwen3 folders, synthetic turns, the peak.
 
 Used by tests/train/plan/test_plan.py, benchmarks/plan_accuracy.py and the GPU check. The model is loaded the way a run
-loads it (`models.load_model`: fp32, gradient checkpointing, LoRA) and one update runs first, so AdamW's moments
+loads it (`models.loading.load_model`: fp32, gradient checkpointing, LoRA) and one update runs first, so AdamW's moments
 exist when the measured update starts, as in every update of a run but the first. On CPU the peak is
 `storage_peak.StoragePeak`'s; on CUDA `torch.cuda.max_memory_allocated` less what was allocated before.
 """

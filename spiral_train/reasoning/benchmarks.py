@@ -76,7 +76,7 @@ def prompt_text(problem: Problem, template: str, apply_chat_template: Callable[.
     return TEMPLATES[template](text)
 
 
-def evaluate(
+def sample_and_grade(
     problems: Sequence[Problem],
     generator: Generator,
     tokenizer: Any,
@@ -232,7 +232,7 @@ class ReasoningProbe:
     def measure(self, generator: Generator, tokenizer: Any) -> dict[str, float]:
         out: dict[str, float] = {}
         for name, problems in self.benchmarks.items():
-            rows = evaluate(problems, generator, tokenizer, self.protocol, self.grader, progress=False)
+            rows = sample_and_grade(problems, generator, tokenizer, self.protocol, self.grader, progress=False)
             summary = summarize(rows)
             for key, value in summary.items():
                 if key == "accuracy" or key.startswith(("accuracy_", "pass@")) or key == "cut_off_rate":

@@ -9,7 +9,7 @@ step's turns into new weights), chosen in one place, `Trainer._build_parts`:
 | > 0 | `distributed.driver.RayRollouts`: rollout-worker actors | `distributed.learner_group.LearnerGroup` |
 
 The loop calls only what these protocols name, so sync and async modes, one process and Ray, run the same
-loop. What crosses between the parts is plain data: `seats.Match` in, `seats.GameResult` and `seats.Turn` out.
+loop. What crosses between the parts is plain data: `records.Match` in, `records.GameResult` and `records.Turn` out.
 """
 
 from __future__ import annotations
