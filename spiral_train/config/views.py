@@ -216,28 +216,29 @@ class LearnerRankSettings:
 @dataclass(frozen=True)
 class RaySettings:
     """The Ray layout of a run, for the driver, the rollout pool and the learner group: the ray_* options and
-    the few others they read (the step's games, async mode, seed, transcripts, device, backend)."""
+    the few others they read (the step's games, async mode, seed, transcripts, device, backend). Built from a
+    run's config only, so it repeats none of the config's defaults."""
 
-    ray_workers: int = 0
-    ray_learners: int = 1
-    ray_address: str | None = None
-    async_mode: bool = False
-    max_staleness: int = 1
-    ray_worker_cpus: float = 1.0
-    ray_worker_gpus: float = 0.0
-    ray_worker_resources: dict[str, float] = field(default_factory=dict)
-    ray_learner_cpus: float = 1.0
-    ray_learner_gpus: float = 0.0
-    ray_learner_timeout_s: float = 1800.0
-    ray_chunk_games: int = 0
-    ray_max_restarts: int = 3
-    ray_learner_strategy: str = "ddp"
-    games_per_step: int = 256
-    seed: int = 0
-    log_transcripts: int = 2
-    device: str = "auto"
-    generator: str = "hf"
-    vllm_gpu_memory_utilization: float = 0.3
+    ray_workers: int
+    ray_learners: int
+    ray_address: str | None
+    async_mode: bool
+    max_staleness: int
+    ray_worker_cpus: float
+    ray_worker_gpus: float
+    ray_worker_resources: dict[str, float]
+    ray_learner_cpus: float
+    ray_learner_gpus: float
+    ray_learner_timeout_s: float
+    ray_chunk_games: int
+    ray_max_restarts: int
+    ray_learner_strategy: str
+    games_per_step: int
+    seed: int
+    log_transcripts: int
+    device: str
+    generator: str
+    vllm_gpu_memory_utilization: float
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> RaySettings:
