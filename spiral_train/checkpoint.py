@@ -108,7 +108,7 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by the crash
-        if record.get("step", 0) <= max_step:
+        if isinstance(record, dict) and record.get("step", 0) <= max_step:
             kept.append(line)
     write_atomic(path, "".join(line + "\n" for line in kept))
 

@@ -49,8 +49,10 @@ class Trainer:
         self.device = torch.device("cpu") if config.ray_workers > 0 else loading.resolve_device(config.device)
         run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = latest_checkpoint(run_dir) if resume else None
-        if resume and checkpoint is None:
-            log(f"no checkpoint in {run_dir} yet: starting from step 0")
+        if resume and checkpoint is None:  # a crash before the first checkpoint: its logged steps are played again
+            truncate_jsonl(run_dir / "metrics.jsonl", -1)
+            truncate_jsonl(run_dir / "transcripts.jsonl", -1)
+            log(f"no checkpoint in {run_dir} yet: starting from step 0 (metrics.jsonl and transcripts.jsonl emptied)")
         torch.manual_seed(config.seed)
         self.model_source = views.ModelSource.from_config(config)
         self.sampling = views.Sampling.from_config(config)
