@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 STATE_FILE = "state.pt"
 COMPLETE_MARK = "COMPLETE"
+STATE_KEYS = ("step", "learner", "rae", "rng", "torch_rng", "torch_global_rng", "config")
+"""What every `state.pt` holds (`Trainer.save`); "pool" and "model_base" may be None."""
+T = TypeVar("T")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -68,8 +73,115 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-class UnsafeCheckpoint(ValueError):
+class RunFolderError(ValueError):
+    """A run folder that cannot be trained in as it is; the message is one line naming the file and the fix."""
+
+
+class UnsafeCheckpoint(RunFolderError):
     """A checkpoint's `state.pt` holds more than tensors and plain data, so loading it could run code."""
+
+
+class DamagedCheckpoint(RunFolderError):
+    """A checkpoint file that is missing, cut short or not what `save_checkpoint` writes."""
+
+
+def checkpoints_newest_first(run_dir: Path) -> list[Path]:
+    """A run's complete checkpoints, the one `latest` names first, then the others from the newest."""
+    first = latest_checkpoint(run_dir)
+    root = checkpoint_dir(run_dir)
+    complete = sorted((p for p in root.glob("step_*") if (p / COMPLETE_MARK).exists()), reverse=True)
+    return ([first] if first is not None else []) + [p for p in complete if p != first]
+
+
+def resume_point(run_dir: Path, load_model: Callable[[Path], T], log=print) -> tuple[Path, dict[str, Any], T] | None:
+    """The newest intact checkpoint of `run_dir`: its folder, its checked state, and what `load_model` made of its
+    `model` folder. A damaged newer one is passed over with a one-line warning naming the damaged file; None when
+    the run has no checkpoint; `DamagedCheckpoint` when every one is damaged, `UnsafeCheckpoint` at once for a
+    state that could run code (a hostile folder is refused, not worked around)."""
+    damaged: list[str] = []
+    for checkpoint in checkpoints_newest_first(run_dir):
+        try:
+            state = checked_state(checkpoint)
+            check_weights(checkpoint / "model")
+            try:
+                loaded = load_model(checkpoint / "model")
+            except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
+                if isinstance(err, torch.OutOfMemoryError):
+                    raise
+                raise DamagedCheckpoint(f"{checkpoint / 'model'} does not load: {_first_line(err)}") from None
+        except DamagedCheckpoint as err:
+            damaged.append(str(err))
+            log(f"warning: {err}; trying the checkpoint before it")
+            continue
+        if damaged:
+            log(f"warning: resuming from {checkpoint.name}, the newest intact checkpoint")
+        return checkpoint, state, loaded
+    if damaged:
+        raise DamagedCheckpoint(
+            f"no intact checkpoint in {checkpoint_dir(run_dir)} ({damaged[0]}); restore it, or move the "
+            "checkpoints folder away to start the run again from step 0"
+        )
+    return None
+
+
+def checked_state(checkpoint: Path) -> dict[str, Any]:
+    """`load_state`, checked to be what `save_checkpoint` wrote: every key of `STATE_KEYS`, the folder's step,
+    and random states that restore; else `DamagedCheckpoint` naming the file."""
+    path = checkpoint / STATE_FILE
+    if not path.is_file():
+        raise DamagedCheckpoint(f"{path} is missing")
+    state = load_state(checkpoint)
+    if not isinstance(state, dict):
+        raise DamagedCheckpoint(f"{path} is damaged: it holds a {type(state).__name__}, not the training state")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise DamagedCheckpoint(f"{path} is damaged: it lacks {', '.join(missing)}")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or f"step_{step:06d}" != checkpoint.name:
+        raise DamagedCheckpoint(f"{path} is damaged: its step {step!r} is not its folder's ({checkpoint.name})")
+    for key in ("learner", "rae", "config"):
+        if not isinstance(state[key], dict):
+            raise DamagedCheckpoint(f"{path} is damaged: its {key} is a {type(state[key]).__name__}, not a dict")
+    try:
+        random.Random().setstate(state["rng"])
+        torch.Generator().set_state(state["torch_global_rng"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DamagedCheckpoint(f"{path} is damaged: a random state does not restore ({_first_line(err)})") from None
+    rng = state["torch_rng"]  # a CPU or a CUDA generator's state: the trainer's generator checks its own
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1 and rng.numel() > 0):
+        raise DamagedCheckpoint(f"{path} is damaged: its torch_rng is not a generator state")
+    return state
+
+
+def check_weights(model_dir: Path) -> None:
+    """`DamagedCheckpoint` naming the file when `model_dir` holds no `.safetensors` file, or one whose header does
+    not parse or whose size is not what its header says (cut short, or other bytes). Reads headers only."""
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise DamagedCheckpoint(f"{model_dir} holds no .safetensors weights")
+    for path in files:
+        size = path.stat().st_size
+        try:
+            with open(path, "rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                if length > size - 8:
+                    raise ValueError(f"a {length}-byte header in a {size}-byte file")
+                header = json.loads(f.read(length))
+            ends = [t["data_offsets"][1] for name, t in header.items() if name != "__metadata__"]
+        except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+            raise DamagedCheckpoint(f"{path} is damaged (not safetensors: {_first_line(err)})") from None
+        if 8 + length + max(ends, default=0) != size:
+            raise DamagedCheckpoint(f"{path} is damaged: {size} bytes where its header says {8 + length + max(ends)}")
+
+
+def _first_line(err: BaseException) -> str:
+    """The error's first line, or its first sentence where that line is long; its type's name where it says nothing."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if "Unsupported operand" in str(err):  # torch's weights-only reader: the line that says what it met
+        return next(line for line in lines if "Unsupported operand" in line)
+    return lines[0].split(". ")[0] if len(lines[0]) > 120 else lines[0]
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
@@ -82,11 +194,16 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        if "Weights only load failed" not in str(err) or any("Unsupported operand" in line for line in lines):
+            raise DamagedCheckpoint(f"{path} is damaged (not a checkpoint: {_first_line(err)})") from None
+        reason = next((line for line in lines if "GLOBAL" in line), lines[0])
         raise UnsafeCheckpoint(
-            f"{path} holds more than tensors and plain data, so it was not loaded (it could run code): {reason}. "
+            f"{path} holds more than tensors and plain data, so it was not loaded (it could run code): {reason} "
             "A checkpoint that spiral-train wrote never does; resume only from run folders you trust"
         ) from None
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError) as err:  # cut short, empty: torch's zip reader fails
+        raise DamagedCheckpoint(f"{path} is damaged (unreadable: {_first_line(err)})") from None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -75,10 +75,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, str | None,
     if args.resume:
         run_dir = args.resume
         resume = True
-        saved = Path(run_dir) / "config.yaml"
-        if not saved.exists():
-            raise ConfigError(f"--resume {run_dir}: no config.yaml there; is it a spiral-train run folder?")
-        overrides.update({k: v for k, v in load_yaml(saved).items() if k != "model_source"})
+        overrides.update(_saved_config(run_dir))
         preset = "tiny-cpu"  # the saved config is complete
     if args.config:
         overrides.update(load_yaml(args.config))
@@ -95,6 +92,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, str | None,
             overrides[f.name] = value
     config = make_config(preset, overrides)
     return config, run_dir or config.run_dir, resume
+
+
+def _saved_config(run_dir: str) -> dict[str, Any]:
+    """The options a run folder's config.yaml saved (`--resume`); a damaged one is a `ConfigError` naming it."""
+    from spiral_train.run_folder import read_saved_config
+
+    return read_saved_config(Path(run_dir))
 
 
 def _is_optional_list(annotation: Any) -> bool:
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return print_plan(config)
     if config.memory_check and not memory_check(config):
         return 2
-    from spiral_train.checkpoint import UnsafeCheckpoint
+    from spiral_train.checkpoint import RunFolderError
     from spiral_train.plot import plot_run
     from spiral_train.trainer import Trainer, new_run_dir
 
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run folder: {path}")
     try:
         trainer = Trainer(config, path, resume=resume)
-    except (OSError, UnsafeCheckpoint) as err:  # a model folder that will not load, a checkpoint refused
+    except (OSError, RunFolderError) as err:  # a model that will not load; a checkpoint refused, a folder in use
         if not existed and path.is_dir() and not any(path.iterdir()):
             path.rmdir()  # leave no empty run folder behind
         if isinstance(err, OSError):

@@ -20,7 +20,14 @@ import yaml
 from transformers.utils import logging as hf_logging
 
 from spiral_envs.core import PLAYER_NAMES
-from spiral_train.checkpoint import latest_checkpoint, load_state, save_checkpoint, truncate_jsonl
+from spiral_train.checkpoint import (
+    STATE_FILE,
+    DamagedCheckpoint,
+    resume_point,
+    save_checkpoint,
+    truncate_jsonl,
+    write_atomic,
+)
 from spiral_train.config import TrainConfig, to_dict, views
 from spiral_train.eval.games import eval_cost, evaluate
 from spiral_train.learner import Learner
@@ -35,6 +42,7 @@ from spiral_train.rollout.generation import Generator, make_generator
 from spiral_train.rollout.opponent_pool import OpponentPool
 from spiral_train.rollout.records import FROZEN, LEARNER, POOL, RANDOM, STRONG, GameResult, Match, Turn, other_role
 from spiral_train.rollout.sources import LocalRollouts, RolloutSource, UpdatesWeights
+from spiral_train.run_folder import CONFIG_FILE, RunFolderLock
 
 
 class Trainer:
@@ -48,23 +56,33 @@ class Trainer:
         # on Ray the driver holds its copy of the weights on the CPU: learner ranks and workers have the devices
         self.device = torch.device("cpu") if config.ray_workers > 0 else loading.resolve_device(config.device)
         run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = latest_checkpoint(run_dir) if resume else None
+        self._lock = RunFolderLock.acquire(run_dir)
+        """This run's hold on `run_dir` (a second run there is refused); `close` releases it."""
+        try:
+            self._start(resume)
+        except BaseException:
+            self._lock.release(forget_empty_folder=True)
+            raise
+
+    def _start(self, resume: bool) -> None:
+        """Everything `__init__` does once the run folder is locked."""
+        config, run_dir, log = self.config, self.run_dir, self.log
+        torch.manual_seed(config.seed)
+        self.model_source = views.ModelSource.from_config(config)
+        found = resume_point(run_dir, lambda folder: self._load(folder), log) if resume else None
+        checkpoint, state = (found[0], found[1]) if found is not None else (None, None)
         if resume and checkpoint is None:  # a crash before the first checkpoint: its logged steps are played again
             truncate_jsonl(run_dir / "metrics.jsonl", -1)
             truncate_jsonl(run_dir / "transcripts.jsonl", -1)
             log(f"no checkpoint in {run_dir} yet: starting from step 0 (metrics.jsonl and transcripts.jsonl emptied)")
-        torch.manual_seed(config.seed)
-        self.model_source = views.ModelSource.from_config(config)
         self.sampling = views.Sampling.from_config(config)
         self.generation = views.GenerationSettings.from_config(config)
         """The settings the parts take (`config.views`), built here from the config."""
-        if checkpoint is not None:
-            resumed = dataclasses.replace(self.model_source, model=str(checkpoint / "model"))
-            self.model, self.tokenizer, _ = loading.load_model(resumed, self.device, log)
+        if found is not None:
+            self.model, self.tokenizer, _ = found[2]
         else:
             self.model, self.tokenizer, source = loading.load_model(self.model_source, self.device, log)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(config), "model_source": source}))
-        state = load_state(checkpoint) if checkpoint is not None else None
+            write_atomic(run_dir / CONFIG_FILE, yaml.safe_dump({**to_dict(config), "model_source": source}))
         self.step = int(state["step"]) if state is not None else 0
         self.rae = RAE(config.rae, config.rae_decay)
         self.source = config.model or str(tiny_model_path(loading.tiny_spec(self.model_source), log=log))
@@ -85,8 +103,10 @@ class Trainer:
         if state is not None:
             try:
                 self._restore(state)
-            except BaseException:
+            except BaseException as err:
                 self._close_parts()
+                if isinstance(err, (KeyError, TypeError, ValueError, RuntimeError, IndexError)):
+                    raise DamagedCheckpoint(f"{checkpoint / STATE_FILE} does not restore: {err!r}"[:300]) from None
                 raise
             truncate_jsonl(run_dir / "metrics.jsonl", self.step)
             truncate_jsonl(run_dir / "transcripts.jsonl", self.step)
@@ -102,6 +122,10 @@ class Trainer:
         self.started = time.time()
         if config.eval_games > 0:
             self._log_eval_cost()
+
+    def _load(self, folder: Path) -> tuple[Any, Any, str]:
+        """A checkpoint's model and tokenizer (`folder` is its `model` folder), as `loading.load_model` gives them."""
+        return loading.load_model(dataclasses.replace(self.model_source, model=str(folder)), self.device, self.log)
 
     def _log_eval_cost(self) -> None:
         """Say at start what each evaluation will sample, and where."""
@@ -240,9 +264,12 @@ class Trainer:
 
     def close(self) -> None:
         """Stop what the run holds (Ray actors, the reasoning grader); `run` calls it however the loop ends."""
-        if self.reasoning is not None:
-            self.reasoning.close()
-        self._close_parts()
+        try:
+            if self.reasoning is not None:
+                self.reasoning.close()
+            self._close_parts()
+        finally:
+            self._lock.release()
 
     # -- the loop -------------------------------------------------------------------------------------
 
