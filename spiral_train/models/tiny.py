@@ -96,7 +96,8 @@ def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
         f"building the tiny model (once; cached in {target}): random games, a tokenizer, then "
         f"{spec.warmup_steps} warm-up steps (about 2 minutes on an idle 2-core CPU) ..."
     )
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    prune_stale_builds(target.parent)
+    work = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{os.getpid()}-", dir=target.parent))
     try:
         build_tiny_model(spec, work, log=log)
         try:
@@ -108,6 +109,38 @@ def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
         shutil.rmtree(work, ignore_errors=True)
     log(f"tiny model ready in {time.time() - started:.0f}s")
     return target
+
+
+BUILD_PREFIX = ".build-"
+"""A build works in `<cache>/.build-<pid>-<random>` until it is renamed to its key: the pid names its owner."""
+UNOWNED_STALE_S = 24 * 3600
+"""A build folder without an owner's pid (the older naming) is stale this long after it was last changed."""
+
+
+def prune_stale_builds(root: Path) -> list[Path]:
+    """Delete the build folders in `root` that a killed build left (their pid no longer runs on this machine);
+    the folders removed."""
+    removed = []
+    for folder in root.glob(f"{BUILD_PREFIX}*"):
+        owner = folder.name[len(BUILD_PREFIX) :].split("-")[0]
+        if owner.isdigit():
+            stale = not _pid_alive(int(owner))
+        else:
+            stale = time.time() - folder.stat().st_mtime > UNOWNED_STALE_S
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def build_tiny_model(spec: TinySpec, out_dir: Path, log=print) -> None:

@@ -58,3 +58,36 @@ def test_the_weighted_loss_is_each_answers_summed_token_nll(quick_model):
             labels = torch.tensor([[-100] * len(prompt) + answer])
             want += weight * model(input_ids=ids, labels=labels).loss.item() * len(answer)
     assert got.item() == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.learning
+def test_a_killed_build_leaves_a_folder_that_the_next_build_removes(tmp_path, monkeypatch):
+    """A build killed mid-way leaves `.build-<pid>-*`; the next build deletes it (its pid is gone), not a live one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from spiral_train.models.tiny import TinySpec, cache_root, tiny_model_path
+
+    env = {**os.environ, "SPIRAL_CACHE": str(tmp_path)}
+    build = "from spiral_train.models.tiny import TinySpec, tiny_model_path; tiny_model_path(TinySpec(warmup_steps=5000))"
+    proc = subprocess.Popen([sys.executable, "-c", build], env=env, stdout=subprocess.DEVNULL)
+    root = tmp_path / "tiny"
+    deadline = time.time() + 120
+    while not list(root.glob(".build-*")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (left,) = root.glob(".build-*")
+    assert left.name.startswith(f".build-{proc.pid}-")
+    live = root / f".build-{os.getpid()}-live"  # a build of a process that still runs (this one) is kept
+    live.mkdir()
+
+    monkeypatch.setenv("SPIRAL_CACHE", str(tmp_path))
+    assert cache_root() == root
+    spec = TinySpec(env_ids=("KuhnPoker-v1",), vocab_size=512, warmup_steps=1, warmup_batch=2)
+    assert (tiny_model_path(spec, log=lambda *_: None) / "config.json").exists()
+    assert sorted(p.name for p in root.glob(".build-*")) == [live.name]
