@@ -72,7 +72,7 @@ def test_a_killed_build_leaves_a_folder_that_the_next_build_removes(tmp_path, mo
     from spiral_train.models.tiny import TinySpec, cache_root, tiny_model_path
 
     env = {**os.environ, "SPIRAL_CACHE": str(tmp_path)}
-    build = "from spiral_train.models.tiny import TinySpec, tiny_model_path; tiny_model_path(TinySpec(warmup_steps=5000))"
+    build = "from spiral_train.models.tiny import TinySpec, tiny_model_path as p; p(TinySpec(warmup_steps=5000))"
     proc = subprocess.Popen([sys.executable, "-c", build], env=env, stdout=subprocess.DEVNULL)
     root = tmp_path / "tiny"
     deadline = time.time() + 120
