@@ -93,13 +93,15 @@ def read_saved_config(run_dir: Path) -> dict[str, Any]:
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"--resume: {path} is damaged (not YAML: {first}); {_FIX}") from None
+    if data is None:
+        raise ConfigError(f"--resume: {path} is empty; {_FIX}")
     if not isinstance(data, dict):
         raise ConfigError(f"--resume: {path} is damaged (not a mapping of option: value); {_FIX}")
     saved = {k: v for k, v in data.items() if k != "model_source"}
     try:
         config = make_config("tiny-cpu", saved)
     except ConfigError as err:
-        raise ConfigError(f"--resume: {path} does not validate: {err}; {_FIX}") from None
+        raise ConfigError(f"--resume: {path} does not validate (cut short?): {err}; {_FIX}") from None
     missing = [f.name for f in dataclasses.fields(config) if f.name not in saved]
     if missing:
         listed = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
