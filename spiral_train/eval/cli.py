@@ -343,7 +343,8 @@ def _check_models(option: str, paths: list[str]) -> None:
             if Path(path).expanduser().exists():
                 raise ValueError(f"{option} {path}: {err}") from err
             raise ValueError(
-                f"{option} {path}: no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) or a model folder"
+                f"{option} {path}: no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) "
+                "or a model folder"
             ) from err
 
 

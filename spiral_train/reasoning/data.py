@@ -192,7 +192,8 @@ def _jsonl(path: Path) -> list[tuple[str, Any]]:
                 rows.append((f"{path}:{number}", json.loads(line)))
             except json.JSONDecodeError as err:
                 raise ValueError(
-                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); each line holds one JSON object"
+                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); "
+                    "each line holds one JSON object"
                 ) from err
     return rows
 
