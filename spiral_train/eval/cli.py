@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="a transformers model folder, a run's checkpoint model folder, or a LoRA one")
     source.add_argument("--benchmark", help="a file, a save_to_disk folder, a benchmark name, or gym:NAME[:COUNT]")
     source.add_argument("--data-dir", help="where benchmark names are looked up (math500 -> DIR/math500.jsonl, ...)")
-    source.add_argument("--limit", type=int, help="only the first N problems")
+    source.add_argument("--limit", type=int, help="only the first N problems (N >= 1)")
     source.add_argument("--responses", help="grade the responses saved in this spiral-eval output file; no model")
     protocol = r.add_argument_group("protocol (printed and stored with the summary)")
     defaults = Protocol()
@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--generator", default="hf", choices=["hf", "vllm"], help="sampling backend")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument("--batch-size", type=int, default=64, help="answers per generate call")
-    run.add_argument("--grading-timeout", type=float, default=5.0, help="seconds per math-verify comparison")
+    run.add_argument(
+        "--grading-timeout",
+        type=float,
+        default=5.0,
+        help="seconds per math-verify comparison, in (0, 3600]; one that runs out is graded 'timeout'",
+    )
     run.add_argument("--out", help="per-problem JSONL output (default eval/<benchmark>.jsonl)")
     run.add_argument("--no-progress", dest="progress", action="store_false")
     g = commands.add_parser("games", help="a model against opponents on the games, both seats, fixed seeds")
