@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="a transformers model folder, a run's checkpoint model folder, or a LoRA one")
     source.add_argument("--benchmark", help="a file, a save_to_disk folder, a benchmark name, or gym:NAME[:COUNT]")
     source.add_argument("--data-dir", help="where benchmark names are looked up (math500 -> DIR/math500.jsonl, ...)")
-    source.add_argument("--limit", type=int, help="only the first N problems")
+    source.add_argument("--limit", type=int, help="only the first N problems (N >= 1)")
     source.add_argument("--responses", help="grade the responses saved in this spiral-eval output file; no model")
     protocol = r.add_argument_group("protocol (printed and stored with the summary)")
     defaults = Protocol()
@@ -57,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--generator", default="hf", choices=["hf", "vllm"], help="sampling backend")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument("--batch-size", type=int, default=64, help="answers per generate call")
-    run.add_argument("--grading-timeout", type=float, default=5.0, help="seconds per math-verify comparison")
+    run.add_argument(
+        "--grading-timeout",
+        type=float,
+        default=5.0,
+        help="seconds per math-verify comparison, in (0, 3600]; one that runs out is graded 'timeout'",
+    )
     run.add_argument("--out", help="per-problem JSONL output (default eval/<benchmark>.jsonl)")
     run.add_argument("--no-progress", dest="progress", action="store_false")
     g = commands.add_parser("games", help="a model against opponents on the games, both seats, fixed seeds")
@@ -113,16 +119,23 @@ def reasoning(args: argparse.Namespace) -> int:
     from spiral_train.reasoning.benchmarks import regrade, sample_and_grade, summarize, write_jsonl
     from spiral_train.reasoning.grading import Grader
 
+    grader = Grader(args.grading_timeout)  # checks the time-out; its child process starts at the first comparison
     if args.responses:
         if args.model or args.benchmark:
             raise ValueError("--responses grades a saved file: it takes no --model or --benchmark")
-        with Grader(args.grading_timeout) as grader:
+        with grader:
             rows = regrade(args.responses, grader)
         summary = summarize(rows)
         print(json.dumps(summary, indent=1))
         return 0
     if not args.model or not args.benchmark:
         raise ValueError("spiral-eval reasoning needs --model and --benchmark (or --responses FILE)")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: give a number of problems >= 1, or leave it out for all of them")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: give answers per generate call >= 1")
+    if not math.isfinite(args.temperature):
+        raise ValueError(f"--temperature {args.temperature}: give a finite number >= 0")
     protocol = Protocol(
         args.template, args.temperature, args.samples, args.max_new_tokens, args.seed, args.top_p, args.top_k
     )
@@ -132,7 +145,7 @@ def reasoning(args: argparse.Namespace) -> int:
     print(f"protocol: {json.dumps(dataclasses.asdict(protocol))}")
     print(f"{len(problems)} problems from {args.benchmark}, {protocol.samples} samples each")
     generator, tokenizer = _load(args)
-    with Grader(args.grading_timeout) as grader:
+    with grader:
         rows = sample_and_grade(problems, generator, tokenizer, protocol, grader, args.batch_size, args.progress)
     summary = summarize(rows, protocol)
     summary["benchmark"] = args.benchmark
@@ -157,6 +170,9 @@ def games(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
     if unknown:
         raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
+    _check_counts(games=args.games, probe_samples=args.probe_samples, temperature=args.temperature)
+    _check_models("--model", [args.model])
+    _check_models("--vs", args.vs)
     game_kwargs = _games(args.env_ids, args.env_kwargs, args.history)
     length = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **length)
@@ -211,20 +227,29 @@ def population(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.anchors) - {"random", "strong"})
     if unknown:
         raise ValueError(f"--anchors {unknown}: choose among random, strong")
+    if not args.run and not args.models:
+        raise ValueError(
+            "spiral-eval population rates models: give --run RUN (its checkpoints) or --models DIR ...; "
+            "the anchors alone have nothing to rate"
+        )
+    if args.every < 1:
+        raise ValueError(f"--every {args.every}: give k >= 1 (every k-th checkpoint of --run)")
+    _check_counts(games=args.games, temperature=args.temperature)
+    _check_models("--models", args.models)
     folders: dict[str, str] = {}
     steps: dict[str, int] = {}
     if args.run:
-        found = sorted((Path(args.run) / "checkpoints").glob("step_*"))
+        found = sorted(f for f in (Path(args.run) / "checkpoints").glob("step_*") if f.name[5:].isdecimal())
         if not found:
-            raise FileNotFoundError(f"{args.run} has no checkpoints/step_* folders")
-        chosen = found[:: max(1, args.every)]
+            raise FileNotFoundError(f"--run {args.run} has no checkpoints/step_N folders: give a run folder")
+        chosen = found[:: args.every]
         chosen += [] if found[-1] in chosen else [found[-1]]
         for folder in chosen:
             step = int(folder.name.removeprefix("step_"))
             folders[f"step {step}"], steps[f"step {step}"] = str(folder), step
     folders.update({model: model for model in args.models})
     if len(folders) + len(args.anchors) < 2:
-        raise ValueError("a population needs two members or more: give --run, --models or --anchors")
+        raise ValueError("a population needs two members or more: give more --models, or --anchors random strong")
     game_kwargs = _games([args.env_id], args.env_kwargs, args.history)
     sampling = Sampling(temperature=args.temperature)
     device = resolve_device(args.device)
@@ -299,6 +324,33 @@ def _games(env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: s
     game_kwargs = game_options(env_ids, env_kwargs, history)
     check_games(game_kwargs)
     return game_kwargs
+
+
+def _check_counts(temperature: float, **counts: int) -> None:
+    """A count below 1 (`probe_samples`: below 0) or a temperature that is not a finite number >= 0: one line."""
+    for name, value in counts.items():
+        least = 0 if name == "probe_samples" else 1
+        if value < least:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: give a whole number >= {least}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"--temperature {temperature}: give a finite number >= 0")
+
+
+def _check_models(option: str, paths: list[str]) -> None:
+    """Each model an option names exists and holds a model, checked before any is loaded."""
+    from spiral_train.config.run_checks import check_model
+    from spiral_train.models.lora import model_folder
+
+    for path in paths:
+        try:
+            check_model(model_folder(path))
+        except ValueError as err:
+            if Path(path).expanduser().exists():
+                raise ValueError(f"{option} {path}: {err}") from err
+            raise ValueError(
+                f"{option} {path}: no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) "
+                "or a model folder"
+            ) from err
 
 
 def _load(args: argparse.Namespace):

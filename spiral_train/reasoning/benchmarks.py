@@ -5,7 +5,8 @@ seed) is printed and stored in the summary, so two numbers are only compared whe
 way. A response is graded by `grading.Grader` (its last `\\boxed{}`). The summary gives:
 - `accuracy`: avg@n, the mean over problems of the share of a problem's n samples that are correct, with a
   95% interval over problems (Wilson's when n is 1; else the normal interval of the problem means);
-- `pass@k` for k = 1, 2, 4, ... up to n, by the unbiased estimator of Chen et al. (2021).
+- `pass@k` for k = 1, 2, 4, ... up to n, by the unbiased estimator of Chen et al. (2021);
+- `timeouts`: the responses whose comparison ran out of `--grading-timeout` (graded wrong, marked "timeout").
 
 One output line per problem keeps the input record and adds `responses`, `extracted` and `correct`, so a
 saved file can be graded again with no model (`regrade`).
@@ -167,27 +168,23 @@ def summarize(rows: Sequence[dict[str, Any]], protocol: Protocol | None = None) 
     if all("cut_off" in r for r in rows):
         out["cut_off_rate"] = statistics.fmean(c for r in rows for c in r["cut_off"])
     out["no_answer_rate"] = statistics.fmean(e is None for r in rows for e in r["extracted"])
+    if all("grading" in r for r in rows):
+        out["timeouts"] = sum(method == "timeout" for r in rows for method in r["grading"])
     if protocol is not None:
         out["protocol"] = asdict(protocol)
     return out
 
 
 def regrade(path: str | Path, grader: Grader) -> list[dict[str, Any]]:
-    """Grade the `responses` saved in an output file again, with no model."""
+    """Grade the `responses` saved in an output file again, with no model (the file is checked first:
+    `data.load_responses`)."""
+    from spiral_train.reasoning.data import load_responses
+
     rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        data = json.loads(line)
-        if "responses" not in data:
-            raise ValueError(f"{path}:{number}: no 'responses' field: is this a spiral-eval output file?")
-        choices = data.get("choices")
-        problem = Problem(str(data.get("id", number)), str(data["problem"]), str(data["answer"]), None, data)
-        if choices:
-            problem = Problem(problem.id, problem.problem, problem.answer, tuple(choices), data)
-        row = record(problem, list(data["responses"]), grader)
-        if "cut_off" in data:
-            row["cut_off"] = data["cut_off"]
+    for saved in load_responses(path):
+        row = record(saved.problem, saved.responses, grader)
+        if saved.cut_off is not None:
+            row["cut_off"] = saved.cut_off
         rows.append(row)
     return rows
 

@@ -7,7 +7,8 @@ close). A free-form answer is then correct when, in this order:
    wrappers, a trailing period and `^\\circ` dropped; `\\dfrac` read as `\\frac`), or
 2. `math-verify` finds them equal (fractions and decimals, `\\sqrt`, intervals, sets, equations; sympy
    underneath), each call under a time limit in a separate process, so an expression that makes sympy hang
-   fails that answer, within the limit, and nothing else.
+   fails that answer, within the limit, and nothing else: its verdict's method is then "timeout" (whether
+   math-verify's own alarm stopped sympy or the child had to be replaced), counted in the summary.
 
 A multiple-choice answer (the problem has `choices`) is correct when its letter is the reference letter: the
 box may hold the letter (`B`, `(B)`, `\\text{B}`) or the text of a choice; with no box, the last "answer is
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import math
 import re
 import select
 import subprocess
@@ -29,6 +32,8 @@ from spiral_envs.parsing import last_boxed
 MAX_ANSWER_CHARS = 1000
 """Longer answers skip `math-verify`: no reference answer is that long, and parsing one costs seconds."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_TIMEOUT_S = 3600.0
+"""The longest grading time-out accepted: an hour per comparison is already no limit at all."""
 
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|mathbf)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
@@ -98,8 +103,11 @@ class Grader:
     """
 
     def __init__(self, timeout_s: float = 5.0) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s={timeout_s} must be > 0 (seconds per math-verify call)")
+        if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and 0 < timeout_s <= MAX_TIMEOUT_S):
+            raise ValueError(
+                f"grading timeout {timeout_s!r}: give seconds per math-verify comparison, > 0 and <= {MAX_TIMEOUT_S:g} "
+                "(--grading-timeout 5)"
+            )
         self.timeout_s = timeout_s
         self._child: subprocess.Popen | None = None
 
@@ -141,7 +149,8 @@ class Grader:
         if not line:  # stuck in code that ignored math-verify's own alarm (or died): replace it
             self.close()
             return None
-        return bool(json.loads(line))
+        verdict = json.loads(line)
+        return None if verdict is None else bool(verdict)
 
     def _start(self) -> None:
         if importlib.util.find_spec("math_verify") is None:
@@ -163,15 +172,31 @@ class Grader:
         self._child = None
 
 
+class _TimeoutSeen(logging.Handler):
+    """Notes math-verify's own time-outs, which it logs and then reports as "not equal"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Timeout during"):
+            self.seen = True
+
+
 def _serve() -> None:
-    """The child process: one JSON line [gold, predicted, timeout] in, one JSON verdict line out."""
+    """The child process: one JSON line [gold, predicted, timeout] in, one JSON verdict line out: true, false,
+    or null when math-verify ran out of time on a comparison and found no other that matched."""
     from math_verify import parse, verify
 
+    timeouts = _TimeoutSeen()
+    logging.getLogger("math_verify").addHandler(timeouts)
     for line in sys.stdin:
         gold, predicted, timeout = json.loads(line)
         seconds = max(1, round(timeout))
+        timeouts.seen = False
         try:
-            same = bool(
+            same: bool | None = bool(
                 verify(
                     parse(f"${gold}$", parsing_timeout=seconds),
                     parse(f"${predicted}$", parsing_timeout=seconds),
@@ -180,6 +205,8 @@ def _serve() -> None:
             )
         except Exception:  # a parse or comparison that fails is a wrong answer, not a crash
             same = False
+        if not same and timeouts.seen:
+            same = None
         sys.stdout.write(json.dumps(same) + "\n")
         sys.stdout.flush()
 

@@ -38,3 +38,159 @@ def test_spiral_eval_games_plays_two_checkpoints_of_a_run(quick_model, tmp_path,
 def test_spiral_eval_games_names_a_bad_opponent(capsys):
     assert main(["games", "--model", "x", "--opponents", "randm"]) == 2
     assert "choose among random, strong, exploiter (models go in --vs)" in capsys.readouterr().err
+
+
+GOOD = {"id": "p1", "problem": "What is 1 + 1?", "answer": "2"}
+SAVED = {**GOOD, "responses": ["\\boxed{2}"]}
+MODEL = ["--model", "{tmp}/no-such-model"]  # never reached: each input is refused before any model loads
+MALFORMED = {
+    # name: (files the test writes, arguments, the one-line error's text)
+    "responses-a-string": (
+        {"out.jsonl": [{**GOOD, "responses": "\\boxed{2}"}]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:1: field 'responses' is '\\\\boxed{2}' (a str); give a non-empty list of strings",
+    ),
+    "responses-empty": (
+        {"out.jsonl": [{**GOOD, "responses": []}]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:1: field 'responses' is [] (a list); give a non-empty list of strings",
+    ),
+    "responses-counts-differ": (
+        {"out.jsonl": [SAVED, {**SAVED, "responses": ["a", "b"]}]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:2: field 'responses' holds 2 responses, but",
+    ),
+    "choices-a-dict": (
+        {"out.jsonl": [{**SAVED, "answer": "A", "choices": {"A": "red"}}]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:1: field 'choices' is {'A': 'red'} (a dict); give a non-empty list of options",
+    ),
+    "choices-a-string": (
+        {"b.jsonl": [{**GOOD, "answer": "A", "choices": "ABC"}]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl"],
+        "b.jsonl:1: field 'choices' is 'ABC' (a str); give a non-empty list of options",
+    ),
+    "line-a-number": (
+        {"out.jsonl": [SAVED, 3]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:2: 3 (an int) is not an object with fields",
+    ),
+    "line-null": (
+        {"b.jsonl": [GOOD, None]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl"],
+        "b.jsonl:2: null is not an object with fields",
+    ),
+    "line-a-string": (
+        {"out.jsonl": ['"hello"']},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:1: 'hello' (a str) is not an object with fields",
+    ),
+    "no-problem": (
+        {"b.jsonl": [GOOD, {"answer": "2"}]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl"],
+        "b.jsonl:2: no 'problem' field (read as any of problem, question",
+    ),
+    "no-answer": (
+        {"out.jsonl": [{"problem": "q", "responses": ["x"]}]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:1: no 'answer' field",
+    ),
+    "answer-a-dict": (
+        {"b.jsonl": [{**GOOD, "answer": {"value": 2}}]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl"],
+        "b.jsonl:1: field 'answer' is {'value': 2} (a dict); give a string or a number",
+    ),
+    "bad-json-line-2": (
+        {"out.jsonl": [SAVED, '{"problem": "q", oops}']},
+        ["reasoning", "--responses", "{tmp}/out.jsonl"],
+        "out.jsonl:2: not valid JSON (Expecting property name enclosed in double quotes at column 18)",
+    ),
+    "lone-surrogate": (
+        {"b.jsonl": ['{"problem": "x \\ud800", "answer": "2"}']},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl"],
+        "b.jsonl:1: field 'problem' holds '\\ud800' at character 2, a lone surrogate",
+    ),
+    "limit-0": (
+        {"b.jsonl": [GOOD]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl", "--limit", "0"],
+        "--limit 0: give a number of problems >= 1, or leave it out for all of them",
+    ),
+    "limit-negative": (
+        {"b.jsonl": [GOOD]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl", "--limit", "-1"],
+        "--limit -1: give a number of problems >= 1",
+    ),
+    "grading-timeout-inf": (
+        {"b.jsonl": [GOOD]},
+        ["reasoning", *MODEL, "--benchmark", "{tmp}/b.jsonl", "--grading-timeout", "inf"],
+        "grading timeout inf: give seconds per math-verify comparison, > 0 and <= 3600",
+    ),
+    "grading-timeout-nan": (
+        {"out.jsonl": [SAVED]},
+        ["reasoning", "--responses", "{tmp}/out.jsonl", "--grading-timeout", "nan"],
+        "grading timeout nan: give seconds per math-verify comparison",
+    ),
+    "responses-a-folder": (
+        {},
+        ["reasoning", "--responses", "{tmp}"],
+        "is a folder: --responses takes a spiral-eval output file",
+    ),
+    "gym-count-not-a-number": (
+        {},
+        ["reasoning", *MODEL, "--benchmark", "gym:basic_arithmetic:abc"],
+        "'gym:basic_arithmetic:abc': COUNT 'abc' is not a whole number >= 1; write gym:NAME or gym:NAME:COUNT",
+    ),
+    "vs-missing": (
+        {"model/config.json": "{}"},
+        ["games", "--model", "{tmp}/model", "--vs", "{tmp}/no-such-checkpoint"],
+        "--vs {tmp}/no-such-checkpoint: no such folder; give a run's checkpoint",
+    ),
+    "population-anchors-alone": (
+        {},
+        ["population", "--anchors", "random", "strong", "--out", "{tmp}/pop"],
+        "spiral-eval population rates models: give --run RUN (its checkpoints) or --models DIR",
+    ),
+    "population-models-missing": (
+        {},
+        ["population", "--models", "{tmp}/gone"],
+        "--models {tmp}/gone: no such folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_input_is_one_line_naming_file_line_field_and_fix(tmp_path, capsys, case):
+    """Exit 2 with one line on stderr, before anything is printed or loaded (the --model given does not exist, so
+    a check made after loading would report the model instead)."""
+    files, argv, message = MALFORMED[case]
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in content))
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err.startswith("spiral-eval: error: ") and "\n" not in err, err
+    assert message.replace("{tmp}", str(tmp_path)) in err
+
+
+def test_a_comparison_that_runs_out_of_time_is_graded_timeout_and_counted(tmp_path, capsys):
+    pytest.importorskip("math_verify")
+    explosive = "\\boxed{2^{2^{2^{2^{2^{2^{2^{2^{100}}}}}}}}}"
+    saved = [{**GOOD, "answer": "1", "responses": [explosive, "\\boxed{1}"]}, {**GOOD, "responses": ["\\boxed{2}"] * 2}]
+    path = tmp_path / "out.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in saved))
+    assert main(["reasoning", "--responses", str(path), "--grading-timeout", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["timeouts"] == 1 and summary["accuracy"] == pytest.approx(0.75)
+
+    from spiral_train.reasoning.benchmarks import regrade
+    from spiral_train.reasoning.grading import Grader
+
+    with Grader(1.0) as grader:
+        rows = regrade(path, grader)
+    assert rows[0]["grading"] == ["timeout", "string"] and rows[0]["correct"] == [False, True]

@@ -112,8 +112,13 @@ def test_benchmark_names_are_found_in_the_data_dir(tmp_path):
         ("nosuchbench", None, None, r"neither a file or folder nor a benchmark name; the names are math500"),
         ("aime24", None, None, r"pass --data-dir DIR"),
         ("aime24", None, "dir", r"no file for benchmark 'aime24'.*aime24, AIME24"),
-        ("bad.jsonl", [{"question": "q"}], None, r"problem 0 has no 'answer' field.*its fields are question"),
-        ("bad.jsonl", [{"problem": "q", "answer": "A", "choices": []}], None, r"choices \[\]; give a non-empty"),
+        ("bad.jsonl", [{"question": "q"}], None, r"bad.jsonl:1: no 'answer' field.*its fields are question"),
+        (
+            "bad.jsonl",
+            [{"problem": "q", "answer": "A", "choices": []}],
+            None,
+            r"bad.jsonl:1: field 'choices' is \[\] \(a list\); give a non-empty list",
+        ),
     ],
 )
 def test_a_bad_benchmark_is_named_with_the_fix(tmp_path, source, rows, data_dir, message):
