@@ -177,7 +177,8 @@ def _check_ray(c: TrainConfig) -> None:
         )
     if c.ray_learner_timeout_s <= 0:
         raise ConfigError(f"ray_learner_timeout_s={c.ray_learner_timeout_s} must be > 0 (seconds)")
-    problem = ray_gpu_problem(RaySettings.from_config(c), uses_cuda=c.device == "cuda") if c.ray_workers > 0 else None
+    # without workers only the ranges apply (at most one GPU per worker, whole GPUs per rank), not the CUDA layout
+    problem = ray_gpu_problem(RaySettings.from_config(c), uses_cuda=c.device == "cuda" and c.ray_workers > 0)
     if problem is not None:
         raise ConfigError(problem)
     for name, amount in c.ray_worker_resources.items():
