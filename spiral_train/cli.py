@@ -175,6 +175,8 @@ def start_error(err: OSError, run_dir: Path, model: str | None, resume: bool) ->
         else:
             fix = "check the path"
         return f"{err.filename}: {reason}; {fix}"
+    if resume and (str(run_dir) in first_line or str(run_dir.resolve()) in first_line):  # a checkpoint's file
+        return f"could not load the model of the last checkpoint in {run_dir}: {first_line}"
     source = f"--model {model or 'the tiny model'}" + (f", or the last checkpoint in {run_dir}" if resume else "")
     return f"could not load the model ({source}): {first_line}"
 

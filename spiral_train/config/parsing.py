@@ -41,7 +41,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8 YAML") from None
+        raise ConfigError(f"{path} is not UTF-8 text (byte offset {err.start}); save it as UTF-8 YAML") from None
     except OSError as err:
         raise ConfigError(f"{path}: {err.strerror or err}; give a readable YAML file of option: value") from None
     try:
