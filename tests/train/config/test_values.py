@@ -107,8 +107,12 @@ RANGES: dict[str, Range] = {
 }
 
 
-NEEDS: dict[str, dict[str, Any]] = {"ray_learners": {"ray_workers": 1}}
-"""What an option's in-range values need beside them (more than one learner rank needs Ray workers)."""
+NEEDS: dict[str, dict[str, Any]] = {
+    "ray_learners": {"ray_workers": 1},
+    "env_weights": {"env_ids": ["KuhnPoker-v1", "TicTacToe-v0"]},
+}
+"""What an option's values need beside them (more than one learner rank needs Ray workers; `env_weights` is
+drawn as the second of two weights, the first 1, as they may not all be 0)."""
 
 
 def numeric_options() -> list[str]:
@@ -121,7 +125,7 @@ def numeric_options() -> list[str]:
 def as_option(name: str, x: Any) -> Any:
     """`x` placed where option `name` takes its number(s)."""
     if name == "env_weights":
-        return [x]
+        return [1.0, x]
     if name == "adam_betas":
         return [0.9, x]
     if name == "ray_worker_resources":
@@ -162,7 +166,7 @@ def bad_values(draw: st.DrawFn) -> tuple[str, Any]:
 def test_nan_inf_and_out_of_range_values_are_refused_naming_the_option(option: tuple[str, Any]):
     name, x = option
     with pytest.raises(ConfigError) as caught:
-        make_config("tiny-cpu", {name: as_option(name, x)})
+        make_config("tiny-cpu", {name: as_option(name, x), **NEEDS.get(name, {})})
     message = str(caught.value)
     assert f"{name}=" in message, message
     assert "\n" not in message
