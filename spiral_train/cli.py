@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if planning or args.dry_run:
         return print_plan(config)
+    if config.memory_check and not memory_check(config):
+        return 2
     from spiral_train.checkpoint import UnsafeCheckpoint
     from spiral_train.plot import plot_run
     from spiral_train.trainer import Trainer, new_run_dir
@@ -128,8 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         check_training_start(config, path)
     except ConfigError as err:
         print(f"spiral-train: error: {err}", file=sys.stderr)
-        return 2
-    if config.memory_check and not memory_check(config):
         return 2
     existed = path.exists()
     print(f"run folder: {path}")

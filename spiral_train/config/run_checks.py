@@ -197,6 +197,7 @@ def _check_benchmarks(c: TrainConfig) -> None:
             load_problems(source, c.eval_reasoning_dir, 1)
         except (OSError, ValueError, ImportError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first.replace("--data-dir", "--eval-reasoning-dir")  # spiral-eval's name for the folder
             raise ConfigError(
                 f"eval_reasoning: {first} (--eval-reasoning-dir {c.eval_reasoning_dir})"
                 if c.eval_reasoning_dir

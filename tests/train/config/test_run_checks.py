@@ -40,8 +40,8 @@ def test_device_cuda_without_a_gpu_is_refused_at_start(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"device='cuda' but no CUDA GPU is visible here; use --device cpu"):
         check_training_start(config, tmp_path / "run")
     assert main(["--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert "device='cuda' but no CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    err = capsys.readouterr().err.strip().splitlines()  # the memory plan, first, may say it was skipped
+    assert err[-1] == "spiral-train: error: device='cuda' but no CUDA GPU is visible here; use --device cpu (or auto)"
     assert not (tmp_path / "run").exists()
 
 
