@@ -21,6 +21,7 @@ import yaml
 
 from spiral_train.config import PRESETS, ConfigError, TrainConfig, load_yaml, make_config
 from spiral_train.config.help import HelpFormatter, metavar, option_groups, show_default
+from spiral_train.config.run_checks import check_training_start
 
 
 def _parse_value(text: str) -> Any:
@@ -129,16 +130,23 @@ def main(argv: list[str] | None = None) -> int:
     from spiral_train.trainer import Trainer, new_run_dir
 
     path = Path(run_dir) if run_dir else new_run_dir()
+    try:
+        check_training_start(config, path)
+    except ConfigError as err:
+        print(f"spiral-train: error: {err}", file=sys.stderr)
+        return 2
     existed = path.exists()
     print(f"run folder: {path}")
     try:
         trainer = Trainer(config, path, resume=resume)
-    except (OSError, RunFolderError) as err:  # a model that will not load; a checkpoint refused, a folder in use
+    except (
+        OSError,
+        RunFolderError,
+    ) as err:  # a file that will not read or write; a checkpoint refused, a folder in use
         if not existed and path.is_dir() and not any(path.iterdir()):
             path.rmdir()  # leave no empty run folder behind
         if isinstance(err, OSError):
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            err = f"could not load the model (--model {config.model or 'the tiny model'}): {first_line}"
+            err = start_error(err, path, config.model, resume)
         print(f"spiral-train: error: {err}", file=sys.stderr)
         return 2
     try:
@@ -156,6 +164,28 @@ def main(argv: list[str] | None = None) -> int:
     if summary:
         print(json.dumps(summary, indent=1))
     return 0
+
+
+def start_error(err: OSError, run_dir: Path, model: str | None, resume: bool) -> str:
+    """One line for an `OSError` raised while a run starts. One that names a file (a checkpoint's state, a
+    run-folder file that cannot be written) blames that file; one that names none is the model loader's
+    (transformers names the folder in its message), blamed on the model the run loads."""
+    text = str(err).strip()
+    first_line = text.splitlines()[0] if text else type(err).__name__
+    if err.filename:
+        reason = err.strerror or first_line
+        inside = Path(err.filename).resolve().is_relative_to(run_dir.resolve())
+        if isinstance(err, PermissionError):
+            fix = "make it writable, or give --run-dir another folder" if inside else "make it readable"
+        elif resume and inside:
+            fix = f"the run folder {run_dir} is incomplete; resume from an intact copy, or start a new --run-dir"
+        else:
+            fix = "check the path"
+        return f"{err.filename}: {reason}; {fix}"
+    if resume and (str(run_dir) in first_line or str(run_dir.resolve()) in first_line):  # a checkpoint's file
+        return f"could not load the model of the last checkpoint in {run_dir}: {first_line}"
+    source = f"--model {model or 'the tiny model'}" + (f", or the last checkpoint in {run_dir}" if resume else "")
+    return f"could not load the model ({source}): {first_line}"
 
 
 def print_plan(config: TrainConfig) -> int:

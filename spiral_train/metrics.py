@@ -64,12 +64,29 @@ class MetricsLog:
             self._wandb.finish()
 
 
+class MetricsError(ValueError):
+    """A metrics.jsonl that does not read: the message names the file, the line and the fix."""
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl, in order. A torn last line (a run killed mid-write: no newline
+    after it) is left out; any other line that is not a JSON object raises `MetricsError` naming it."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a spiral-train run folder?")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")  # the last item is "" when the file ends in a newline, else a torn write
     records = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            records.append(json.loads(line))
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break  # torn by a kill; a resume cuts it off too
+            raise MetricsError(f"{path}:{number}: not a JSON record ({err.msg}); delete that line") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise MetricsError(f"{path}:{number}: not a metrics record (no integer step); delete that line")
+        records.append(record)
     return records

@@ -9,6 +9,7 @@ The self-play reward mean is not drawn: it is 0 by construction.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from spiral_train.metrics import read_metrics
@@ -85,5 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
     args = parser.parse_args(argv)
-    print(plot_run(args.run_dir, args.out))
+    try:
+        print(plot_run(args.run_dir, args.out))
+    except (OSError, ValueError) as err:  # a folder without metrics, a bad line, a PNG that cannot be written
+        where = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
+        fix = "; give --out a path you can write" if isinstance(err, PermissionError) else ""
+        print(f"spiral-train plot: error: {where}{fix}", file=sys.stderr)
+        return 2
     return 0

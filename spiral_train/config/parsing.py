@@ -36,11 +36,29 @@ def make_config(preset: str = "tiny-cpu", overrides: dict[str, Any] | None = Non
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping of option: value in a YAML file."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """The mapping of option: value in a YAML file; a file that is missing, not UTF-8, not YAML, or holds a tag
+    (`!!python/object`, never executed) fails as a `ConfigError` naming the file and the place."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte offset {err.start}); save it as UTF-8 YAML") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror or err}; give a readable YAML file of option: value") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} does not read as plain YAML (no !!tags): {_yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value, got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what the YAML reader objects to, and where (line and column, counted from 1)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def coerce(name: str, value: Any, annotation: Any) -> Any:

@@ -5,6 +5,9 @@ accepts. No side effects and nothing read from this machine (no env built, no fi
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import spiral_envs
@@ -40,10 +43,18 @@ _POSITIVE = (
     "eval_reasoning_max_new_tokens",
 )
 _NON_NEGATIVE = ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_top_k", "eval_probe_samples")
+MAX_NEW_TOKENS_CAP = 131_072
+"""The longest answer any run may ask for (`max_new_tokens`, `eval_reasoning_max_new_tokens`): generation
+preallocates prompt + answer positions, so 10^9 tokens would fill a machine's memory before the first step;
+`run_checks` also holds it under the model's own `max_position_embeddings` where that is readable."""
+SEED_LIMIT = 2**32
+"""`seed` is in [0, SEED_LIMIT): every generator seeded from it (Python, torch, NumPy) takes such a seed."""
 
 
 def check_values(c: TrainConfig) -> None:
-    """Raise `ConfigError` naming the first bad option and what it accepts."""
+    """Raise `ConfigError` naming the first bad option and what it accepts. Every number must be finite (no
+    option takes nan or inf, nor does any number in `env_kwargs`), then in its option's range."""
+    _check_finite(c)
     _choice("rae", c.rae, RAE_MODES)
     if c.state_baseline and c.rae == "batch":
         raise ConfigError('state_baseline=True needs rae="ema" or "none": "batch" rescales each role by its std')
@@ -64,6 +75,14 @@ def check_values(c: TrainConfig) -> None:
     for name in _NON_NEGATIVE:
         if getattr(c, name) < 0:
             raise ConfigError(f"{name}={getattr(c, name)} must be >= 0")
+    for name in ("max_new_tokens", "eval_reasoning_max_new_tokens"):
+        if getattr(c, name) > MAX_NEW_TOKENS_CAP:
+            raise ConfigError(
+                f"{name}={getattr(c, name)} is over the cap of {MAX_NEW_TOKENS_CAP} tokens: generation preallocates "
+                "every position; the paper uses 4096"
+            )
+    if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < SEED_LIMIT:
+        raise ConfigError(f"seed={c.seed!r} must be an integer in [0, 2**32)")
     for name in ("top_p", "eval_top_p"):
         if not 0.0 < getattr(c, name) <= 1.0:
             raise ConfigError(f"{name}={getattr(c, name)} must be in (0, 1] (1.0 turns nucleus sampling off)")
@@ -83,11 +102,34 @@ def check_values(c: TrainConfig) -> None:
         raise ConfigError(f"max_grad_norm={c.max_grad_norm} must be > 0")
     if c.kl_coef < 0:
         raise ConfigError(f"kl_coef={c.kl_coef} must be >= 0 (0 turns the KL term off)")
+    if c.weight_decay < 0:
+        raise ConfigError(f"weight_decay={c.weight_decay} must be >= 0 (0 turns it off)")
+    if not all(0.0 <= beta < 1.0 for beta in c.adam_betas):
+        raise ConfigError(f"adam_betas={list(c.adam_betas)} must be two numbers in [0, 1) (the default is 0.9 0.95)")
     _check_games(c)
     _check_pool(c)
     _check_ray(c)
     _check_lora(c)
     _check_plan(c)
+
+
+def _check_finite(c: TrainConfig) -> None:
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        if any(not math.isfinite(number) for number in _floats(value)):
+            raise ConfigError(f"{f.name}={value!r} must be finite: no option takes nan or inf")
+
+
+def _floats(value: Any) -> Iterator[float]:
+    """Every float in `value`, a number or plain data holding numbers (lists, tuples, dict values)."""
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _floats(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _floats(item)
 
 
 def _check_games(c: TrainConfig) -> None:
@@ -135,7 +177,8 @@ def _check_ray(c: TrainConfig) -> None:
         )
     if c.ray_learner_timeout_s <= 0:
         raise ConfigError(f"ray_learner_timeout_s={c.ray_learner_timeout_s} must be > 0 (seconds)")
-    problem = ray_gpu_problem(RaySettings.from_config(c), uses_cuda=c.device == "cuda") if c.ray_workers > 0 else None
+    # without workers only the ranges apply (at most one GPU per worker, whole GPUs per rank), not the CUDA layout
+    problem = ray_gpu_problem(RaySettings.from_config(c), uses_cuda=c.device == "cuda" and c.ray_workers > 0)
     if problem is not None:
         raise ConfigError(problem)
     for name, amount in c.ray_worker_resources.items():

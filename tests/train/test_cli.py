@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,84 @@ def test_help_explains_every_option_in_groups_in_under_8000_characters():
             after = text[re.search(flag, text).start() :]
             assert len(doc.split()) >= 2, f"TrainConfig.{name}: a contract, not a word"
             assert doc + " [" in after[:300], name  # the contract, then the default
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"steps: [1\n", "does not read as plain YAML (no !!tags): expected ',' or ']'"),
+        (b"steps: !!python/object/apply:os.system [echo hi]\n", "could not determine a constructor for the tag"),
+        (b"steps: 3\nmodel: caf\xe9\n", "is not UTF-8 text (byte offset 19); save it as UTF-8 YAML"),
+    ],
+)
+def test_a_config_file_that_does_not_read_is_a_one_line_error_naming_it(tmp_path, capsys, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(text)
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"spiral-train: error: {path}" in err and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_config_file_is_a_one_line_error_naming_it(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nope.yaml'}: No such file or directory" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_os_error_at_start_blames_the_file_it_names_not_the_model(tmp_path):
+    from spiral_train.cli import start_error
+
+    run = tmp_path / "run"
+    state = run / "checkpoints" / "step_4" / "state.pt"
+    state.parent.mkdir(parents=True)
+    with pytest.raises(OSError) as missing:
+        state.open("rb")
+    text = start_error(missing.value, run, None, resume=True)
+    assert text.startswith(f"{state}: No such file or directory; the run folder {run} is incomplete")
+    locked = PermissionError(13, "Permission denied", str(run / "config.yaml"))
+    assert start_error(locked, run, None, resume=False) == (
+        f"{run / 'config.yaml'}: Permission denied; make it writable, or give --run-dir another folder"
+    )
+    torn = OSError(f"It looks like the config file at '{run}/checkpoints/step_4/model/config.json' is not valid")
+    assert start_error(torn, run, None, resume=True).startswith(
+        f"could not load the model of the last checkpoint in {run}: It looks like the config file at '{run}/"
+    )
+    loader = OSError("Can't load tokenizer for '/models/x'.\nMore text")  # transformers names no file
+    assert start_error(loader, run, "/models/x", resume=False) == (
+        "could not load the model (--model /models/x): Can't load tokenizer for '/models/x'."
+    )
+
+
+def write_metrics(run: Path, text: str) -> None:
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(text)
+
+
+def test_plot_leaves_out_a_torn_last_line_and_names_a_bad_line_elsewhere(tmp_path, capsys):
+    from spiral_train.metrics import read_metrics
+
+    good = '{"step": 0, "entropy": 1.0}\n{"step": 1, "entropy": 0.9}\n'
+    write_metrics(tmp_path / "killed", good + '{"step": 2, "entr')
+    assert [r["step"] for r in read_metrics(tmp_path / "killed")] == [0, 1]
+    assert main(["plot", str(tmp_path / "killed")]) == 0
+    assert (tmp_path / "killed" / "curves.png").exists()
+    capsys.readouterr()
+    write_metrics(tmp_path / "bad", '{"step": 0}\n{"step": 1, "entr\n{"step": 2}\n')
+    assert main(["plot", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert f"spiral-train plot: error: {tmp_path / 'bad' / 'metrics.jsonl'}:2: not a JSON record" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_plot_to_a_path_it_cannot_write_or_of_a_folder_without_metrics_is_one_line(tmp_path, capsys):
+    write_metrics(tmp_path / "run", '{"step": 0, "entropy": 1.0}\n')
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "curves.png"
+    assert main(["plot", str(tmp_path / "run"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"spiral-train plot: error: {out}: Not a directory" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "metrics.jsonl does not exist" in capsys.readouterr().err

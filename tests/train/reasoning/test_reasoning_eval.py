@@ -188,8 +188,7 @@ def test_training_logs_the_reasoning_accuracy_at_every_evaluation(quick_model, t
 def test_a_missing_reasoning_benchmark_fails_at_start(quick_model, tmp_path):
     from helpers import small_config
 
-    from spiral_train.trainer import Trainer
+    from spiral_train.config import ConfigError
 
-    config = small_config(quick_model, 1, eval_reasoning=["math500"])
-    with pytest.raises(FileNotFoundError, match="pass --data-dir DIR"):
-        Trainer(config, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"eval_reasoning: benchmark 'math500' .*pass --eval-reasoning-dir DIR"):
+        small_config(quick_model, 1, eval_reasoning=["math500"])  # refused with the options, before the trainer
