@@ -143,7 +143,6 @@ def bad_values(draw: st.DrawFn) -> tuple[str, Any]:
     name = draw(st.sampled_from(sorted(RANGES)))
     r = RANGES[name]
     candidates = [st.just(math.nan), st.just(INF), st.just(-INF)]
-    kind = st.integers if r.integer else st.floats
     if r.integer:
         candidates.append(st.integers(max_value=math.ceil(r.lo) - 1))
         if r.hi < INF:
@@ -156,12 +155,12 @@ def bad_values(draw: st.DrawFn) -> tuple[str, Any]:
             )
         if r.also:  # between the single values and the range (tis_cap in (0, 1))
             candidates.append(st.floats(min_value=max(r.also), max_value=r.lo, exclude_min=True, exclude_max=True))
-    x = draw(st.one_of(candidates))
-    assert not r.holds(x) or (isinstance(x, float) and not math.isfinite(x)), (name, x, kind)
+    # below the range lie the single valid values too (tis_cap's 0): never draw one of those
+    x = draw(st.one_of(candidates).filter(lambda v: not r.holds(v) or (isinstance(v, float) and not math.isfinite(v))))
     return name, x
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(bad_values())
 def test_nan_inf_and_out_of_range_values_are_refused_naming_the_option(option: tuple[str, Any]):
     name, x = option
@@ -192,7 +191,7 @@ def good_values(draw: st.DrawFn) -> tuple[str, Any]:
     return name, x
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(good_values())
 def test_values_inside_the_documented_range_are_accepted(option: tuple[str, Any]):
     name, x = option
