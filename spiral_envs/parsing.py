@@ -22,6 +22,8 @@ _BRACKETED = re.compile(r"\[[^\[\]\n]{1,200}\]")
 NO_MOVE = "no move found: end the answer with the move in \\boxed{}, e.g. \\boxed{%s}"
 MAX_LATEX_NESTING = 8
 """Wrappers such as `\\text{\\textbf{...}}` are stripped this many levels deep; no model nests more."""
+QUOTE_CHARS = 200
+"""How much of an answer or a move a prompt or an error message quotes: never a megabyte echoed into a prompt."""
 
 
 def last_boxed(answer: str) -> str | None:
@@ -79,6 +81,14 @@ def extract_move(answer: str) -> str | None:
     if boxed is not None:
         return strip_latex(boxed)
     return last_bracketed(answer)
+
+
+def shortened(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` as a prompt or an error message quotes it: whole up to `limit` characters, else its first `limit`
+    and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
 def read_move(game: TextGame[A], state: GameState[A], answer: str) -> tuple[A, str]:

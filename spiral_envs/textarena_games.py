@@ -17,7 +17,16 @@ What this layer fixes, measured on TextArena 0.7.4:
 - **Turn limits.** TextArena checks `turn >= max_turns` before counting the move being played, so
   `max_turns=10` plays 11 moves. Here the limit counts it: `max_turns=N` plays at most N moves.
 - **Invalid moves.** TextArena's own count of errors (`error_allowance` inside its state) is replaced by
-  ours: a move TextArena calls invalid raises `InvalidMove` with TextArena's reason.
+  ours: a move TextArena calls invalid raises `InvalidMove` with TextArena's reason (a long move it quotes
+  is shortened there, as every answer a prompt quotes is).
+- **Hostile answers.** TextArena reads a move with regexes that backtrack (LiarsDice's `[bid` + n spaces
+  + `x]` takes time quadratic in n, ConnectFour's any long text: `.*` before and after a bracket), so
+  TextArena only ever sees a move-sized string: the move is read out of the answer by our linear parser,
+  and one longer than `MAX_MOVE_CHARS` is an invalid move before TextArena reads it.
+- **Threads.** TextArena's chance comes from the one global `random` module, so the rebinding above holds
+  a lock: games in several threads each draw from their own stream, and the module is restored after each
+  call. (A thread drawing from the global `random` module while a TextArena game is being stepped in another
+  still draws from that game's stream; nothing short of TextArena taking an `rng` can prevent that.)
 - **Rewards** are checked to be zero-sum at the end; `infos` says `"zero_sum": False` for a game whose are
   not (and a warning names it once).
 
@@ -34,6 +43,7 @@ import importlib.util
 import inspect
 import random
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from spiral_envs.core import TERMINAL, GameState, InvalidMove, TextGame
+from spiral_envs.parsing import QUOTE_CHARS, shortened
 
 PREFIX = "textarena/"
 """The namespace of TextArena ids in spiral_envs: "textarena/" + TextArena's own id."""
@@ -60,6 +71,11 @@ _NUMPY_RANDOM = re.compile(r"\b(?:np|numpy)\.random\.")
 _ROLE_TAG = re.compile(r"^\[(?:GAME|Player \d+)\]$")
 GAME_ID = -1
 """TextArena's sender id of the game's own messages."""
+MAX_MOVE_CHARS = 2000
+"""The longest move handed to TextArena (the limit of SimpleNegotiation-v1's messages): its regexes take time
+quadratic in a crafted move's length, about 30 ms at this length, and a move of a free-talk game is a message."""
+_RANDOM_LOCK = threading.RLock()
+"""Held while the `random` module's functions are bound to one game's stream (see `TextArenaState._own_random`)."""
 
 
 def installed() -> bool:
@@ -148,19 +164,20 @@ class TextArenaState(GameState[str]):
     def _own_random(self) -> Iterator[None]:
         """Run TextArena with the `random` module's functions bound to this game's stream (and numpy's global
         stream, for a game that uses it, swapped for this game's)."""
-        module = vars(random)
-        outside = {name: module[name] for name in _RANDOM_FUNCTIONS}
-        module.update(self.rng_functions)
-        if self.np_rng is not None:
-            np_outside = np.random.get_state()
-            np.random.set_state(self.np_rng.get_state())
-        try:
-            yield
-        finally:
-            module.update(outside)
+        with _RANDOM_LOCK:  # one game at a time, or threads would draw from and restore each other's streams
+            module = vars(random)
+            outside = {name: module[name] for name in _RANDOM_FUNCTIONS}
+            module.update(self.rng_functions)
             if self.np_rng is not None:
-                self.np_rng.set_state(np.random.get_state())
-                np.random.set_state(np_outside)
+                np_outside = np.random.get_state()
+                np.random.set_state(self.np_rng.get_state())
+            try:
+                yield
+            finally:
+                module.update(outside)
+                if self.np_rng is not None:
+                    self.np_rng.set_state(np.random.get_state())
+                    np.random.set_state(np_outside)
 
     def _patch(self) -> None:
         """Our protocol in TextArena's state: invalid moves are reported, not counted; turn limits count the
@@ -224,7 +241,10 @@ class TextArenaState(GameState[str]):
         finally:
             self._drain()
         if self.invalid_reason is not None:
-            raise InvalidMove(self.invalid_reason)
+            reason = self.invalid_reason
+            if len(action) > QUOTE_CHARS:  # LiarsDice quotes the move: a prompt shows it shortened
+                reason = reason.replace(action, shortened(action))
+            raise InvalidMove(reason)
 
     def returns(self) -> tuple[float, float]:
         rewards = self.env.state.rewards or {}
@@ -299,8 +319,14 @@ class TextArenaGame(TextGame[str]):
         return action
 
     def parse_action(self, move: str, state: GameState[str]) -> str:
-        """The move as TextArena reads it: bracketed (a bare `4` becomes `[4]`); TextArena judges it."""
+        """The move as TextArena reads it: bracketed (a bare `4` becomes `[4]`); TextArena judges it. A move
+        longer than `MAX_MOVE_CHARS` is invalid here, unread by TextArena."""
         move = move.strip()
+        if len(move) > MAX_MOVE_CHARS:
+            raise InvalidMove(
+                f"the move has {len(move):,} characters; a move may hold at most {MAX_MOVE_CHARS:,}: "
+                f"'{shortened(move)}'"
+            )
         return move if "[" in move or "]" in move else f"[{move}]"
 
     def legal_moves_text(self, state: GameState[str], legal: Sequence[str]) -> str:

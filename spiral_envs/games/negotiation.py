@@ -3,8 +3,10 @@
 Both start with 10 Wood and 10 Gold. player_0 values Wood 5 and Gold 15, player_1 the reverse, and each sees
 only its own values. Players alternate turns (player_0 first) for `max_turns` turns in all. A move is a public
 message holding at most one action token: `[Offer: 3 Wood -> 2 Gold]` (what the proposer gives -> what it
-asks for), `[Accept]` or `[Deny]`; a message without a token just talks. Whoever's inventory value (by its own
-values) grew more wins. The paper shows every past message, which is this game's default.
+asks for), `[Accept]` or `[Deny]`; a message without a token just talks. As in every game, the move is the
+answer's `\\boxed{}` (else its last bracketed token): talk outside a box is no move, and a message over
+`MAX_MESSAGE_CHARS` is invalid; the rules text says both. Whoever's inventory value (by its own values) grew
+more wins. The paper shows every past message, which is this game's default.
 
 With these values a trade's outcome is set by counting units: if player_0's inventory changes by (dW, dG),
 player_0 gains 5dW + 15dG and player_1 gains -15dW - 5dG, so player_0 wins by 20(dW + dG). A trade that
@@ -29,6 +31,7 @@ from spiral_envs.core import (
     zero_sum_returns,
 )
 from spiral_envs.games.negotiation_moves import (
+    MAX_MESSAGE_CHARS,
     RESOURCES,
     Accept,
     Action,
@@ -464,7 +467,9 @@ def rules_text(max_turns: int, player: int, values: Bundle) -> str:
         "When it ends, the player whose total value (by their own values) grew more wins; equal growth is a draw.",
         "Your move is your message to your opponent, with at most one action token in brackets; a message "
         "without one just talks (a message that is nothing but a token, brackets left off, is that token). "
-        "Put the whole move in \\boxed{}, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 Gold]}. The list of "
+        "Put the whole move in \\boxed{}, talk included, e.g. \\boxed{I need Gold. [Offer: 3 Wood -> 2 Gold]}: "
+        "an answer without a box is read as its last bracketed token alone, and talk outside a box is no move, "
+        f"an invalid move, as is a message of more than {MAX_MESSAGE_CHARS} characters. The list of "
         "legal moves shows the offers of one resource for another, and [Accept] and [Deny] when an offer "
         "to you is pending; talking is always allowed too.",
     ]

@@ -296,6 +296,29 @@ def test_rules_text() -> None:
     assert "lasts for 10 turns" in rules and "\\boxed{" in rules and "grew more wins" in rules
 
 
+@pytest.mark.parametrize(
+    ("answer", "valid", "reason"),
+    [
+        ("\\boxed{Hello, shall we trade?}", True, ""),
+        ("Hello, shall we trade?", False, "no move found"),  # talk outside a box
+        ("\\boxed{" + "y" * MAX_MESSAGE_CHARS + "}", True, ""),
+        ("\\boxed{" + "y" * (MAX_MESSAGE_CHARS + 1) + "}", False, f"the limit is {MAX_MESSAGE_CHARS}"),
+    ],
+)
+def test_the_rules_say_what_happens_to_talk_outside_a_box_and_to_a_long_message(
+    answer: str, valid: bool, reason: str
+) -> None:
+    rules = GAME.rules(0)
+    assert "talk outside a box is no move, an invalid move" in rules
+    assert f"a message of more than {MAX_MESSAGE_CHARS} characters" in rules
+    env = new_env()
+    env.step(answer)
+    if valid:
+        assert env.outcome is None and env.agent_selection == "player_1"
+    else:
+        assert env.outcome["invalid_move"] and reason in env.outcome["reason"]
+
+
 def test_full_history_shows_every_message_and_outcome() -> None:
     env = new_env()
     play(env, *SCRIPT[:3])

@@ -41,8 +41,8 @@ PINNED_PROMPTS = {
     ("TicTacToe-v0", "full"): "cd0c3a853ff2819fb888866a7acacb84ad266a1c51287a3c41bc37490a295799",
     ("KuhnPoker-v1", "full"): "82bb8ad875f65134337e86b145c209b59ca160e0e7decb33053e23d60e9aa229",
     ("KuhnPoker-v1", "current"): "e0a6c2ce44f2b18c2e9aa161de374435d9fe31904b54393b06263dc0890e3b25",
-    ("SimpleNegotiation-v1", "full"): "bce1ac9fe8a0ea16e5695c9c4b54e04088492d045b4a9903915897f0a93ef0c9",
-    ("SimpleNegotiation-v1", "current"): "b015a6628ae28b344352f133846163761f10673085db70a78316c196e9e2686a",
+    ("SimpleNegotiation-v1", "full"): "d5c5c352bddde4f92972787d5907756d8df3e5179e2e8184928340a13034dfdf",
+    ("SimpleNegotiation-v1", "current"): "3cfc3d73d7bd8f39172ade45c5a320c064cba2b4bdcb833fce05c1dd0706d75a",
 }
 """sha256 of every prompt both players see at every turn of 40 seeded games, with random answers and some
 invalid ones (one retry allowed); a change of any prompt text must change these on purpose."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import re
 import sys
+import threading
+import time
 import warnings
 
 import pytest
@@ -17,8 +19,9 @@ from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
 from spiral_envs import RandomAgent, boxed, make, play_game
+from spiral_envs.parsing import QUOTE_CHARS
 from spiral_envs.spaces import FreeText
-from spiral_envs.textarena_games import PREFIX, TextArenaUnavailable, textarena_ids
+from spiral_envs.textarena_games import MAX_MOVE_CHARS, PREFIX, TextArenaUnavailable, textarena_ids
 
 pytest.importorskip("textarena")
 
@@ -285,3 +288,130 @@ def test_two_training_steps_on_a_textarena_game_and_ours(quick_model, tmp_path) 
         assert last[f"eval/{game}/random/games"] == 4
         assert f"eval/{game}/strong/games" not in last  # no scripted expert for a TextArena game
     assert any(k.startswith("rae/baseline/textarena:TicTacToe-v0/") for r in records for k in r)
+
+
+# -- hostile answers: TextArena's regexes backtrack, so it only ever reads a move-sized string ----------------
+
+HOSTILE = {
+    "bid-spaces": lambda n: "\\boxed{[bid" + " " * n + "x]}",  # LiarsDice's and ColonelBlotto's regexes
+    "digit-spaces": lambda n: "\\boxed{[1" + " " * n + "x]}",  # UltimateTicTacToe's
+    "digits": lambda n: "\\boxed{[" + "1" * n + "x]}",  # Othello's
+    "letters": lambda n: "\\boxed{" + "a" * n + "}",  # ConnectFour's `.*\[...\].*`
+}
+"""Answers that took TextArena 0.7.4 time quadratic in n (4.4 s at n = 20,000 for LiarsDice's bid)."""
+HOSTILE_GAMES = [
+    PREFIX + g for g in ("LiarsDice-v0", "Othello-v0", "UltimateTicTacToe-v0", "ColonelBlotto-v0", "ConnectFour-v0")
+]
+
+
+def moves_reaching_textarena(env: spiral_envs.TextGameEnv) -> list[str]:
+    """Every string the game's TextArena env is stepped with from now on, recorded as its `step` is called."""
+    seen: list[str] = []
+    ta_env = env.state.env
+    step = ta_env.step
+
+    def recording_step(action: str):
+        seen.append(action)
+        return step(action)
+
+    ta_env.step = recording_step
+    return seen
+
+
+@pytest.mark.parametrize("env_id", HOSTILE_GAMES)
+@pytest.mark.parametrize("shape", list(HOSTILE))
+def test_a_hostile_answer_never_reaches_textarena(env_id: str, shape: str) -> None:
+    env = make(env_id)
+    env.reset(seed=0)
+    seen = moves_reaching_textarena(env)
+    mover = env.agent_selection
+    env.step(HOSTILE[shape](1_000_000))
+    assert seen == []  # invalid before TextArena reads it
+    assert env.outcome["invalid_move"] and env.outcome["offender"] == mover
+    assert f"a move may hold at most {MAX_MOVE_CHARS:,}" in env.outcome["reason"]
+    assert len(env.outcome["reason"]) < 2 * QUOTE_CHARS + 200
+
+
+@pytest.mark.parametrize("env_id", HOSTILE_GAMES)
+def test_a_move_at_the_limit_reaches_textarena_whole(env_id: str) -> None:
+    env = make(env_id, error_allowance=1)
+    env.reset(seed=0)
+    seen = moves_reaching_textarena(env)
+    move = "[bid" + " " * (MAX_MOVE_CHARS - 6) + "x]"
+    env.step(boxed(move))
+    assert seen == [move]
+    assert env.infos[env.agent_selection]["invalid_move"]  # TextArena's own verdict
+
+
+def test_reading_hostile_answers_takes_time_linear_in_their_length() -> None:
+    # The one timed check: 8x the length, every hostile shape in every game above, the fastest of three tries.
+    # Linear reading takes ~8x the time; TextArena's regexes on the whole move took ~64x (and minutes at 4 MB).
+    def fastest(n: int) -> float:
+        total = 0.0
+        for env_id in HOSTILE_GAMES:
+            env = make(env_id)
+            for shape in HOSTILE.values():
+                answer = shape(n)
+                best = float("inf")
+                for _ in range(3):
+                    env.reset(seed=0)
+                    start = time.perf_counter()
+                    env.step(answer)
+                    best = min(best, time.perf_counter() - start)
+                total += best
+        return total
+
+    small, large = fastest(250_000), fastest(2_000_000)
+    assert large < 24 * small + 0.05, f"{small:.3f} s at 0.5 MB, {large:.3f} s at 4 MB"
+
+
+@pytest.mark.parametrize(
+    ("env_id", "length"),
+    [
+        *((game, n) for game in [*HOSTILE_GAMES, PREFIX + "KuhnPoker-v0"] for n in (2_000_000, MAX_MOVE_CHARS - 6)),
+        (PREFIX + "SimpleNegotiation-v0", 2_000_000),  # at the limit, its talk is a valid move
+    ],
+)
+def test_a_retry_prompt_after_a_huge_answer_stays_inside_the_observation_space(env_id: str, length: int) -> None:
+    # TextArena echoes a move it reads, and LiarsDice's reason quotes it again: a 2 MB answer made a 4 MB prompt.
+    env = make(env_id, error_allowance=1)
+    env.reset(seed=0)
+    mover = env.agent_selection
+    before = len(str(env.observe(mover)))
+    env.step(HOSTILE["bid-spaces"](length))
+    assert env.agent_selection == mover and env.infos[mover]["invalid_move"]
+    prompt = str(env.observe(mover))
+    assert env.observation_space(mover).contains(prompt)
+    assert len(prompt) < before + MAX_MOVE_CHARS + 3 * QUOTE_CHARS + 500  # at most one echo of the move, whole
+    assert len(env.infos[mover]["reason"]) < 3 * QUOTE_CHARS + 500  # the reason quotes it shortened
+
+
+# -- threads ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ["textarena/KuhnPoker-v0", "textarena/LiarsDice-v0", "textarena/PigDice-v0"])
+def test_games_in_threads_play_as_they_do_alone(env_id: str) -> None:
+    seeds = range(40)
+    alone = {seed: play(make(env_id), seed=seed) for seed in seeds}
+    inside = {name: getattr(random, name) for name in ("random", "shuffle", "randint", "choice")}
+    together: dict[int, list[tuple[str, str]]] = {}
+    start = threading.Barrier(4)
+
+    def worker(first: int) -> None:
+        env = make(env_id)
+        start.wait()
+        for seed in seeds[first::4]:
+            together[seed] = play(env, seed=seed)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert {name: getattr(random, name) for name in inside} == inside  # the module is its own again
+    assert together == alone
