@@ -77,8 +77,11 @@ def loopback_node() -> Iterator[None]:
 
 @contextlib.contextmanager
 def offline_ray_start() -> Iterator[None]:
-    """Inside the block, a Ray node started by this process (`ray.init` without an address) starts with usage
-    stats off, on 127.0.0.1, and with no API-server process; its processes keep that environment."""
+    """Inside the block, a Ray node started by this process (`ray.init` without an address, or
+    `ray.cluster_utils.Cluster`'s nodes) starts with usage stats off, on 127.0.0.1, and with no API-server
+    process; its processes keep that environment. A driver connecting to such a node by address must connect
+    inside the block too: outside it, Ray turns the address 127.0.0.1 into the default route's, where the node
+    does not listen."""
     with _environment(OFFLINE_ENV), no_api_server(), loopback_node():
         yield
 

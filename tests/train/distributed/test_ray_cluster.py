@@ -48,12 +48,13 @@ def test_rollout_workers_on_a_second_node_give_the_one_node_run(quick_model, tmp
     finally:
         ray.shutdown()
 
-    with offline_ray_start():  # both nodes on 127.0.0.1, usage stats off, no dashboard process
+    # both nodes on 127.0.0.1 (where the driver must connect to them too), usage stats off, no dashboard process
+    with offline_ray_start():
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     try:
         with offline_ray_start():
             second = cluster.add_node(num_cpus=2, resources={"rollout_node": 2})
-        ray.init(address=cluster.address, log_to_driver=False)
+            ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
         two_nodes, nodes = run(quick_model, tmp_path / "two", ray_worker_resources={"rollout_node": 1})
         head = ray.get_runtime_context().get_node_id()
