@@ -1,5 +1,5 @@
 """Nothing leaves the machine: training with a local Ray cluster (`--ray-workers 1`), training in one process
-with evaluation, and `spiral-eval games` connect only to loopback addresses and look up no host name but
+with evaluation, and `spiral-eval games` and `reasoning` connect only to loopback addresses and look up no host name but
 localhost.
 
 Each run is a subprocess whose every Python process (the driver, and Ray's: GCS clients, the raylet's workers, the
@@ -219,3 +219,9 @@ def test_training_and_evaluation_without_ray_reach_nothing_beyond_the_machine(qu
     _, problems = run_audited(games, tmp_path / "eval")
     assert problems == []
     assert out.exists()
+    out = tmp_path / "reasoning.jsonl"
+    reasoning = ["-m", "spiral_train.eval.cli", "reasoning", "--model", str(quick_model), "--out", str(out)]
+    reasoning += ["--benchmark", "gym:basic_arithmetic:2", "--samples", "1", "--max-new-tokens", "16"]
+    _, problems = run_audited(reasoning, tmp_path / "reasoning")
+    assert problems == []
+    assert len(out.read_text().splitlines()) == 2
