@@ -225,3 +225,23 @@ def test_training_and_evaluation_without_ray_reach_nothing_beyond_the_machine(qu
     _, problems = run_audited(reasoning, tmp_path / "reasoning")
     assert problems == []
     assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.vllm
+def test_evaluation_on_vllm_reaches_nothing_beyond_the_machine(spiral_cache, tmp_path):
+    """vLLM in this process (on CPU; its usage report runs only from its GPU worker, which this cannot show)."""
+    pytest.importorskip("vllm")
+    from spiral_train.config import make_config
+    from spiral_train.config.views import ModelSource
+    from spiral_train.models.loading import tiny_spec
+    from spiral_train.models.tiny import tiny_model_path
+
+    model = tiny_model_path(
+        tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))), log=lambda *_: None
+    )
+    out = tmp_path / "reasoning.jsonl"
+    reasoning = ["-m", "spiral_train.eval.cli", "reasoning", "--model", str(model), "--out", str(out)]
+    reasoning += ["--benchmark", "gym:basic_arithmetic:2", "--samples", "1", "--max-new-tokens", "16"]
+    _, problems = run_audited([*reasoning, "--generator", "vllm"], tmp_path)
+    assert problems == []
+    assert len(out.read_text().splitlines()) == 2
