@@ -68,6 +68,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
     from spiral_train.config import make_config
     from spiral_train.config.views import LearnerRankSettings, ModelSource, RaySettings
     from spiral_train.distributed.learner_group import LearnerGroup
+    from spiral_train.distributed.local_ray import init_local_ray
     from spiral_train.learner import Learner, LearnerSettings
     from spiral_train.models.loading import load_model
 
@@ -89,7 +90,7 @@ def measure(strategy: str, args: argparse.Namespace) -> dict:
         model, LearnerSettings.from_config(config), torch.device("cpu"), tokenizer.pad_token_id
     ).state_dict()
     batch = turns(args.turns, args.prompt_len, args.response_len, len(tokenizer))
-    ray.init(num_cpus=args.ranks * args.threads + 1, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=args.ranks * args.threads + 1)
     try:
         group = LearnerGroup(
             RaySettings.from_config(config),

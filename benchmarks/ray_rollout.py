@@ -28,6 +28,7 @@ import torch
 from spiral_train.config import make_config, to_dict
 from spiral_train.config.views import ModelSource, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import play_weights
+from spiral_train.distributed.local_ray import init_local_ray
 from spiral_train.distributed.rollouts import RolloutPool
 from spiral_train.metrics import read_metrics
 from spiral_train.models.loading import load_model, tiny_spec
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["rates", "steps"], help="run one part only")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=4)
     try:
         if args.only != "steps":
             rollout_rates(args)

@@ -37,6 +37,8 @@ def cluster():
     """A local Ray cluster per test module; 4 logical CPUs so two workers and a learner (one CPU each) fit on
     2 real cores."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    from spiral_train.distributed.local_ray import init_local_ray
+
+    init_local_ray(num_cpus=4)
     yield
     ray.shutdown()

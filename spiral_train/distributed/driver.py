@@ -38,6 +38,7 @@ import torch
 from spiral_train.config.values import ray_gpu_problem
 from spiral_train.config.views import LearnerRankSettings, RaySettings, WorkerSettings
 from spiral_train.distributed.learner_group import LearnerGroup, learner_bundle, play_weights
+from spiral_train.distributed.local_ray import init_local_ray
 from spiral_train.distributed.messages import describe_resources
 from spiral_train.distributed.remote_generation import RemoteGenerator
 from spiral_train.distributed.rollouts import RolloutPool
@@ -131,8 +132,10 @@ def start_ray(
     if not ray.is_initialized():
         # A local cluster gets a logical CPU per actor at least: Ray would otherwise leave an actor
         # unplaced forever on a small machine (2 workers + a learner on 2 cores), and the run would hang.
-        local = {"num_cpus": max(os.cpu_count() or 1, math.ceil(cpus))} if config.ray_address is None else {}
-        ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=True, **local)
+        if config.ray_address is None:  # a local cluster that reaches nothing beyond the machine
+            init_local_ray(max(os.cpu_count() or 1, math.ceil(cpus)), log_to_driver=True)
+        else:
+            ray.init(address=config.ray_address, log_to_driver=True)
         owns_ray = True
     group: LearnerGroup | None = None
     rollouts: RayRollouts | None = None

@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 from helpers import small_config  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from spiral_train.distributed.local_ray import init_local_ray, offline_ray_start  # noqa: E402
 from spiral_train.metrics import read_metrics  # noqa: E402
 from spiral_train.trainer import Trainer  # noqa: E402
 
@@ -41,16 +42,19 @@ def run(model: Path, run_dir: Path, **extra) -> tuple[list[dict], list[str]]:
 
 
 def test_rollout_workers_on_a_second_node_give_the_one_node_run(quick_model, tmp_path):
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=4)
     try:
         one_node, _ = run(quick_model, tmp_path / "one")
     finally:
         ray.shutdown()
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    # both nodes on 127.0.0.1 (where the driver must connect to them too), usage stats off, no dashboard process
+    with offline_ray_start():
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     try:
-        second = cluster.add_node(num_cpus=2, resources={"rollout_node": 2})
-        ray.init(address=cluster.address, log_to_driver=False)
+        with offline_ray_start():
+            second = cluster.add_node(num_cpus=2, resources={"rollout_node": 2})
+            ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
         two_nodes, nodes = run(quick_model, tmp_path / "two", ray_worker_resources={"rollout_node": 1})
         head = ray.get_runtime_context().get_node_id()
