@@ -49,8 +49,11 @@ CPU_KV_CACHE_MB = 256
 
 
 def import_vllm() -> Any:
-    """vLLM, imported only when this backend is chosen (it costs ~5 s), run in this process by default."""
+    """vLLM, imported only when this backend is chosen (it costs ~5 s), run in this process by default, with its
+    usage reports off (nothing leaves the machine)."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")  # its GPU worker reports to stats.vllm.ai otherwise
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     try:
         import vllm
     except ImportError as err:
