@@ -7,9 +7,9 @@ Every sampled answer goes through `extract_move`, so it must pick the move a mod
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+from game_helpers import fastest_step
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -212,22 +212,11 @@ ADVERSARIAL = {
 """Answers of one shape at any length (about 2n characters), which a quadratic parser would stall on."""
 
 
-def _fastest_step(env_id: str, answer: str) -> float:
-    env = spiral_envs.make(env_id)
-    best = float("inf")
-    for _ in range(3):
-        env.reset(seed=0)
-        start = time.perf_counter()
-        env.step(answer)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 @pytest.mark.parametrize("env_id", ["TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1"])
 @pytest.mark.parametrize("shape", list(ADVERSARIAL))
 def test_reading_an_adversarial_answer_takes_time_linear_in_its_length(env_id: str, shape: str) -> None:
     # 8x the length: linear parsing takes ~8x the time, quadratic ~64x; the bound sits between, with slack
     # for a noisy machine (the fastest of three tries each).
-    small = _fastest_step(env_id, ADVERSARIAL[shape](250_000))
-    large = _fastest_step(env_id, ADVERSARIAL[shape](2_000_000))
+    small = fastest_step(spiral_envs.make(env_id), ADVERSARIAL[shape](250_000))
+    large = fastest_step(spiral_envs.make(env_id), ADVERSARIAL[shape](2_000_000))
     assert large < 24 * small + 0.05, f"{shape}: {small:.3f} s at 0.5 MB, {large:.3f} s at 4 MB"
