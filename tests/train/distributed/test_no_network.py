@@ -227,6 +227,7 @@ def test_training_and_evaluation_without_ray_reach_nothing_beyond_the_machine(qu
     assert len(out.read_text().splitlines()) == 2
 
 
+@pytest.mark.learning  # a whole evaluation on a vLLM engine: most of a minute
 @pytest.mark.vllm
 def test_evaluation_on_vllm_reaches_nothing_beyond_the_machine(spiral_cache, tmp_path):
     """vLLM in this process (on CPU; its usage report runs only from its GPU worker, which this cannot show)."""
