@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -124,7 +125,7 @@ def _damage(checkpoint, how: str) -> str:
     elif how == "state empty":
         state_path.write_bytes(b"")
     elif how == "state random bytes":
-        state_path.write_bytes(os.urandom(4000))
+        state_path.write_bytes(random.Random(0).randbytes(4000))
     elif how == "state missing":
         state_path.unlink()
     elif how == "state lacks keys":
@@ -200,3 +201,19 @@ def test_resume_from_only_damaged_checkpoints_is_one_line(quick_model, two_check
     err = capsys.readouterr().err.strip()
     assert err.startswith("spiral-train: error: no intact checkpoint") and len(err.splitlines()) == 1, err
     assert RunFolderLock.acquire(run_dir)  # the refused run let go of the folder
+
+
+def test_any_bytes_in_state_pt_are_a_damaged_checkpoint_naming_the_file(tmp_path):
+    """Other bytes than a checkpoint fail torch's readers in many ways (IndexError, TypeError, ...): each is one
+    `DamagedCheckpoint` naming the file, never a traceback (200 seeded byte strings, some with a pickle's
+    opening bytes)."""
+    from spiral_train.checkpoint import STATE_FILE, DamagedCheckpoint, load_state
+
+    folder = tmp_path / "step_000001"
+    folder.mkdir()
+    for seed in range(200):
+        rng = random.Random(seed)
+        data = rng.randbytes(rng.randrange(1, 4000))
+        (folder / STATE_FILE).write_bytes(b"\x80\x02" + data if seed % 2 else data)
+        with pytest.raises(DamagedCheckpoint, match=STATE_FILE):
+            load_state(folder)
