@@ -23,6 +23,12 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale))
 
 
+def rate(name: str, successes: float, n: int) -> dict[str, float]:
+    """`name`: the rate `successes / n` (0 with no trials), with its Wilson interval as `<name>_lo`, `<name>_hi`."""
+    lo, hi = wilson(successes, n)
+    return {name: successes / n if n > 0 else 0.0, f"{name}_lo": lo, f"{name}_hi": hi}
+
+
 def entropy(counts: dict[str, int]) -> float:
     """Shannon entropy (nats) of the empirical move choice; 0 with no valid move."""
     total = sum(counts.values())
@@ -32,11 +38,8 @@ def entropy(counts: dict[str, int]) -> float:
 def invalid_and_entropy(counts: Sequence[dict[str, int]], invalid: int, answers: int) -> dict[str, float]:
     """`strategy/invalid_rate` (with its Wilson interval) over all `answers`, and `strategy/entropy`, the mean
     over decision points of the entropy of the valid answers' move choice."""
-    lo, hi = wilson(invalid, answers)
     return {
-        "strategy/invalid_rate": invalid / answers,
-        "strategy/invalid_rate_lo": lo,
-        "strategy/invalid_rate_hi": hi,
+        **rate("strategy/invalid_rate", invalid, answers),
         "strategy/entropy": sum(entropy(c) for c in counts) / len(counts),
     }
 

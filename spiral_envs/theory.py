@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from spiral_envs.core import GameState, InvalidMove
 from spiral_envs.parsing import read_move
 from spiral_envs.registry import make
+from spiral_envs.stats import rate
 
 ExploiterFactory = Callable[[int, str], Any]
 """`(seed, role) -> agent`: an exploiter seat of one game, playing `role` ("player_0" or "player_1"). Plain data
@@ -134,6 +135,15 @@ class GameTheory(ABC):
             return read_move(self.env.game, probe.state, answer.text)[1]
         except InvalidMove:
             return None
+
+    @staticmethod
+    def optimal_rate(
+        name: str, probes: Sequence[Probe], counts: Sequence[dict[str, int]], answers: int
+    ) -> dict[str, float]:
+        """`name`: the share of all `answers` that played one of their probe's `optimal` moves (`counts[i]` from
+        `tally` at `probes[i]`), with its Wilson interval (`stats.rate`)."""
+        hits = sum(sum(c[move] for move in p.optimal) for p, c in zip(probes, counts))
+        return rate(name, hits, answers)
 
     def tally(self, probe: Probe, answers: Sequence[Answer]) -> tuple[dict[str, int], int]:
         """Counts of each legal move (every one listed, zeros too) and the number of invalid answers."""

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spiral_envs import TERMINAL, GameState, InvalidMove, TextGame, boxed
-from spiral_envs.stats import invalid_and_entropy, wilson
+from spiral_envs.stats import invalid_and_entropy
 from spiral_envs.theory import Answer, GameTheory, Measurement, Probe
 
 MAX_COINS = 3
@@ -268,14 +268,10 @@ class CoinGuessTheory(GameTheory):
 
     def measure(self, probes: Sequence[Probe], answers: Sequence[Sequence[Answer]], seed: int = 0) -> Measurement:
         counts, invalid = zip(*(self.tally(p, a) for p, a in zip(probes, answers)))
-        best = sum(sum(c[move] for move in p.optimal) for p, c in zip(probes, counts))
         total = sum(len(a) for a in answers)
-        lo, hi = wilson(best, total)
         return Measurement(
             {
-                "strategy/best_guess_rate": best / total,
-                "strategy/best_guess_rate_lo": lo,
-                "strategy/best_guess_rate_hi": hi,
+                **self.optimal_rate("strategy/best_guess_rate", probes, counts, total),
                 **invalid_and_entropy(counts, sum(invalid), total),
             }
         )

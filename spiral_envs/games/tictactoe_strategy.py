@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from spiral_envs.agents import boxed
 from spiral_envs.games.tictactoe import optimal_moves
-from spiral_envs.stats import invalid_and_entropy, wilson
+from spiral_envs.stats import invalid_and_entropy
 from spiral_envs.theory import Answer, GameTheory, Measurement, Probe
 
 SAMPLES_DIVISOR = 8
@@ -56,14 +56,10 @@ class TicTacToeTheory(GameTheory):
 
     def measure(self, probes: Sequence[Probe], answers: Sequence[Sequence[Answer]], seed: int = 0) -> Measurement:
         counts, invalid = zip(*(self.tally(p, a) for p, a in zip(probes, answers)))
-        optimal = sum(sum(c[move] for move in p.optimal) for p, c in zip(probes, counts))
         total = sum(len(a) for a in answers)
-        lo, hi = wilson(optimal, total)
         return Measurement(
             {
-                "strategy/optimal_move_rate": optimal / total,
-                "strategy/optimal_move_rate_lo": lo,
-                "strategy/optimal_move_rate_hi": hi,
+                **self.optimal_rate("strategy/optimal_move_rate", probes, counts, total),
                 "strategy/optimal_move_rate_random": sum(len(p.optimal) / len(p.legal) for p in probes) / len(probes),
                 **invalid_and_entropy(counts, sum(invalid), total),
             }

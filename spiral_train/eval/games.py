@@ -23,7 +23,7 @@ import torch
 
 import spiral_envs
 from spiral_envs.core import PLAYER_NAMES
-from spiral_envs.stats import wilson
+from spiral_envs.stats import rate
 from spiral_envs.theory import Answer, ExploiterFactory, GameTheory, Measurement, Probe
 from spiral_train.metrics import env_key
 from spiral_train.rollout.collector import AgentFactory, Collector, ModelPolicy, scripted
@@ -94,9 +94,7 @@ def summarize(results: Sequence[GameResult]) -> dict[str, float]:
     n = len(scores)
     metrics: dict[str, float] = {"mean_return": sum(s.value for s in scores) / max(1, n), "games": n}
     for name, rule in (("win_rate", "win"), ("draw_rate", "draw"), ("loss_rate", "loss"), ("invalid_rate", "invalid")):
-        count = sum(getattr(score, rule) for score in scores)
-        metrics[name] = count / max(1, n)
-        metrics[f"{name}_lo"], metrics[f"{name}_hi"] = wilson(count, n)
+        metrics.update(rate(name, sum(getattr(score, rule) for score in scores), n))
     figures: dict[str, list[float]] = {}
     for score in scores:
         for name, value in score.figures.items():
