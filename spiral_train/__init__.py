@@ -19,6 +19,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 _EXPORTS = {
@@ -33,10 +34,19 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'spiral_train' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+def names_on_first_use(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` for `package` that imports each of `names` (name -> module path) on first use; any
+    other name is an AttributeError (so a submodule of that name is still found by `import`)."""
+
+    def getattr_(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(names[name]), name)
+
+    return getattr_
+
+
+__getattr__ = names_on_first_use("spiral_train", _EXPORTS)
 
 
 _MOVED = {

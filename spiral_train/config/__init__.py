@@ -9,8 +9,7 @@ import their settings on a machine without them (`benchmarks/gpu_check.py`).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spiral_train import names_on_first_use
 
 _EXPORTS = {
     "option_groups": "help",
@@ -36,7 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'spiral_train.config' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"spiral_train.config.{_EXPORTS[name]}"), name)
+__getattr__ = names_on_first_use(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})

@@ -5,8 +5,7 @@ random-init models with the hub's shapes and tokenizer layout (`random_model`, `
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spiral_train import names_on_first_use
 
 _FORMER = {
     "resolve_device": "spiral_train.models.loading",
@@ -19,7 +18,4 @@ _FORMER = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _FORMER:
-        raise AttributeError(f"module 'spiral_train.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(_FORMER[name]), name)
+__getattr__ = names_on_first_use(__name__, _FORMER)
