@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spiral_train.checkpoint import RunFolderError
-from spiral_train.config import ConfigError, make_config
+from spiral_train.config import ConfigError, load_yaml, make_config
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
@@ -89,14 +87,11 @@ def read_saved_config(run_dir: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a spiral-train run folder?")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"--resume: {path} is damaged (not YAML: {first}); {_FIX}") from None
-    if data is None:
+        data = load_yaml(path)  # not UTF-8, not YAML, a !!tag, not a mapping: one line naming the file
+    except ConfigError as err:
+        raise ConfigError(f"--resume: damaged: {err}; {_FIX}") from None
+    if not data:
         raise ConfigError(f"--resume: {path} is empty; {_FIX}")
-    if not isinstance(data, dict):
-        raise ConfigError(f"--resume: {path} is damaged (not a mapping of option: value); {_FIX}")
     saved = {k: v for k, v in data.items() if k != "model_source"}
     try:
         config = make_config("tiny-cpu", saved)
