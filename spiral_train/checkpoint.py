@@ -14,6 +14,7 @@ import random
 import shutil
 import struct
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,11 @@ import torch
 STATE_FILE = "state.pt"
 COMPLETE_MARK = "COMPLETE"
 STATE_KEYS = ("step", "learner", "rae", "rng", "torch_rng", "torch_global_rng", "config")
-"""What every `state.pt` holds (`Trainer.save`); "pool" and "model_base" may be None."""
+"""What every `state.pt` holds (`Trainer.save`); "pool", "model_base" and "policy_average" may be None."""
+LAST_ITERATE = "last_iterate"
+"""With a policy average, the checkpoint's folder of the trained weights (`model/` holds the average)."""
+POLICY_FILE = "policy.json"
+"""With a policy average, what each model folder of the checkpoint holds, in words."""
 T = TypeVar("T")
 
 
@@ -30,11 +35,33 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, state: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: Any,
+    tokenizer: Any,
+    state: dict[str, Any],
+    keep: int,
+    shipped: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> Path:
+    """Write `checkpoints/step_<step>` atomically and keep the newest `keep`. `model/` holds the model as it is;
+    with `shipped` (a context in which the model holds the policy the run ships, its weight average), `model/`
+    holds that policy and `last_iterate/` the weights as they are, which resume continues from."""
     root = checkpoint_dir(run_dir)
 
     def fill(tmp: Path) -> None:
-        model.save_pretrained(tmp / "model")
+        if shipped is not None:
+            model.save_pretrained(tmp / LAST_ITERATE)
+            tokenizer.save_pretrained(tmp / LAST_ITERATE)
+            with shipped():
+                model.save_pretrained(tmp / "model")
+            policies = {
+                "model": "the policy the run ships and evaluates: the average of the weights over steps",
+                LAST_ITERATE: "the weights as trained at this step, which --resume continues from",
+            }
+            (tmp / POLICY_FILE).write_text(json.dumps(policies, indent=1) + "\n")
+        else:
+            model.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
         torch.save({**state, "step": step}, tmp / STATE_FILE)
         (tmp / COMPLETE_MARK).write_text(str(step))
@@ -95,20 +122,22 @@ def checkpoints_newest_first(run_dir: Path) -> list[Path]:
 
 def resume_point(run_dir: Path, load_model: Callable[[Path], T], log=print) -> tuple[Path, dict[str, Any], T] | None:
     """The newest intact checkpoint of `run_dir`: its folder, its checked state, and what `load_model` made of its
-    `model` folder. A damaged newer one is passed over with a one-line warning naming the damaged file; None when
-    the run has no checkpoint; `DamagedCheckpoint` when every one is damaged, `UnsafeCheckpoint` at once for a
-    state that could run code (a hostile folder is refused, not worked around)."""
+    trained weights (`trained_weights`). A damaged newer one is passed over with a one-line warning naming the
+    damaged file; None when the run has no checkpoint; `DamagedCheckpoint` when every one is damaged,
+    `UnsafeCheckpoint` at once for a state that could run code (a hostile folder is refused, not worked around)."""
     damaged: list[str] = []
     for checkpoint in checkpoints_newest_first(run_dir):
+        trained = trained_weights(checkpoint)
         try:
             state = checked_state(checkpoint)
-            check_weights(checkpoint / "model")
+            for folder in dict.fromkeys((trained, checkpoint / "model")):  # the shipped policy too, where apart
+                check_weights(folder)
             try:
-                loaded = load_model(checkpoint / "model")
+                loaded = load_model(trained)
             except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
                 if isinstance(err, torch.OutOfMemoryError):
                     raise
-                raise DamagedCheckpoint(f"{checkpoint / 'model'} does not load: {_first_line(err)}") from None
+                raise DamagedCheckpoint(f"{trained} does not load: {_first_line(err)}") from None
         except DamagedCheckpoint as err:
             damaged.append(str(err))
             log(f"warning: {err}; trying the checkpoint before it")
@@ -122,6 +151,13 @@ def resume_point(run_dir: Path, load_model: Callable[[Path], T], log=print) -> t
             "checkpoints folder away to start the run again from step 0"
         )
     return None
+
+
+def trained_weights(checkpoint: Path) -> Path:
+    """The checkpoint's folder of the weights training continues from: `last_iterate/` where the run shipped a
+    weight average (`model/` holds the average then), else `model/`."""
+    last = checkpoint / LAST_ITERATE
+    return last if last.is_dir() else checkpoint / "model"
 
 
 def checked_state(checkpoint: Path) -> dict[str, Any]:

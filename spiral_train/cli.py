@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from spiral_train.checkpoint import RunFolderError
     from spiral_train.plot import plot_run
-    from spiral_train.trainer import Trainer, new_run_dir
+    from spiral_train.run_folder import new_run_dir
+    from spiral_train.trainer import Trainer
 
     path = Path(run_dir) if run_dir else new_run_dir()
     try:

@@ -93,6 +93,7 @@ def read_saved_config(run_dir: Path) -> dict[str, Any]:
     if not data:
         raise ConfigError(f"--resume: {path} is empty; {_FIX}")
     saved = {k: v for k, v in data.items() if k != "model_source"}
+    saved = {**LATER_OPTIONS, **saved}  # a file from before an option existed continues as it ran
     try:
         config = make_config("tiny-cpu", saved)
     except ConfigError as err:
@@ -105,3 +106,17 @@ def read_saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 _FIX = "restore it, or start a new run with the run's options"
+LATER_OPTIONS = {"policy_average": "none", "policy_average_decay": 0.9}
+"""Options added after runs were saved, and the value that continues such a run as it was trained (before
+`policy_average` a run evaluated and shipped its last iterate)."""
+
+
+def new_run_dir() -> Path:
+    """A fresh `runs/<date>-<time>[-n]` folder name (not created)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path("runs") / f"{stamp}-{suffix}"
+    return path

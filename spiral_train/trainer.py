@@ -9,9 +9,10 @@ actors (`ray_workers` > 0), with this same loop in sync and async modes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from spiral_train.learner import Learner
 from spiral_train.metrics import MetricsLog, baseline_key
 from spiral_train.models import loading, lora
 from spiral_train.models.tiny import tiny_model_path
+from spiral_train.policy_average import WeightAverage
+from spiral_train.progress import progress_bar, progress_postfix
 from spiral_train.rae import RAE, assign_advantages
 from spiral_train.reasoning.benchmarks import ReasoningProbe
 from spiral_train.rollout import policy
@@ -99,6 +102,12 @@ class Trainer:
         self._close_parts: Callable[[], None]
         """Stops what the parts hold (Ray actors)."""
         self._build_parts()
+        decay = views.policy_average_decay(config.policy_average, config.policy_average_decay, config.ray_workers)
+        self.average = WeightAverage(self.model, decay) if decay is not None else None
+        """The policy the run evaluates and ships (`policy_average`), or None: the last iterate."""
+        if self.average is not None:
+            log(f"evaluation and each checkpoint's model/ hold the EMA of the weights (decay {self.average.decay}); "
+                "last_iterate/ holds the trained weights, and last_iterate/... metrics their strategy")  # fmt: skip
         self._queued_ahead = False
         if state is not None:
             try:
@@ -203,6 +212,8 @@ class Trainer:
         self.generator.sleep()  # frees a vLLM engine's GPU memory for the update; sync_weights() wakes it
         t2 = time.perf_counter()
         update = self.learner.update(trained)
+        if self.average is not None:
+            self.average.update(self.model)
         t3 = time.perf_counter()
         self.generator.sync_weights()
         self.step += 1
@@ -243,13 +254,27 @@ class Trainer:
         return stats
 
     def evaluate(self) -> dict[str, float]:
+        """The shipped policy's evaluation; with a policy average, also the last iterate's strategy metrics, as
+        `last_iterate/<env>/...` beside the average's `eval/<env>/...`."""
+        if self.average is None:
+            return self._evaluate(self.config.eval_opponents)
+        last = {f"last_iterate/{k.removeprefix('eval/')}": v for k, v in self._evaluate((), reasoning=False).items()}
+        with self.average.applied(self.model):
+            self.generator.sync_weights()
+            record = self._evaluate(self.config.eval_opponents)
+        self.generator.sync_weights()
+        return {**record, **last}
+
+    def _evaluate(self, opponents: Sequence[str], reasoning: bool = True) -> dict[str, float]:
+        """Evaluation of the weights the model holds now: games against `opponents`, the games' strategy probes
+        and, where `reasoning`, the reasoning benchmarks."""
         c = self.config
         record: dict[str, float] = {}
         if c.eval_games > 0:
             record = evaluate(
                 dataclasses.replace(self.policy, top_k=c.eval_top_k, top_p=c.eval_top_p),
                 c.eval_env_ids or c.env_ids,
-                c.eval_opponents,
+                opponents,
                 c.eval_games,
                 c.eval_temperature,
                 self.collector,
@@ -258,7 +283,7 @@ class Trainer:
                 probe_positions=c.eval_probe_positions,
                 progress=c.progress,
             )
-        if self.reasoning is not None:
+        if self.reasoning is not None and reasoning:
             record.update(self.reasoning.measure(self.generator, self.tokenizer))
         return record
 
@@ -275,7 +300,7 @@ class Trainer:
 
     def run(self) -> Path:
         c = self.config
-        bar = _progress(c.steps, self.step, c.progress)
+        bar = progress_bar(c.steps, self.step, c.progress)
         try:
             if self.step == 0:
                 first = {"step": 0, "time_s": 0.0, **self.evaluate()}
@@ -307,8 +332,12 @@ class Trainer:
             "config": to_dict(self.config),
             "pool": self.pool.state_dict() if self.pool is not None else None,
             "model_base": lora.adapter_base(self.model),  # LoRA: the checkpoint holds only the adapter
+            "policy_average": self.average.state_dict() if self.average is not None else None,
         }
-        path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints)
+        shipped = functools.partial(self.average.applied, self.model) if self.average is not None else None
+        path = save_checkpoint(
+            self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints, shipped
+        )
         if self.pool is not None:
             self.pool.prune()  # only now that the newest checkpoint no longer names a dropped snapshot
         return path
@@ -316,6 +345,10 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.rae.load_state_dict(state["rae"])
+        if self.average is not None and state.get("policy_average") is not None:
+            self.average.load_state_dict(state["policy_average"])
+        elif self.average is not None:
+            self.log("the checkpoint holds no policy average: it starts again from the resumed weights")
         if self.pool is not None:
             self.pool.load_state_dict(state.get("pool"))
         self.rng.setstate(state["rng"])
@@ -339,39 +372,3 @@ def _transcript(result: GameResult) -> dict[str, Any]:
         "outcome": dataclasses.asdict(result.outcome) if result.outcome is not None else None,
         "turns": result.transcript,
     }
-
-
-def progress_postfix(record: dict[str, Any]) -> str:
-    """The progress bar's summary of a step's record: invalid share, loss, where the step's time went, and the
-    latest evaluation's win rates."""
-    parts = []
-    if "train/reward_mean" in record:
-        parts.append(f"invalid {record['train/invalid_rate']:.0%}")
-        parts.append(f"loss {record['loss']:+.3f}")
-    step, generation = record.get("time/step_s"), record.get("time/generation_s")
-    if step and generation is not None:  # where the step went (Ray workers' sampling is not split out)
-        update = record["time/update_s"]
-        other = 1 - (generation + update) / step
-        parts.append(f"time: gen {generation / step:.0%} upd {update / step:.0%} other {other:.0%}")
-    for key, value in record.items():
-        if key.startswith("eval/") and key.endswith("/win_rate"):
-            _, env_id, opponent, _ = key.split("/")
-            parts.append(f"{env_id.split('-')[0]} vs {opponent} {value:.0%}")
-    return " | ".join(parts)
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, desc="spiral-train", unit="step", dynamic_ncols=True)
-
-
-def new_run_dir() -> Path:
-    """A fresh `runs/<date>-<time>[-n]` folder name (not created)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path("runs") / stamp
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path("runs") / f"{stamp}-{suffix}"
-    return path

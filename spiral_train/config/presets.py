@@ -33,6 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip_eps": 0.2,
         "max_grad_norm": 1.0,
         "kl_coef": 0.0,  # beta 0
+        "policy_average": "none",  # the paper ships the last iterate
         "gradient_checkpointing": True,
         "bf16": True,
         "generator": "vllm",

@@ -13,6 +13,7 @@ from typing import Any
 RAE_MODES = ("ema", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+POLICY_AVERAGES = ("auto", "ema", "none")
 OPPONENTS = ("self", "random", "strong")
 EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
@@ -102,6 +103,10 @@ class TrainConfig:
     """Gradient norm clip."""
     kl_coef: float = 0.1
     """Per-token KL penalty (k3) to the starting model; 0: off."""
+    policy_average: str = "auto"
+    """Policy evaluated and shipped: "ema" of the weights, "none" (last iterate), "auto" (ema without Ray)."""
+    policy_average_decay: float = 0.9
+    """EMA decay of `policy_average` per step."""
     gradient_checkpointing: bool = False
     """Recompute activations: less memory, more time."""
     offload_optimizer: bool = False

@@ -18,6 +18,7 @@ from spiral_train.config.schema import (
     LEARNER_STRATEGIES,
     LOSS_AGGREGATIONS,
     LR_SCHEDULES,
+    POLICY_AVERAGES,
     RAE_MODES,
     ConfigError,
 )
@@ -102,6 +103,14 @@ def check_values(c: TrainConfig) -> None:
         raise ConfigError(f"max_grad_norm={c.max_grad_norm} must be > 0")
     if c.kl_coef < 0:
         raise ConfigError(f"kl_coef={c.kl_coef} must be >= 0 (0 turns the KL term off)")
+    _choice("policy_average", c.policy_average, POLICY_AVERAGES)
+    if not 0.0 <= c.policy_average_decay < 1.0:
+        raise ConfigError(f"policy_average_decay={c.policy_average_decay} must be in [0, 1)")
+    if c.policy_average == "ema" and c.ray_workers > 0:
+        raise ConfigError(
+            f"policy_average={c.policy_average} runs in one process (evaluation on Ray workers samples the learner's "
+            "newest weights): set policy_average auto or none with ray_workers > 0"
+        )
     if c.weight_decay < 0:
         raise ConfigError(f"weight_decay={c.weight_decay} must be >= 0 (0 turns it off)")
     if not all(0.0 <= beta < 1.0 for beta in c.adam_betas):

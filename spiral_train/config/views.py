@@ -27,6 +27,13 @@ def opponent_kind(opponent: str) -> str | None:
     return opponent if opponent in (RANDOM, STRONG) else FROZEN
 
 
+def policy_average_decay(policy_average: str, decay: float, ray_workers: int) -> float | None:
+    """The EMA decay of the weights the run evaluates and ships, or None where it ships the last iterate:
+    "ema" always, "auto" in one process (on Ray, evaluation samples the workers' newest weights), "none" never.
+    The one place that decides it."""
+    return decay if policy_average == "ema" or (policy_average == "auto" and ray_workers == 0) else None
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How a model seat samples its answers: prompt template, temperature, answer length, truncation."""

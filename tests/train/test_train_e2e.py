@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import run_e2e
 
-from spiral_train.trainer import progress_postfix
+from spiral_train.progress import progress_postfix
 
 pytestmark = pytest.mark.learning
 

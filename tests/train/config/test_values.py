@@ -69,6 +69,7 @@ RANGES: dict[str, Range] = {
     "tis_cap": Range(1, also=(0.0,)),
     "max_grad_norm": POSITIVE,
     "kl_coef": NON_NEGATIVE,
+    "policy_average_decay": Range(0, 1, hi_open=True),
     "eval_every": positive_int(),
     "eval_games": NON_NEGATIVE_INT,
     "eval_temperature": NON_NEGATIVE,
