@@ -53,6 +53,13 @@ class WeightAverage:
                 for name, param in params.items():
                     param.copy_(trained[name])
 
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        """Write the average into `model`'s weights of the same names (a frozen copy: the moving KL anchor)."""
+        params = dict(model.named_parameters())
+        for name, tensor in self.average.items():
+            params[name].copy_(tensor)
+
     def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "average": {name: t.detach().cpu() for name, t in self.average.items()}}
 

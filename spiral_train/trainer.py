@@ -214,6 +214,8 @@ class Trainer:
         update = self.learner.update(trained)
         if self.average is not None:
             self.average.update(self.model)
+            if c.kl_anchor == "average" and self.learner.ref_model is not None:  # type: ignore[attr-defined]
+                self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
         t3 = time.perf_counter()
         self.generator.sync_weights()
         self.step += 1
@@ -347,6 +349,8 @@ class Trainer:
         self.rae.load_state_dict(state["rae"])
         if self.average is not None and state.get("policy_average") is not None:
             self.average.load_state_dict(state["policy_average"])
+            if self.config.kl_anchor == "average" and self.learner.ref_model is not None:  # type: ignore[attr-defined]
+                self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
         elif self.average is not None:
             self.log("the checkpoint holds no policy average: it starts again from the resumed weights")
         if self.pool is not None:

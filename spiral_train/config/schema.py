@@ -14,6 +14,7 @@ RAE_MODES = ("ema", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 POLICY_AVERAGES = ("auto", "ema", "none")
+KL_ANCHORS = ("start", "average")
 OPPONENTS = ("self", "random", "strong")
 EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
@@ -103,6 +104,8 @@ class TrainConfig:
     """Gradient norm clip."""
     kl_coef: float = 0.1
     """Per-token KL penalty (k3) to the starting model; 0: off."""
+    kl_anchor: str = "start"
+    """KL reference: "start" (the starting model) or "average" (the policy average, moving)."""
     policy_average: str = "auto"
     """Policy evaluated and shipped: "ema" of the weights, "none" (last iterate), "auto" (ema without Ray)."""
     policy_average_decay: float = 0.9

@@ -15,6 +15,7 @@ from spiral_train.config.schema import (
     DEVICES,
     EVAL_OPPONENTS,
     GENERATORS,
+    KL_ANCHORS,
     LEARNER_STRATEGIES,
     LOSS_AGGREGATIONS,
     LR_SCHEDULES,
@@ -110,6 +111,12 @@ def check_values(c: TrainConfig) -> None:
         raise ConfigError(
             f"policy_average={c.policy_average} runs in one process (evaluation on Ray workers samples the learner's "
             "newest weights): set policy_average auto or none with ray_workers > 0"
+        )
+    _choice("kl_anchor", c.kl_anchor, KL_ANCHORS)
+    if c.kl_anchor == "average" and (c.policy_average == "none" or c.ray_workers > 0 or c.lora_rank > 0):
+        raise ConfigError(
+            "kl_anchor=average anchors to the policy average, which needs policy_average auto or ema, one process "
+            "(ray_workers 0) and full fine-tuning (lora_rank 0); or set kl_anchor start"
         )
     if c.weight_decay < 0:
         raise ConfigError(f"weight_decay={c.weight_decay} must be >= 0 (0 turns it off)")
