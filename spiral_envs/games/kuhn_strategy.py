@@ -119,18 +119,21 @@ class KuhnPokerTheory(GameTheory):
     bootstrap: int = 200
     """Bootstrap draws of the NashConv intervals."""
     min_node_reach: float = 0.01
-    """A node is probed when the match equilibrium, playing itself, plays a round there at least this often."""
+    """A node is probed when the match equilibrium, playing itself, plays a round there at least this often (0:
+    every node that some game reaches)."""
     min_samples: int = 2
     """The fewest answers at a probe of a later node (never more than evaluation's `samples`)."""
 
     @functools.cached_property
     def node_reach(self) -> dict[Node, float]:
         """Each probed node, in order, with the probability that the match equilibrium's self-play plays a round
-        there."""
+        there (the first hand's is 1: it is always probed)."""
         game = self.env.game
         equilibrium = kuhn_theory.solve_match(game.num_rounds, game.scoring).policy
         reach = kuhn_theory.node_reach(equilibrium, equilibrium, game.num_rounds)
-        return {node: p for node, p in sorted(reach.items()) if p >= self.min_node_reach or node == FIRST_HAND}
+        uniform = kuhn_theory.round_policy_as_match_policy(kuhn_theory.uniform_round_policy())
+        possible = kuhn_theory.node_reach(uniform, uniform, game.num_rounds)  # > 0 where some game arrives
+        return {node: p for node, p in sorted(reach.items()) if possible[node] > 0 and p >= self.min_node_reach}
 
     def node_samples(self, node: Node, samples: int) -> int:
         """Answers at each probe of `node`: `samples` in proportion to how often the equilibrium plays there
@@ -273,7 +276,8 @@ class KuhnPokerTheory(GameTheory):
                 "match/nash_conv_hi": quantile(match_draws, 0.975),
                 "match/best_response_gain/player_0": match_values[0][0],
                 "match/best_response_gain/player_1": match_values[1][0],
-                "match/covered": sum(decisions[node] for node in probed) / sum(decisions.values()),
+                "match/covered": 1
+                - sum(d for node, d in decisions.items() if node not in probed) / sum(decisions.values()),
                 "match/probed_nodes": len(probed),
                 **rate("match/invalid_rate", sum(invalid), sum(len(a) for a in answers)),
             }
