@@ -46,7 +46,7 @@ def test_the_exact_equilibrium_read_through_the_probes_is_unexploitable():
     nash = KuhnPokerNashAgent(alpha=Fraction(1, 3))
     counts = []
     for probe in probes:
-        card, betting = probe.key
+        card, betting = probe.key.state
         view = {"card": card, "betting": betting, "starts": len(betting) % 2 == 0}
         counts.append({f"[{a}]": int(p * 300) for a, p in nash.policy(view).items()})
     measured = round_policy(probes, counts)
