@@ -7,10 +7,10 @@ Keys are `eval/<env>/<opponent>/<metric>` (`<env>` is the env id with a namespac
 `metrics.env_key`) for games against an opponent (win, draw, loss and invalid
 rates, each with its 95% Wilson interval as `<rate>_lo` / `<rate>_hi`; mean return; each game's own figures,
 such as chips per round in Kuhn Poker) and `eval/<env>/<key>` for the metrics of the game's registered theory
-(`spiral_envs.theory`: e.g. `strategy/nash_conv`, `policy/...`), measured from the model's answers at its
-probes, sampled here. The "exploiter" opponent plays what the theory built from the policy it just measured
-(Kuhn Poker: an exact best response; games whose theory builds none skip it); "strong" is skipped for a game
-with no scripted expert (TextArena's).
+(`spiral_envs.theory`: e.g. `strategy/nash_conv`, `match/nash_conv`, `policy/...`), measured from the model's
+answers at its probes, sampled here. The "exploiter" opponent plays what the theory built from the policy it
+just measured (Kuhn Poker: an exact best response; games whose theory builds none skip it); "strong" is
+skipped for a game with no scripted expert (TextArena's).
 """
 
 from __future__ import annotations
