@@ -71,8 +71,8 @@ def round_policy(probes: Sequence[Probe], counts: Sequence[dict[str, int]]) -> d
 
 
 def round_moves(starter_gain: int) -> tuple[str, ...]:
-    """A round's moves that give its starter `starter_gain` chips: a fold moves 1 chip whatever the cards, a
-    called bet 2 to the higher card (the caller must know that `starter_gain`'s sign is the cards')."""
+    """A round's moves that give its starter `starter_gain` chips: a fold moves 1 chip either way whatever the
+    cards; a called bet moves 2 to the higher card, so +-2 is only right with the cards that make it so."""
     return {1: ("bet", "fold"), -1: ("check", "bet", "fold"), 2: ("bet", "call"), -2: ("bet", "call")}[starter_gain]
 
 
