@@ -12,8 +12,9 @@ The contract, as evaluation (`spiral_train.eval.games`) uses it:
    `register(..., theory=...)`, or named `theory` on the class an entry point names), or None.
 2. `theory = Theory(env_id, env_kwargs)`: the theory of the env `make(env_id, **env_kwargs)` builds.
 3. `theory.probe_answers(samples, positions)`: how many answers it asks for, before anything is sampled.
-4. `theory.probes(positions)`: the probes; the model is sampled `theory.samples_per_probe(samples)` times at
-   each `probe.observation` (the prompt as the env shows it).
+4. `theory.probes(positions)`: the probes; the model is sampled `theory.samples_at(probe, samples)` times at
+   each `probe.observation` (the prompt as the env shows it): `samples_per_probe(samples)` everywhere, unless
+   the theory spends its answers unevenly (Kuhn Poker: fewer where the game rarely goes).
 5. `theory.measure(probes, answers, seed)`: `answers[i]` are the `Answer`s at `probes[i]`, as text (a theory
    never sees a model). It returns a `Measurement`: metrics keyed relative to `eval/<env>/` (e.g.
    `strategy/nash_conv`), and, where `has_exploiter`, an exploiter.
@@ -102,8 +103,16 @@ class GameTheory(ABC):
         """Answers sampled at each probe when evaluation asks for `samples` per decision point."""
         return samples
 
+    def samples_at(self, probe: Probe, samples: int) -> int:
+        """Answers sampled at `probe` when evaluation asks for `samples` per decision point.
+
+        `samples_per_probe(samples)` by default; a theory that overrides it overrides `probe_answers` to match.
+        """
+        return self.samples_per_probe(samples)
+
     def probe_answers(self, samples: int, positions: int) -> int:
-        """Answers a measurement samples in all; known before any probe is built."""
+        """Answers a measurement samples in all, `samples_at` summed over the probes; known before any probe is
+        built."""
         return self.probe_count(positions) * self.samples_per_probe(samples)
 
     def probes(self, positions: int = 0) -> tuple[Probe, ...]:

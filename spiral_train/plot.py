@@ -25,7 +25,10 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     records = read_metrics(run_dir)
     out = Path(out) if out else run_dir / "curves.png"
     panels = [
-        ("Exploitability: NashConv (0 = equilibrium)", lambda k: k.endswith("/strategy/nash_conv")),
+        (
+            "Exploitability: NashConv (0 = equilibrium; first hand, whole match)",
+            lambda k: k.endswith(("/strategy/nash_conv", "/match/nash_conv")),
+        ),
         ("Optimal-move rate (minimax)", lambda k: k.endswith("/strategy/optimal_move_rate")),
         ("Evaluation win rate", lambda k: _rate(k, "win_rate")),
         ("Evaluation mean return", lambda k: _rate(k, "mean_return")),
@@ -78,7 +81,8 @@ def _label(key: str) -> str:
 def _rate(key: str, name: str) -> bool:
     """An evaluation rate against an opponent: `eval/<env>/<opponent>/<name>`, not a strategy metric."""
     parts = key.split("/")
-    return len(parts) == 4 and parts[0] == "eval" and parts[2] not in ("strategy", "policy") and parts[3] == name
+    theory = ("strategy", "match", "policy")
+    return len(parts) == 4 and parts[0] == "eval" and parts[2] not in theory and parts[3] == name
 
 
 def main(argv: list[str] | None = None) -> int:

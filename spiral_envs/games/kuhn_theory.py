@@ -352,6 +352,67 @@ def _better(values: Mapping[str, float], actions: tuple[str, str]) -> str:
     return actions[1] if values[actions[1]] > values[actions[0]] else actions[0]
 
 
+def _stage_outcomes(
+    first: MatchPolicy, second: MatchPolicy, round_number: int, mine: int, theirs: int
+) -> tuple[dict[int, float], float]:
+    """One round between a starter playing `first` on `mine` chips and a second player playing `second` on
+    `theirs`: the probability of each of the starter's chip gains (`DELTAS`), and the expected number of
+    decisions (2, plus the starter's answer to a bet after its check)."""
+    gains = dict.fromkeys(DELTAS, 0.0)
+    answers = 0.0
+    for card, other in itertools.permutations(CARDS, 2):
+        showdown = 1 if RANK[card] > RANK[other] else -1
+        opens = float(first(round_number, mine, card, ())["bet"])
+        calls = float(second(round_number, theirs, other, ("bet",))["call"])
+        bets = float(second(round_number, theirs, other, ("check",))["bet"])
+        calls_back = float(first(round_number, mine, card, ("check", "bet"))["call"])
+        gains[2 * showdown] += (opens * calls + (1 - opens) * bets * calls_back) / 6
+        gains[1] += opens * (1 - calls) / 6
+        gains[showdown] += (1 - opens) * (1 - bets) / 6
+        gains[-1] += (1 - opens) * bets * (1 - calls_back) / 6
+        answers += (1 - opens) * bets / 6
+    return gains, 2 + answers
+
+
+def node_reach(policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int) -> dict[tuple[int, int], float]:
+    """Where a game between `policy_0` (player_0) and `policy_1` (player_1) goes, exactly over the deals:
+    `(round, chips of player_0 before it) -> the probability that the round is played there`, for every round of
+    `num_rounds` and every chips of `chip_range(round)` (0 where no game arrives); each round's sum is 1."""
+    return {node: reach for node, (reach, _) in _forward(policy_0, policy_1, num_rounds).items()}
+
+
+def node_decisions(policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int) -> dict[tuple[int, int], float]:
+    """Like `node_reach`, but the expected number of decisions taken at each node in a game (a round played
+    there takes 2, or 3 when the starter answers a bet after its check)."""
+    return {node: reach * decisions for node, (reach, decisions) in _forward(policy_0, policy_1, num_rounds).items()}
+
+
+def _forward(
+    policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """(round, chips_0) -> (reach probability, expected decisions in that round when it is played), by forward
+    propagation of the chips' distribution through the rounds."""
+    _check_rounds(num_rounds)
+    nodes: dict[tuple[int, int], tuple[float, float]] = {}
+    arriving = {0: 1.0}
+    for round_number in range(1, num_rounds + 1):
+        starter = (round_number - 1) % 2
+        sign = 1 if starter == 0 else -1
+        first, second = (policy_0, policy_1) if starter == 0 else (policy_1, policy_0)
+        leaving = dict.fromkeys(chip_range(round_number + 1), 0.0)
+        for chips in chip_range(round_number):
+            p = arriving.get(chips, 0.0)
+            if p == 0:
+                nodes[(round_number, chips)] = (0.0, 0.0)
+                continue
+            gains, decisions = _stage_outcomes(first, second, round_number, sign * chips, -sign * chips)
+            nodes[(round_number, chips)] = (p, decisions)
+            for gain, q in gains.items():
+                leaving[chips + sign * gain] += p * q
+        arriving = leaving
+    return nodes
+
+
 def profile_value(policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int, scoring: str = "match") -> float:
     """player_0's exact expected return when player_0 plays `policy_0` and player_1 plays `policy_1`.
 
@@ -368,20 +429,9 @@ def profile_value(policy_0: MatchPolicy, policy_1: MatchPolicy, num_rounds: int,
         first, second = (policy_0, policy_1) if starter == 0 else (policy_1, policy_0)
         before = {}
         for chips in chip_range(round_number):
-            worth = {delta: after[chips + sign * delta] for delta in DELTAS}  # by the starter's gain
-            mine, theirs = sign * chips, -sign * chips  # the starter's and the second player's chips
-            total = 0.0
-            for card, other in itertools.permutations(CARDS, 2):
-                showdown = 1 if RANK[card] > RANK[other] else -1
-                opens = float(first(round_number, mine, card, ())["bet"])
-                calls = float(second(round_number, theirs, other, ("bet",))["call"])
-                bets = float(second(round_number, theirs, other, ("check",))["bet"])
-                calls_back = float(first(round_number, mine, card, ("check", "bet"))["call"])
-                bet = calls * worth[2 * showdown] + (1 - calls) * worth[1]
-                answer = calls_back * worth[2 * showdown] + (1 - calls_back) * worth[-1]
-                check = (1 - bets) * worth[showdown] + bets * answer
-                total += (opens * bet + (1 - opens) * check) / 6
-            before[chips] = total
+            # the starter's and the second player's chips are sign * chips and -sign * chips
+            gains, _ = _stage_outcomes(first, second, round_number, sign * chips, -sign * chips)
+            before[chips] = sum(q * after[chips + sign * gain] for gain, q in gains.items())
         after = before
     return after[0]
 

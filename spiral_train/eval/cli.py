@@ -286,7 +286,7 @@ def population(args: argparse.Namespace) -> int:
 
 def games_table(metrics: dict[str, float]) -> str:
     """One row per (game, opponent): outcome rates with their 95% intervals and the mean return; then the
-    strategy metrics."""
+    strategy metrics (a theory's `strategy/...` and, for Kuhn Poker, the whole match's `match/...`)."""
     rows = [
         "| game | opponent | games | win | draw | loss | invalid | mean return |",
         "|---|---|---|---|---|---|---|---|",
@@ -308,7 +308,7 @@ def games_table(metrics: dict[str, float]) -> str:
     strategy = [
         f"{k.removeprefix('eval/')}: {v:.3f}"
         for k, v in sorted(metrics.items())
-        if "/strategy/" in k and not k.endswith(("_lo", "_hi"))
+        if ("/strategy/" in k or "/match/" in k) and not k.endswith(("_lo", "_hi"))
     ]
     return "\n".join(rows + strategy)
 

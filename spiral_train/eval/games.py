@@ -7,15 +7,16 @@ Keys are `eval/<env>/<opponent>/<metric>` (`<env>` is the env id with a namespac
 `metrics.env_key`) for games against an opponent (win, draw, loss and invalid
 rates, each with its 95% Wilson interval as `<rate>_lo` / `<rate>_hi`; mean return; each game's own figures,
 such as chips per round in Kuhn Poker) and `eval/<env>/<key>` for the metrics of the game's registered theory
-(`spiral_envs.theory`: e.g. `strategy/nash_conv`, `policy/...`), measured from the model's answers at its
-probes, sampled here. The "exploiter" opponent plays what the theory built from the policy it just measured
-(Kuhn Poker: an exact best response; games whose theory builds none skip it); "strong" is skipped for a game
-with no scripted expert (TextArena's).
+(`spiral_envs.theory`: e.g. `strategy/nash_conv`, `match/nash_conv`, `policy/...`), measured from the model's
+answers at its probes, sampled here. The "exploiter" opponent plays what the theory built from the policy it
+just measured (Kuhn Poker: an exact best response; games whose theory builds none skip it); "strong" is
+skipped for a game with no scripted expert (TextArena's).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -57,12 +58,18 @@ PROBE_CHUNK = 256
 
 
 def sample_answers(
-    policy: ModelPolicy, probes: Sequence[Probe], samples: int, on_answers: Callable[[int], None] | None = None
+    policy: ModelPolicy,
+    probes: Sequence[Probe],
+    samples: int | Sequence[int],
+    on_answers: Callable[[int], None] | None = None,
 ) -> list[list[Answer]]:
-    """`samples` answers of `policy` at each probe's prompt, in batched generation calls of `PROBE_CHUNK` answers
-    (each followed by `on_answers(count)`); an answer cut off at the token limit is marked `cut_off` when the
-    policy counts that as no move (`truncated_is_invalid`, as in play)."""
-    prompts = policy.prompt_ids([p.observation for p in probes for _ in range(samples)])
+    """`samples` answers of `policy` at each probe's prompt (or `samples[i]` at `probes[i]`), in batched
+    generation calls of `PROBE_CHUNK` answers (each followed by `on_answers(count)`); an answer cut off at the
+    token limit is marked `cut_off` when the policy counts that as no move (`truncated_is_invalid`, as in play)."""
+    counts = [samples] * len(probes) if isinstance(samples, int) else list(samples)
+    if len(counts) != len(probes):
+        raise ValueError(f"{len(counts)} sample counts for {len(probes)} probes; give one per probe")
+    prompts = policy.prompt_ids([p.observation for p, n in zip(probes, counts) for _ in range(n)])
     generations = []
     for start in range(0, len(prompts), PROBE_CHUNK):
         piece = prompts[start : start + PROBE_CHUNK]
@@ -70,7 +77,8 @@ def sample_answers(
         if on_answers is not None:
             on_answers(len(piece))
     answers = [Answer(g.text, g.finish_reason == "length" and policy.truncated_is_invalid) for g in generations]
-    return [answers[i * samples : (i + 1) * samples] for i in range(len(probes))]
+    ends = list(itertools.accumulate(counts))
+    return [answers[end - n : end] for n, end in zip(counts, ends)]
 
 
 def measure_strategy(
@@ -82,9 +90,10 @@ def measure_strategy(
     on_answers: Callable[[int], None] | None = None,
 ) -> Measurement:
     """The theory's measurement of `policy`: its answers at the theory's probes (`samples` per decision point, as
-    the theory spends them; `positions` for a game that samples positions), as the theory reads them."""
+    the theory spends them: `theory.samples_at(probe, samples)` at each; `positions` for a game that samples
+    positions), as the theory reads them."""
     probes = theory.probes(positions)
-    answers = sample_answers(policy, probes, theory.samples_per_probe(samples), on_answers)
+    answers = sample_answers(policy, probes, [theory.samples_at(p, samples) for p in probes], on_answers)
     return theory.measure(probes, answers, seed=seed)
 
 

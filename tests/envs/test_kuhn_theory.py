@@ -27,9 +27,12 @@ from spiral_envs.games.kuhn_theory import (
     INFO_STATES,
     KuhnPokerMatchNashAgent,
     best_response,
+    chip_range,
     deterministic_round_policy,
     exploitability,
     nash_conv,
+    node_decisions,
+    node_reach,
     profile_value,
     round_policy_as_match_policy,
     round_policy_at,
@@ -98,6 +101,33 @@ def expected_return(policy_0, policy_1, num_rounds: int, scoring: str) -> float:
         sum(node_value(KuhnPokerState(DealStream(cards), num_rounds, scoring), (policy_0, policy_1)) for cards in DEALS)
         / 6
     )
+
+
+def visit_nodes(state: KuhnPokerState, policies, p: float, reach: dict, decisions: dict) -> None:
+    """Add to `reach[(round, chips_0)]` the probability `p` of each round started at `state` and below it, and to
+    `decisions[(round, chips_0)]` that of each decision taken there, by enumerating the real game."""
+    if state.is_terminal():
+        return
+    player = state.current_player()
+    view = state.player_view(player)
+    node = (view["round"], view["chips"][0])
+    assert view["chips"][1] == -view["chips"][0]
+    if not view["betting"]:
+        reach[node] = reach.get(node, 0.0) + p
+    decisions[node] = decisions.get(node, 0.0) + p
+    probabilities = policies[player](view["round"], view["chips"][player], view["card"], view["betting"])
+    for action, q in probabilities.items():
+        if not q:
+            continue
+        child, stream = clone(state, DEALS[0])
+        child.apply_action(action)
+        if not stream.dealt:
+            visit_nodes(child, policies, p * float(q), reach, decisions)
+            continue
+        for cards in DEALS:
+            child, _ = clone(state, cards)
+            child.apply_action(action)
+            visit_nodes(child, policies, p * float(q) / 6, reach, decisions)
 
 
 # -- reference policies ---------------------------------------------------------------------------------------
@@ -248,6 +278,30 @@ def test_profile_value_of_the_equilibrium_is_the_value_and_a_best_response_gets_
     always = round_policy_as_match_policy(ALWAYS_BET)
     value, responder = best_response(always, 5, "match", seat=1)
     assert -profile_value(always, responder, 5) == pytest.approx(value, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "num_rounds"),
+    [("equilibrium", "equilibrium", 3), ("random mixed", "random pure", 3), ("always bet", "uniform", 2)],
+)
+def test_node_reach_is_where_the_real_game_goes(first, second, num_rounds):
+    """Exact over the deals: each (round, chips_0) is reached, and its decisions taken, as often as enumerating
+    the real game says; each round's probabilities sum to 1."""
+    policies = {**OPPONENTS, "equilibrium": solve_match(num_rounds, "match").policy}
+    players = (policies[first], policies[second])
+    reach: dict = {}
+    decisions: dict = {}
+    for cards in DEALS:
+        visit_nodes(KuhnPokerState(DealStream(cards), num_rounds, "match"), players, 1 / 6, reach, decisions)
+    exact = node_reach(*players, num_rounds)
+    exact_decisions = node_decisions(*players, num_rounds)
+    assert set(exact) == {(r, c) for r in range(1, num_rounds + 1) for c in chip_range(r)}
+    for node in exact:
+        assert exact[node] == pytest.approx(reach.get(node, 0.0), abs=1e-12), node
+        assert exact_decisions[node] == pytest.approx(decisions.get(node, 0.0), abs=1e-12), node
+    for r in range(1, num_rounds + 1):
+        assert sum(p for (round_number, _), p in exact.items() if round_number == r) == pytest.approx(1, abs=1e-12)
+    assert sum(p > 0 for p in exact.values()) > num_rounds  # the chips spread: more than one node a round
 
 
 def test_three_round_best_response_against_a_round_dependent_policy():

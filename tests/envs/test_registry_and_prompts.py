@@ -328,5 +328,6 @@ def test_a_game_registers_its_theory_as_it_registers_its_expert():
     assert spiral_envs.spec("SimpleNegotiation-v1").load_theory() is None  # no theory: no strategy metrics
     theory = KuhnPokerTheory("KuhnPoker-v1", {"num_rounds": 2})
     assert theory.env.game.num_rounds == 2 and theory.has_exploiter
-    assert theory.probe_answers(64, 120) == 12 * 64
+    later = [p for p in theory.probes() if p.key.round == 2]  # the whole match: round 2's chips too, fewer answers
+    assert later and theory.probe_answers(64, 120) == 12 * 64 + sum(theory.samples_at(p, 64) for p in later)
     assert TicTacToeTheory("TicTacToe-v0").probe_answers(64, 120) == 120 * 8

@@ -32,7 +32,7 @@ def test_spiral_eval_games_plays_two_checkpoints_of_a_run(quick_model, tmp_path,
         assert metrics[base + "win_rate_lo"] <= metrics[base + "win_rate"] <= metrics[base + "win_rate_hi"]
         assert f"| KuhnPoker-v1 | {opponent} | 8 |" in table
     assert metrics["eval/KuhnPoker-v1/strategy/nash_conv"] >= 0.0
-    assert "KuhnPoker-v1/strategy/nash_conv" in table
+    assert "KuhnPoker-v1/strategy/nash_conv" in table and "KuhnPoker-v1/match/nash_conv" in table
 
 
 def test_spiral_eval_games_names_a_bad_opponent(capsys):

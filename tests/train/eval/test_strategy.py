@@ -15,7 +15,7 @@ from spiral_envs.games.kuhn_strategy import KuhnPokerTheory, round_policy
 from spiral_envs.games.tictactoe_strategy import TicTacToeTheory
 from spiral_envs.stats import wilson
 from spiral_envs.theory import Answer
-from spiral_train.eval.games import evaluate, measure_strategy
+from spiral_train.eval.games import evaluate, measure_strategy, sample_answers
 from spiral_train.rollout.collector import Collector, ModelPolicy
 from spiral_train.rollout.generation import HFGenerator
 
@@ -29,11 +29,11 @@ def model_policy(path, max_new_tokens: int = 8) -> ModelPolicy:
     return ModelPolicy(generator, tokenizer, "qwen3", 1.0, max_new_tokens, torch.Generator().manual_seed(0))
 
 
-def test_kuhn_probes_are_the_twelve_first_hand_states_as_the_env_shows_them():
-    probes = KuhnPokerTheory("KuhnPoker-v1").probes()
-    assert {p.key for p in probes} == set(kuhn_theory.INFO_STATES)
+def test_kuhn_probes_start_with_the_twelve_first_hand_states_as_the_env_shows_them():
+    probes = KuhnPokerTheory("KuhnPoker-v1").probes()[:12]
+    assert [p.key.state for p in probes] == list(kuhn_theory.INFO_STATES)
     for probe in probes:
-        card, betting = probe.key
+        card, betting = probe.key.state
         assert f"Your card: {card}." in probe.observation
         assert "Round 1 of 5" in probe.observation
         assert probe.legal == tuple(f"[{a}]" for a in kuhn_theory.legal_actions(betting))
@@ -46,7 +46,7 @@ def test_the_exact_equilibrium_read_through_the_probes_is_unexploitable():
     nash = KuhnPokerNashAgent(alpha=Fraction(1, 3))
     counts = []
     for probe in probes:
-        card, betting = probe.key
+        card, betting = probe.key.state
         view = {"card": card, "betting": betting, "starts": len(betting) % 2 == 0}
         counts.append({f"[{a}]": int(p * 300) for a, p in nash.policy(view).items()})
     measured = round_policy(probes, counts)
@@ -75,8 +75,8 @@ def test_a_probe_answer_is_valid_exactly_when_the_env_plays_it(answer):
     """Probes read answers with the env's own reading (`read_move`): same move, same verdict, at every state."""
     theory = KuhnPokerTheory("KuhnPoker-v1")
     env = spiral_envs.make("KuhnPoker-v1")
-    for probe in theory.probes():
-        card, line = probe.key
+    for probe in theory.probes()[:12]:  # the first hand's (later nodes are reached the same way, by the env)
+        card, line = probe.key.state
         for seed in range(100):  # the probe's position, played again in a fresh env
             env.reset(seed=seed)
             for move in line:
@@ -132,6 +132,27 @@ def test_kuhn_strategy_metrics_of_a_real_model(quick_model):
         answer = agent(str(env.observe(env.agent_selection)), env.infos[env.agent_selection])
         env.step(answer)
         assert not env.infos[env.possible_agents[seat]].get("invalid_move", False)
+
+
+def test_the_whole_match_is_sampled_as_the_theory_asks_and_measured(quick_model):
+    """Later nodes get fewer answers than the first hand (`samples_at`), the count the cost line prints
+    (`probe_answers`) is what is sampled, and the whole-match figures come beside the first hand's."""
+    policy = model_policy(quick_model)
+    theory = KuhnPokerTheory("KuhnPoker-v1", {"num_rounds": 2, "history": "current"})
+    theory.bootstrap = 10
+    probes = theory.probes()
+    counts = [theory.samples_at(p, 8) for p in probes]
+    assert counts[:12] == [8] * 12 and 0 < min(counts[12:]) < 8 and sum(counts) == theory.probe_answers(8, 0)
+    answers = sample_answers(policy, probes, counts)
+    assert [len(a) for a in answers] == counts
+    sampled = []
+    metrics = measure_strategy(policy, theory, samples=8, positions=0, on_answers=sampled.append).metrics
+    assert sum(sampled) == theory.probe_answers(8, 0)
+    assert metrics["match/probed_nodes"] == len(probes) // 12 and 0.0 < metrics["match/covered"] <= 1.0
+    assert 0.0 <= metrics["match/nash_conv_lo"] <= metrics["match/nash_conv_hi"]
+    gains = metrics["match/best_response_gain/player_0"] + metrics["match/best_response_gain/player_1"]
+    assert gains == pytest.approx(metrics["match/nash_conv"])
+    assert metrics["match/invalid_rate_lo"] <= metrics["match/invalid_rate"] <= metrics["match/invalid_rate_hi"]
 
 
 def test_tictactoe_strategy_metrics_of_a_real_model(quick_model):

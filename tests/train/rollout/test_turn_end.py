@@ -73,7 +73,7 @@ def load(folder):
 
 
 def probe_prompts(tokenizer) -> list[list[int]]:
-    probes = KuhnPokerTheory("KuhnPoker-v1", KWARGS).probes()
+    probes = [p for p in KuhnPokerTheory("KuhnPoker-v1", KWARGS).probes() if p.key.round == 1]  # the first hand's
     texts = [spiral_envs.render_prompt("qwen3", p.observation) for p in probes]
     return tokenizer(texts, add_special_tokens=False).input_ids
 
