@@ -133,7 +133,7 @@ class TrainConfig:
     eval_top_p: float = 1.0
     """`top_p` of evaluation."""
     eval_probe_samples: int = 64
-    """Answers per probed state for strategy metrics; 0: off."""
+    """Answers per probed state (Kuhn Poker's later rounds: by reach); 0: off."""
     eval_probe_positions: int = 120
     """TicTacToe positions probed for the optimal-move rate."""
     eval_reasoning: list[str] = field(default_factory=list)
