@@ -217,3 +217,17 @@ def test_any_bytes_in_state_pt_are_a_damaged_checkpoint_naming_the_file(tmp_path
         (folder / STATE_FILE).write_bytes(b"\x80\x02" + data if seed % 2 else data)
         with pytest.raises(DamagedCheckpoint, match=STATE_FILE):
             load_state(folder)
+
+
+def test_a_run_saved_before_an_option_existed_resumes_as_it_ran(tmp_path):
+    import yaml
+
+    from spiral_train.config import make_config, to_dict
+    from spiral_train.run_folder import LATER_OPTIONS, read_saved_config
+
+    saved = {k: v for k, v in to_dict(make_config("tiny-cpu", {})).items() if k not in LATER_OPTIONS}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    options = read_saved_config(tmp_path)
+    assert (options["policy_average"], options["kl_anchor"]) == ("none", "start")  # last iterate, start anchor
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**saved, "policy_average": "ema"}))
+    assert read_saved_config(tmp_path)["policy_average"] == "ema"  # what a file holds wins
