@@ -8,13 +8,22 @@ mean over seeds with a t-interval, next to each seed's value. Run by hand (each 
     python benchmarks/learning.py rae --steps 30         # RAE ema / batch / none on two asymmetric games
     python benchmarks/learning.py rae --only Kuhn        # only the rows whose name holds "Kuhn"
     python benchmarks/learning.py opponents              # self-play against a fixed random or strong opponent
+    python benchmarks/learning.py collapse --seeds 0 1 2 3 4   # RAE against thinking collapse (no KL anchor)
+    python benchmarks/learning.py match-opponents --seeds 0 1 2 3 4  # self-play vs fixed opponents, the match
+    python benchmarks/learning.py multigame --seeds 0 1 2 3 4  # TicTacToe + Kuhn Poker against each alone
 
 Tables: `default` and `tictactoe` report the bar of the learning issue (NashConv of the first-hand policy,
 invalid and cut-off answers, optimal-move rate); `rae` compares the three advantage estimators (with the
 per-state baseline off, so that RAE alone is measured, and once on) on TicTacToe and on one-round chip-scored
 Kuhn Poker (a fixed starter, so the roles are asymmetric: -1/18 for the first player);
 `opponents` trains one-round chip-scored Kuhn Poker by self-play or against a fixed opponent and judges each
-by exploitability. Runs go to `runs/bench/<table>/<name>/seed<k>`; a finished run is read, not run again.
+by exploitability. The paper's two claims in miniature: `collapse` compares RAE `ema`, `batch` and `none` with
+no KL anchor on the default 5-round Kuhn Poker (per-state baseline off) by how long the card restatement
+(`Card: Q.`, the tiny model's reasoning trace) survives and stays right, by 10-step window, and by NashConv;
+`match-opponents` trains the default run by self-play, against `random`, against `strong` and against a pool
+of its own snapshots, judged by the first-hand and the whole-match NashConv; `multigame` trains TicTacToe and
+Kuhn Poker together and each alone (each run builds the tiny model for its own games).
+Runs go to `runs/bench/<table>/<name>/seed<k>`; a finished run is read, not run again.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -32,6 +42,7 @@ from pathlib import Path
 KUHN_ONE_ROUND_CHIPS = ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1, "scoring": "chips"}}']
 TICTACTOE = ["--env-ids", "TicTacToe-v0"]
 NASH = "eval/KuhnPoker-v1/strategy/nash_conv"
+MATCH = "eval/KuhnPoker-v1/match/nash_conv"
 OPTIMAL = "eval/TicTacToe-v0/strategy/optimal_move_rate"
 PROBE_INVALID = "eval/TicTacToe-v0/strategy/invalid_rate"
 
@@ -48,6 +59,21 @@ TABLES: dict[str, dict[str, list[str]]] = {
     },
     "opponents": {
         f"opponent={kind}": [*KUHN_ONE_ROUND_CHIPS, "--opponent", kind] for kind in ("self", "random", "strong")
+    },
+    "collapse": {
+        f"rae={mode}": ["--kl-coef", "0", "--rae", mode, "--no-state-baseline", "--log-transcripts", "16"]
+        for mode in ("ema", "batch", "none")
+    },
+    "match-opponents": {
+        "self-play": [],
+        "against random": ["--opponent", "random"],
+        "against strong": ["--opponent", "strong"],
+        "against a pool of its snapshots": ["--pool-every", "10", "--pool-share", "0.5"],
+    },
+    "multigame": {
+        "Kuhn Poker alone": [],
+        "TicTacToe alone": TICTACTOE,
+        "TicTacToe + Kuhn Poker": ["--env-ids", "TicTacToe-v0", "KuhnPoker-v1", "--env-weights", "1", "1"],
     },
 }
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
@@ -79,7 +105,7 @@ def summary(records: list[dict]) -> dict[str, float]:
         "cut off (train, last 5 steps)": statistics.fmean(r["train/truncated_rate"] for r in trained),
         "minutes": records[-1]["time_s"] / 60,
     }
-    for key, name in ((NASH, "NashConv"), (OPTIMAL, "optimal-move rate")):
+    for key, name in ((NASH, "NashConv"), (MATCH, "match NashConv"), (OPTIMAL, "optimal-move rate")):
         if key in last:
             out[f"{name} first"] = first[key]
             out[f"{name} last"] = last[key]
@@ -91,6 +117,30 @@ def summary(records: list[dict]) -> dict[str, float]:
             out["win vs strong: last - first"] = last[key] - first[key]
             out["win vs strong: rise, 95% lo"] = rise_lower_bound(first, last, key)
     return out
+
+
+def restatement(out: Path, window: int = 10) -> dict[str, float]:
+    """From the run's Kuhn Poker transcripts, per `window` steps: the share of model answers that restate the
+    true card (`Card: X.` with X the card in the prompt) and the mean answer length in characters."""
+    by_window: dict[int, list[tuple[bool, int]]] = {}
+    path = out / "transcripts.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else ():
+        game = json.loads(line)
+        if game.get("env_id") != "KuhnPoker-v1":
+            continue
+        for turn in game["turns"]:
+            card = re.search(r"Your card: ([JQK])\.", turn.get("observation") or "")
+            if card is None or turn.get("answer") is None:
+                continue
+            said = re.match(r"\s*Card: ([JQK])\.", turn["answer"])
+            right = said is not None and said.group(1) == card.group(1)
+            by_window.setdefault((game["step"] - 1) // window, []).append((right, len(turn["answer"])))
+    out_: dict[str, float] = {}
+    for w, turns in sorted(by_window.items()):
+        label = f"steps {w * window + 1}-{(w + 1) * window}"
+        out_[f"card restated right, {label}"] = sum(r for r, _ in turns) / len(turns)
+        out_[f"answer chars, {label}"] = sum(n for _, n in turns) / len(turns)
+    return out_
 
 
 def rise_lower_bound(first: dict, last: dict, key: str) -> float:
@@ -111,7 +161,7 @@ def interval(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=sorted(TABLES))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (each on one torch thread)")
     parser.add_argument("--out", default="runs/bench")
@@ -124,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     def one(job):
         name, flags, seed = job
         folder = root / name.replace(" ", "_").replace(",", "").replace("=", "-") / f"seed{seed}"
-        result = summary(run(folder, flags, seed, args.steps))
+        result = {**summary(run(folder, flags, seed, args.steps)), **restatement(folder)}
         print(f"  done: {name}, seed {seed}: {json.dumps({k: round(v, 3) for k, v in result.items()})}", flush=True)
         return name, seed, result
 
