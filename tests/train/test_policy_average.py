@@ -59,10 +59,14 @@ def test_a_saved_average_of_another_model_is_refused(quick_model):
 
 
 @pytest.mark.learning
-def test_a_run_evaluates_and_ships_the_average_and_resumes_from_the_last_iterate(quick_model, tmp_path):
+def test_a_run_evaluates_and_ships_the_average_anchors_to_it_and_resumes_from_the_last_iterate(quick_model, tmp_path):
     extra = {"eval_games": 8, "eval_every": 2, "eval_opponents": ["random"], "eval_probe_samples": 4}
+    extra["kl_anchor"] = "average"  # the KL term pulls towards the average: restored on resume too (below)
     straight = Trainer(small_config(quick_model, steps=3, **extra), tmp_path / "straight")
     straight.run()
+    anchor = dict(straight.learner.ref_model.named_parameters())
+    for name, tensor in straight.average.average.items():
+        assert torch.equal(anchor[name], tensor), name
     checkpoint = latest_checkpoint(tmp_path / "straight")
     assert checkpoint is not None
     described = json.loads((checkpoint / POLICY_FILE).read_text())
@@ -98,6 +102,8 @@ def test_policy_average_settings_are_checked(quick_model):
         make_config("tiny-cpu", {"policy_average": "mean"})
     with pytest.raises(ConfigError, match=r"policy_average_decay=1\.0 must be in \[0, 1\)"):
         make_config("tiny-cpu", {"policy_average_decay": 1.0})
+    with pytest.raises(ConfigError, match="kl_anchor=average anchors to the policy average"):
+        make_config("tiny-cpu", {"kl_anchor": "average", "policy_average": "none"})
     with pytest.raises(ConfigError, match="auto or none"):
         make_config("tiny-cpu", {"policy_average": "ema", "ray_workers": 1})
     assert make_config("tiny-cpu", {"ray_workers": 1}).policy_average == "auto"  # auto: the last iterate on Ray
