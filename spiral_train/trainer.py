@@ -104,10 +104,13 @@ class Trainer:
         self._build_parts()
         decay = views.policy_average_decay(config.policy_average, config.policy_average_decay, config.ray_workers)
         self.average = WeightAverage(self.model, decay) if decay is not None else None
+        self.moving_anchor = views.anchors_to_average(config.kl_anchor, decay is not None, config.lora_rank)
+        """Whether the KL reference follows the average (`kl_anchor`): copied into it after each update."""
         """The policy the run evaluates and ships (`policy_average`), or None: the last iterate."""
         if self.average is not None:
-            log(f"evaluation and each checkpoint's model/ hold the EMA of the weights (decay {self.average.decay}); "
-                "last_iterate/ holds the trained weights, and last_iterate/... metrics their strategy")  # fmt: skip
+            anchor = "; the KL term anchors to it" if self.moving_anchor and config.kl_coef > 0 else ""
+            log(f"evaluation and each checkpoint's model/ hold the EMA of the weights (decay {self.average.decay})"
+                f"{anchor}; last_iterate/ holds the trained weights, last_iterate/... metrics their play")  # fmt: skip
         self._queued_ahead = False
         if state is not None:
             try:
@@ -214,7 +217,7 @@ class Trainer:
         update = self.learner.update(trained)
         if self.average is not None:
             self.average.update(self.model)
-            if c.kl_anchor == "average" and self.learner.ref_model is not None:  # type: ignore[attr-defined]
+            if self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
                 self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
         t3 = time.perf_counter()
         self.generator.sync_weights()
@@ -349,7 +352,7 @@ class Trainer:
         self.rae.load_state_dict(state["rae"])
         if self.average is not None and state.get("policy_average") is not None:
             self.average.load_state_dict(state["policy_average"])
-            if self.config.kl_anchor == "average" and self.learner.ref_model is not None:  # type: ignore[attr-defined]
+            if self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
                 self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
         elif self.average is not None:
             self.log("the checkpoint holds no policy average: it starts again from the resumed weights")

@@ -14,7 +14,7 @@ RAE_MODES = ("ema", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_sum_const")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 POLICY_AVERAGES = ("auto", "ema", "none")
-KL_ANCHORS = ("start", "average")
+KL_ANCHORS = ("auto", "start", "average")
 OPPONENTS = ("self", "random", "strong")
 EVAL_OPPONENTS = ("random", "strong", "exploiter")
 DEVICES = ("auto", "cpu", "cuda")
@@ -104,11 +104,11 @@ class TrainConfig:
     """Gradient norm clip."""
     kl_coef: float = 0.1
     """Per-token KL penalty (k3) to the starting model; 0: off."""
-    kl_anchor: str = "start"
-    """KL reference: "start" (the starting model) or "average" (the policy average, moving)."""
+    kl_anchor: str = "auto"
+    """KL reference: "start" model, policy "average" (moving), "auto" (average where kept, no LoRA)."""
     policy_average: str = "auto"
     """Policy evaluated and shipped: "ema" of the weights, "none" (last iterate), "auto" (ema without Ray)."""
-    policy_average_decay: float = 0.9
+    policy_average_decay: float = 0.95
     """EMA decay of `policy_average` per step."""
     gradient_checkpointing: bool = False
     """Recompute activations: less memory, more time."""

@@ -113,7 +113,7 @@ def check_values(c: TrainConfig) -> None:
             "newest weights): set policy_average auto or none with ray_workers > 0"
         )
     _choice("kl_anchor", c.kl_anchor, KL_ANCHORS)
-    if c.kl_anchor == "average" and (c.policy_average == "none" or c.ray_workers > 0 or c.lora_rank > 0):
+    if c.kl_anchor == "average" and (c.policy_average == "none" or c.ray_workers > 0 or c.lora_rank > 0):  # see auto
         raise ConfigError(
             "kl_anchor=average anchors to the policy average, which needs policy_average auto or ema, one process "
             "(ray_workers 0) and full fine-tuning (lora_rank 0); or set kl_anchor start"

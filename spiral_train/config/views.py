@@ -34,6 +34,13 @@ def policy_average_decay(policy_average: str, decay: float, ray_workers: int) ->
     return decay if policy_average == "ema" or (policy_average == "auto" and ray_workers == 0) else None
 
 
+def anchors_to_average(kl_anchor: str, averaged: bool, lora_rank: int) -> bool:
+    """Whether the KL term pulls towards the policy average rather than the starting model: "average", or
+    "auto" where the run keeps an average (`policy_average_decay` is not None) and trains every weight (with
+    LoRA the anchor is the base, adapters off, which costs no memory)."""
+    return kl_anchor == "average" or (kl_anchor == "auto" and averaged and lora_rank == 0)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How a model seat samples its answers: prompt template, temperature, answer length, truncation."""
