@@ -50,6 +50,7 @@ ROWS = (
     "merged LoRA weights",
     "object store",
     "opponent model",
+    "policy average",
     "runtime",
 )
 """Table rows in order; a column holds some of them."""

@@ -90,6 +90,7 @@ class RunFacts:
     vllm_max_model_len: int | None
     pool_every: int
     opponent: str
+    policy_average: str
     max_position_embeddings: int
     chunk_elements: int
 
@@ -231,6 +232,8 @@ def _one_process(plan: DevicePlan, shape: ModelShape, work: Workload, run: RunFa
     resident = {k: peak.rows[k] for k in ("weights", "optimizer state", "reference model")}
     if run.frozen_opponent:
         resident["opponent model"] = update["opponent model"] = shape.params * FP32
+    if run.policy_average in ("auto", "ema"):  # one process: "auto" keeps the average here
+        resident["policy average"] = update["policy average"] = shape.trainable * FP32
     note = _update_note(shape, work, setup)
     if run.generator == "vllm":
         engine = _engine_rows(shape, run, cuda, plan.capacity)

@@ -25,6 +25,7 @@ ROW_NOTES = {
     "one at a time; Ray: the driver's whole merged state dict for the workers",
     "object store": "Ray: the weights the driver sends the workers, one copy in shared memory per update",
     "opponent model": "a frozen fp32 copy: the opponent pool's snapshot, or a checkpoint opponent",
+    "policy average": "one process: the EMA of the trained weights the run ships (policy_average), fp32",
     "runtime": "per process: CUDA context and the interpreter (estimate)",
 }
 

@@ -121,6 +121,17 @@ def test_qwen3_06b_full_fine_tuning_fits_one_gpu(qwen3_06b):
     assert plan_run(make_config("paper-qwen3-4b", {"model": qwen3_06b}), "8x80GB").fits
 
 
+def test_a_one_process_run_that_keeps_a_policy_average_counts_it(qwen3_06b):
+    def resident(policy_average: str, lora_rank: int = 0) -> dict[str, int]:
+        options = {"model": qwen3_06b, **ONE_PROCESS, "policy_average": policy_average, "lora_rank": lora_rank}
+        plan = plan_run(make_config("paper-qwen3-4b", options), "1x80GB")
+        return next(c for c in plan.rows(0) if c["phase"] == "generation")["rows"]
+
+    assert resident("ema")["policy average"] == 4 * QWEN3_06B_PARAMS  # fp32, every weight trains
+    assert "policy average" not in resident("none")  # the paper presets ship the last iterate
+    assert 0 < resident("auto", lora_rank=16)["policy average"] < 0.1 * 4 * QWEN3_06B_PARAMS  # the adapters only
+
+
 def test_a_hub_id_is_planned_offline_from_the_shapes_built_in():
     plan = plan_run(make_config("paper-qwen3-4b"), "8x80GB")  # model: Qwen/Qwen3-4B-Base, not downloaded
     assert plan.fits and plan.shape.params == 4_022_468_096
