@@ -104,9 +104,9 @@ class Trainer:
         self._build_parts()
         decay = views.policy_average_decay(config.policy_average, config.policy_average_decay, config.ray_workers)
         self.average = WeightAverage(self.model, decay) if decay is not None else None
+        """The policy the run evaluates and ships (`policy_average`), or None: the last iterate."""
         self.moving_anchor = views.anchors_to_average(config.kl_anchor, decay is not None, config.lora_rank)
         """Whether the KL reference follows the average (`kl_anchor`): copied into it after each update."""
-        """The policy the run evaluates and ships (`policy_average`), or None: the last iterate."""
         if self.average is not None:
             anchor = "; the KL term anchors to it" if self.moving_anchor and config.kl_coef > 0 else ""
             log(f"evaluation and each checkpoint's model/ hold the EMA of the weights (decay {self.average.decay})"
@@ -350,12 +350,13 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.rae.load_state_dict(state["rae"])
-        if self.average is not None and state.get("policy_average") is not None:
-            self.average.load_state_dict(state["policy_average"])
+        if self.average is not None:
+            if state.get("policy_average") is not None:
+                self.average.load_state_dict(state["policy_average"])
+            else:
+                self.log("the checkpoint holds no policy average: it starts again from the resumed weights")
             if self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
                 self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
-        elif self.average is not None:
-            self.log("the checkpoint holds no policy average: it starts again from the resumed weights")
         if self.pool is not None:
             self.pool.load_state_dict(state.get("pool"))
         self.rng.setstate(state["rng"])

@@ -103,7 +103,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient norm clip."""
     kl_coef: float = 0.1
-    """Per-token KL penalty (k3) to the starting model; 0: off."""
+    """Per-token KL penalty (k3) towards `kl_anchor`; 0: off."""
     kl_anchor: str = "auto"
     """KL reference: "start" model, policy "average" (moving), "auto" (average where kept, no LoRA)."""
     policy_average: str = "auto"
