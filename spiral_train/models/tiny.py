@@ -7,8 +7,9 @@ garbage). So the tiny model gets a short warm-up that imitates *uniformly random
 answers `\\boxed{<legal move>}` almost always, with no preference between legal moves, like a base model
 that knows the format but not the game. Each warm-up turn is trained on all its legal answers at once
 (`TinySpec.warmup_answers`): imitating one sampled move, the model never learned which TicTacToe cells are
-free. Everything is built locally (tokenizer trained on game text, random init), and cached by a key of the
-build settings, so a second run starts at once.
+free. How long the warm-up runs is set per game (`WARMUP_STEPS_BY_GAME`): long enough that each game's legal
+set is learnt on any machine. Everything is built locally (tokenizer trained on game text, random init), and cached
+by a key of the build settings, so a second run starts at once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ BUILD_VERSION = 3
 
 @dataclass(frozen=True)
 class TinySpec:
-    """How to build the tiny model; its hash names the cache folder."""
+    """How to build the tiny model; its hash names the cache folder. A run's spec is
+    `spiral_train.models.loading.tiny_spec`: its games, their options, and the warm-up length they need
+    (`warmup_steps_for`); the other fields keep these defaults."""
 
     env_ids: tuple[str, ...] = ("TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1")
     env_kwargs: tuple[tuple[str, str], ...] = ()
@@ -107,7 +110,7 @@ def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
     started = time.time()
     log(
         f"building the tiny model (once; cached in {target}): random games, a tokenizer, then "
-        f"{spec.warmup_steps} warm-up steps (about 2 minutes on an idle 2-core CPU) ..."
+        f"{spec.warmup_steps} warm-up steps (1 to 4 minutes on an idle 2-core CPU; it reports its own estimate) ..."
     )
     prune_stale_builds(target.parent)
     work = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{os.getpid()}-", dir=target.parent))
