@@ -7,8 +7,9 @@ garbage). So the tiny model gets a short warm-up that imitates *uniformly random
 answers `\\boxed{<legal move>}` almost always, with no preference between legal moves, like a base model
 that knows the format but not the game. Each warm-up turn is trained on all its legal answers at once
 (`TinySpec.warmup_answers`): imitating one sampled move, the model never learned which TicTacToe cells are
-free. Everything is built locally (tokenizer trained on game text, random init), and cached by a key of the
-build settings, so a second run starts at once.
+free. How long the warm-up runs is set per game (`WARMUP_STEPS_BY_GAME`): long enough that each game's legal
+set is learnt on any machine. Everything is built locally (tokenizer trained on game text, random init), and cached
+by a key of the build settings, so a second run starts at once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ BUILD_VERSION = 3
 
 @dataclass(frozen=True)
 class TinySpec:
-    """How to build the tiny model; its hash names the cache folder."""
+    """How to build the tiny model; its hash names the cache folder. A run's spec is
+    `spiral_train.models.loading.tiny_spec`: its games, their options, and the warm-up length they need
+    (`warmup_steps_for`); the other fields keep these defaults."""
 
     env_ids: tuple[str, ...] = ("TicTacToe-v0", "KuhnPoker-v1", "SimpleNegotiation-v1")
     env_kwargs: tuple[tuple[str, str], ...] = ()
@@ -51,7 +54,8 @@ class TinySpec:
     intermediate_size: int = 128
     max_positions: int = 4096
     warmup_steps: int = 600
-    """TicTacToe's legal set is learnt in a jump after ~350 steps (legal mass 0.74 at 300 steps, 0.96 at 600)."""
+    """Optimizer steps of the warm-up. A game that needs more to land past the jump in which its legal set is
+    learnt sets its own in `WARMUP_STEPS_BY_GAME`, which `warmup_steps_for` (and so a run's spec) applies."""
     warmup_batch: int = 32
     warmup_lr: float = 3e-3
     warmup_answers: int = 9
@@ -68,6 +72,18 @@ class TinySpec:
         data["version"] = BUILD_VERSION
         data["texts"] = [_first_prompt(env_id, dict(self.env_kwargs)) for env_id in self.env_ids]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+WARMUP_STEPS_BY_GAME: dict[str, int] = {"TicTacToe-v0": 800}
+"""Warm-up steps of a spec whose games include the game, where the default (`TinySpec.warmup_steps`) leaves its
+legal set half learnt on some machines: TicTacToe's is learnt in a jump whose step depends on the floating-point
+order of the build (its thread count, its CPU), so its warm-up runs long enough past it (docs/learning.md)."""
+
+
+def warmup_steps_for(env_ids: tuple[str, ...]) -> int:
+    """The warm-up steps of a spec for `env_ids`: the most any of its games needs, at least `TinySpec`'s default.
+    A spec none of whose games is in `WARMUP_STEPS_BY_GAME` keeps the default (and so its cache key)."""
+    return max([TinySpec.warmup_steps, *(WARMUP_STEPS_BY_GAME.get(env_id, 0) for env_id in env_ids)])
 
 
 def _first_prompt(env_id: str, env_kwargs: dict[str, str]) -> str:
@@ -94,7 +110,7 @@ def tiny_model_path(spec: TinySpec | None = None, log=print) -> Path:
     started = time.time()
     log(
         f"building the tiny model (once; cached in {target}): random games, a tokenizer, then "
-        f"{spec.warmup_steps} warm-up steps (about 2 minutes on an idle 2-core CPU) ..."
+        f"{spec.warmup_steps} warm-up steps (1 to 4 minutes on an idle 2-core CPU; it reports its own estimate) ..."
     )
     prune_stale_builds(target.parent)
     work = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{os.getpid()}-", dir=target.parent))
