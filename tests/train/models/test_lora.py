@@ -106,12 +106,14 @@ def test_checkpoint_holds_the_adapter_and_a_pointer_to_its_base(quick_model, tmp
     saved = json.loads((checkpoint / "model" / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == str(Path(quick_model).resolve()) and saved["r"] == 4
 
-    # a fixed opponent read from that checkpoint is the base with the adapter merged in
+    # a fixed opponent read from that checkpoint is the base with the shipped adapter (the average) merged in
     opponent_run = Trainer(lora_config(quick_model, steps=1, lora_rank=0, opponent=str(checkpoint)), tmp_path / "vs")
     assert opponent_run.opponent == "frozen"
     frozen = opponent_run.players["frozen"].generator.model
     assert not lora.is_peft(frozen)
-    merged = lora.merged_state_dict(trainer.model)
+    assert trainer.average is not None and len(trainer.average.average) < len(list(trainer.model.parameters()))
+    with trainer.average.applied(trainer.model):
+        merged = lora.merged_state_dict(trainer.model)
     for name, tensor in frozen.state_dict().items():
         torch.testing.assert_close(tensor, merged[name], rtol=0, atol=1e-6, msg=name)
 

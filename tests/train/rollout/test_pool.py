@@ -11,7 +11,7 @@ from helpers import small_config
 from safetensors.torch import load_model
 from transformers import AutoModelForCausalLM
 
-from spiral_train.checkpoint import latest_checkpoint, load_state
+from spiral_train.checkpoint import latest_checkpoint, load_state, trained_weights
 from spiral_train.cli import main
 from spiral_train.metrics import baseline_key, read_metrics
 from spiral_train.rae import RAE, RoleReturn, assign_advantages
@@ -155,9 +155,10 @@ def test_snapshots_every_k_steps_capped_at_pool_size(quick_model, tmp_path):
     assert any(key.endswith("/pool") and key.startswith("rae/baseline/") for key in records[-1])
     assert "rae/baseline/KuhnPoker-v1/player_0" in records[-1]  # self-play keys keep their name
 
-    # a snapshot holds the learner's weights at its step: those of the checkpoint written after that many updates
+    # a snapshot holds the learner's weights at its step: those the checkpoint written after that many updates
+    # trains on (its last iterate; the checkpoint's model/ is the policy average the run ships)
     for step in (2, 4):
-        checkpoint = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / f"step_{step:06d}" / "model")
+        checkpoint = AutoModelForCausalLM.from_pretrained(trained_weights(run_dir / "checkpoints" / f"step_{step:06d}"))
         snap = snapshot_weights(trainer.model, run_dir / "pool" / f"step-{step:06d}")
         assert all(torch.equal(snap[k], v) for k, v in weights(checkpoint).items()), step
     two, four = (snapshot_weights(trainer.model, run_dir / "pool" / f"step-{s:06d}") for s in (2, 4))
