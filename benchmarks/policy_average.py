@@ -18,12 +18,13 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from learning import interval  # benchmarks/learning.py: mean ± 95% t-interval over seeds
 
 RULES: dict[str, Callable[[int], float]] = {
     "last iterate": lambda t: 0.0,
@@ -35,7 +36,6 @@ RULES: dict[str, Callable[[int], float]] = {
 }
 """Rule name -> the decay applied when folding in the weights of step t (1-based): avg <- d avg + (1 - d) w_t."""
 KEYS = ("strategy/nash_conv", "match/nash_conv")
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
 def train(out: Path, seed: int) -> None:
@@ -108,11 +108,7 @@ def table(results: dict[int, dict[str, dict[int, dict[str, float]]]]) -> Iterato
         yield "| policy | " + " | ".join(f"step {s}" for s in steps) + " | last, per seed |"
         yield "|---" * (len(steps) + 2) + "|"
         for rule in RULES:
-            cells = []
-            for step in steps:
-                values = [results[seed][rule][step][key] for seed in seeds]
-                half = T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-                cells.append(f"{statistics.fmean(values):.3f} ± {half:.3f}" if len(values) > 1 else f"{values[0]:.3f}")
+            cells = [interval([results[seed][rule][step][key] for seed in seeds]) for step in steps]
             last = " / ".join(f"{results[seed][rule][steps[-1]][key]:.2f}" for seed in seeds)
             yield f"| {rule} | " + " | ".join(cells) + f" | {last} |"
 

@@ -217,8 +217,7 @@ class Trainer:
         update = self.learner.update(trained)
         if self.average is not None:
             self.average.update(self.model)
-            if self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
-                self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
+            self._anchor_to_average()
         t3 = time.perf_counter()
         self.generator.sync_weights()
         self.step += 1
@@ -355,13 +354,17 @@ class Trainer:
                 self.average.load_state_dict(state["policy_average"])
             else:
                 self.log("the checkpoint holds no policy average: it starts again from the resumed weights")
-            if self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
-                self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
+            self._anchor_to_average()
         if self.pool is not None:
             self.pool.load_state_dict(state.get("pool"))
         self.rng.setstate(state["rng"])
         self.torch_rng.set_state(state["torch_rng"])
         torch.set_rng_state(state["torch_global_rng"])
+
+    def _anchor_to_average(self) -> None:
+        """With a moving KL anchor (`kl_anchor`), the learner's reference model takes the average's weights."""
+        if self.average is not None and self.moving_anchor and self.learner.ref_model is not None:  # type: ignore[attr-defined]
+            self.average.copy_to(self.learner.ref_model)  # type: ignore[attr-defined]
 
     def _opponent_player(self) -> Any:
         """Who plays the fixed opponent's seats: the game's reference agent, or a frozen checkpoint."""

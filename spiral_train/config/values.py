@@ -23,7 +23,7 @@ from spiral_train.config.schema import (
     RAE_MODES,
     ConfigError,
 )
-from spiral_train.config.views import RaySettings
+from spiral_train.config.views import RaySettings, policy_average_decay
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
@@ -113,7 +113,8 @@ def check_values(c: TrainConfig) -> None:
             "newest weights): set policy_average auto or none with ray_workers > 0"
         )
     _choice("kl_anchor", c.kl_anchor, KL_ANCHORS)
-    if c.kl_anchor == "average" and (c.policy_average == "none" or c.ray_workers > 0 or c.lora_rank > 0):  # see auto
+    averaged = policy_average_decay(c.policy_average, c.policy_average_decay, c.ray_workers) is not None
+    if c.kl_anchor == "average" and (not averaged or c.lora_rank > 0):
         raise ConfigError(
             "kl_anchor=average anchors to the policy average, which needs policy_average auto or ema, one process "
             "(ray_workers 0) and full fine-tuning (lora_rank 0); or set kl_anchor start"

@@ -43,22 +43,28 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """`owner.name` is `value` inside the block, its old value again after."""
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
+
+
+@contextlib.contextmanager
 def no_api_server() -> Iterator[None]:
     """Inside the block, a Ray node started in this process starts no API-server (dashboard) process: Ray's
     `services.start_api_server` answers as for a dashboard that failed to start, (no URL, no process), which
     Ray treats as a node without a dashboard."""
     from ray._private import services
 
-    start = services.start_api_server
-
     def skipped(*args: Any, **kwargs: Any) -> tuple[None, None]:
         return None, None
 
-    services.start_api_server = skipped
-    try:
+    with _replaced(services, "start_api_server", skipped):
         yield
-    finally:
-        services.start_api_server = start
 
 
 @contextlib.contextmanager
@@ -67,12 +73,8 @@ def loopback_node() -> Iterator[None]:
     (`ray_constants.ENABLE_RAY_CLUSTER`, read from the environment when Ray is imported, so set here too)."""
     from ray._private import ray_constants
 
-    enabled = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
+    with _replaced(ray_constants, "ENABLE_RAY_CLUSTER", False):
         yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = enabled
 
 
 @contextlib.contextmanager
