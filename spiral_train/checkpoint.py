@@ -28,6 +28,10 @@ LAST_ITERATE = "last_iterate"
 """With a policy average, the checkpoint's folder of the trained weights (`model/` holds the average)."""
 POLICY_FILE = "policy.json"
 """With a policy average, what each model folder of the checkpoint holds, in words."""
+EVALUATED_MARK = "EVALUATED"
+"""A checkpoint taken at an evaluation step: pruning keeps its `model/` folder (`keep_evaluated`)."""
+POLICY_ONLY_MARK = "POLICY_ONLY"
+"""A pruned evaluated checkpoint: `model/` only (no training state, so not a resume point)."""
 T = TypeVar("T")
 
 
@@ -43,10 +47,14 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int,
     shipped: Callable[[], AbstractContextManager[Any]] | None = None,
+    evaluated: bool = False,
+    keep_evaluated: bool = False,
 ) -> Path:
-    """Write `checkpoints/step_<step>` atomically and keep the newest `keep`. `model/` holds the model as it is;
-    with `shipped` (a context in which the model holds the policy the run ships, its weight average), `model/`
-    holds that policy and `last_iterate/` the weights as they are, which resume continues from."""
+    """Write `checkpoints/step_<step>` atomically and keep the newest `keep` whole. `model/` holds the model as it
+    is; with `shipped` (a context in which the model holds the policy the run ships, its weight average), `model/`
+    holds that policy and `last_iterate/` the weights as they are, which resume continues from. An `evaluated`
+    checkpoint (taken at an evaluation step) that falls out of the newest `keep` is cut to its `model/` folder
+    when `keep_evaluated`, and deleted otherwise, as every other old checkpoint is."""
     root = checkpoint_dir(run_dir)
 
     def fill(tmp: Path) -> None:
@@ -64,11 +72,13 @@ def save_checkpoint(
             model.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
         torch.save({**state, "step": step}, tmp / STATE_FILE)
+        if evaluated:
+            (tmp / EVALUATED_MARK).write_text(str(step))
         (tmp / COMPLETE_MARK).write_text(str(step))
 
     final = write_folder_atomically(root / f"step_{step:06d}", fill)
     write_atomic(root / "latest", final.name)
-    _prune(root, keep)
+    _prune(root, keep, keep_evaluated)
     return final
 
 
@@ -266,10 +276,20 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
     write_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def _prune(root: Path, keep: int) -> None:
+def _prune(root: Path, keep: int, keep_evaluated: bool = False) -> None:
+    """Keep the newest `keep` complete checkpoints whole; cut older evaluated ones to `model/` (when
+    `keep_evaluated`) and delete the rest. The COMPLETE mark goes first, so a crash mid-cut leaves a folder that
+    resume passes over and whose `model/` is whole."""
     complete = sorted(p for p in root.glob("step_*") if (p / COMPLETE_MARK).exists())
     for old in complete[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if keep_evaluated and (old / EVALUATED_MARK).exists():
+            (old / POLICY_ONLY_MARK).write_text("model/ only: the policy evaluated at this step; not a resume point")
+            (old / COMPLETE_MARK).unlink()
+            for part in (STATE_FILE, LAST_ITERATE, POLICY_FILE, EVALUATED_MARK):
+                path = old / part
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     for stray in root.glob(".tmp-*"):
         if not stray.name.endswith(f"-{os.getpid()}"):
             shutil.rmtree(stray, ignore_errors=True)

@@ -132,7 +132,9 @@ class Trainer:
             self.players[self.opponent] = self._opponent_player()  # on Ray, workers load a checkpoint opponent
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
         self.started = time.time()
-        if config.eval_games > 0:
+        if config.eval_every == 0:
+            self.log("evaluation off (eval_every 0): metrics.jsonl holds training records only")
+        elif config.eval_games > 0:
             self._log_eval_cost()
 
     def _load(self, folder: Path) -> tuple[Any, Any, str]:
@@ -306,18 +308,19 @@ class Trainer:
         c = self.config
         bar = progress_bar(c.steps, self.step, c.progress)
         try:
-            if self.step == 0:
+            if self.step == 0 and c.eval_every > 0:
                 first = {"step": 0, "time_s": 0.0, **self.evaluate()}
                 self.metrics.log(first)
                 bar.set_postfix_str(progress_postfix(first))
             while self.step < c.steps:
                 record = self.train_step()
-                if self.step % c.eval_every == 0 or self.step == c.steps:
+                evaluated = c.eval_every > 0 and (self.step % c.eval_every == 0 or self.step == c.steps)
+                if evaluated:
                     record.update(self.evaluate())
                 record["time_s"] = time.time() - self.started
                 self.metrics.log(record)
-                if self.step % c.save_every == 0 or self.step == c.steps:
-                    self.save()
+                if self.step % c.save_every == 0 or self.step == c.steps or (evaluated and c.keep_evaluated):
+                    self.save(evaluated)
                 bar.update(1)
                 bar.set_postfix_str(progress_postfix(record))
         finally:
@@ -326,7 +329,8 @@ class Trainer:
             self.close()
         return self.run_dir
 
-    def save(self) -> Path:
+    def save(self, evaluated: bool = False) -> Path:
+        """A checkpoint of this step; `evaluated`: taken at an evaluation, so its policy outlives pruning."""
         state = {
             "learner": self.learner.state_dict(),
             "rae": self.rae.state_dict(),
@@ -339,9 +343,11 @@ class Trainer:
             "policy_average": self.average.state_dict() if self.average is not None else None,
         }
         shipped = functools.partial(self.average.applied, self.model) if self.average is not None else None
+        c = self.config
         path = save_checkpoint(
-            self.run_dir, self.step, self.model, self.tokenizer, state, self.config.keep_checkpoints, shipped
-        )
+            self.run_dir, self.step, self.model, self.tokenizer, state, c.keep_checkpoints, shipped, evaluated,
+            c.keep_evaluated,
+        )  # fmt: skip
         if self.pool is not None:
             self.pool.prune()  # only now that the newest checkpoint no longer names a dropped snapshot
         return path

@@ -58,6 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_top_p": 0.95,
         "eval_reasoning_max_new_tokens": 4096,  # eval_generate_max_length
         "save_every": 16,
+        "keep_evaluated": False,  # a 4B policy is 8 GB in bf16: 25 evaluations would keep 200 GB
         "device": "cuda",
     },
 }
@@ -71,6 +72,7 @@ PRESETS["paper-qwen3-4b-lora-1gpu"] = {
     "ray_learner_gpus": 0.0,
     "ray_learner_strategy": "ddp",
     "lora_rank": 16,
+    "keep_evaluated": True,  # an evaluated checkpoint keeps only its adapter: tens of MB
     "lr": 1e-5,  # LoRA's best learning rate is about 10x full fine-tuning's (Schulman et al., "LoRA Without Regret")
     "vllm_gpu_memory_utilization": 0.6,
 }

