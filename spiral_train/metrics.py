@@ -90,3 +90,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             raise MetricsError(f"{path}:{number}: not a metrics record (no integer step); delete that line")
         records.append(record)
     return records
+
+
+def last_time_s(run_dir: Path) -> float:
+    """The `time_s` of the last record of a run's metrics.jsonl, 0.0 when it has none: the seconds a resumed run
+    had already trained, from which its clock continues (so `time_s` grows across resumes)."""
+    try:
+        records = read_metrics(run_dir)
+    except FileNotFoundError:
+        return 0.0
+    return float(records[-1].get("time_s", 0.0)) if records else 0.0

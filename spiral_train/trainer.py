@@ -32,7 +32,7 @@ from spiral_train.checkpoint import (
 from spiral_train.config import TrainConfig, to_dict, views
 from spiral_train.eval.games import eval_cost, evaluate
 from spiral_train.learner import Learner
-from spiral_train.metrics import MetricsLog, baseline_key
+from spiral_train.metrics import MetricsLog, baseline_key, last_time_s
 from spiral_train.models import loading, lora
 from spiral_train.models.tiny import tiny_model_path
 from spiral_train.policy_average import WeightAverage
@@ -131,7 +131,7 @@ class Trainer:
         if self.opponent is not None and not (self.opponent == FROZEN and config.ray_workers > 0):
             self.players[self.opponent] = self._opponent_player()  # on Ray, workers load a checkpoint opponent
         self.metrics = MetricsLog(run_dir, to_dict(config), config.tensorboard, config.wandb, config.wandb_project)
-        self.started = time.time()
+        self.started = time.time() - (last_time_s(run_dir) if resume else 0.0)
         if config.eval_every == 0:
             self.log("evaluation off (eval_every 0): metrics.jsonl holds training records only")
         elif config.eval_games > 0:

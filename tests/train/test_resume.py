@@ -136,6 +136,8 @@ def test_sigkill_then_resume_loses_and_repeats_no_step(quick_model, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert logged_steps(run_dir) == list(range(7))
+    seconds = [r["time_s"] for r in read_metrics(run_dir)]
+    assert seconds == sorted(set(seconds)), f"time_s restarts at the resume: {seconds}"
 
 
 @pytest.mark.parametrize("lines", [1, 2, 3, 4, 5])
