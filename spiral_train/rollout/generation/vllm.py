@@ -26,10 +26,12 @@ has no sleep mode, so there `sleep()` does nothing, and runs eager.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,33 @@ def import_vllm() -> Any:
     except ImportError as err:
         raise ImportError(f"{INSTALL_HINT} ({err})") from err
     return vllm
+
+
+class ExpectedReloadNoise(logging.Filter):
+    """Drops what vLLM logs at each weight reload that says nothing is wrong: its INFO lines (the reload's time,
+    the prefix cache reset), repeated every step, and the warning "RotaryEmbedding: Failed to load weights".
+    A rotary embedding's cos/sin cache is computed from the config and is in no state dict, so the reload finds
+    nothing to load for it and puts the engine's own cache back (vLLM's `reload/layerwise.py`). Every other
+    warning and error passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (
+            record.levelno >= logging.WARNING and "RotaryEmbedding: Failed to load weights" not in record.getMessage()
+        )
+
+
+@contextmanager
+def quiet_reload() -> Iterator[None]:
+    """`ExpectedReloadNoise` on vLLM's log handlers (those of the "vllm" logger, where vLLM writes) meanwhile."""
+    handlers = logging.getLogger("vllm").handlers
+    noise = ExpectedReloadNoise()
+    for handler in handlers:
+        handler.addFilter(noise)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(noise)
 
 
 def head_dim(model: PreTrainedModel) -> int:
@@ -174,20 +203,21 @@ class VLLMGenerator:
             gc.collect()
             torch.cuda.empty_cache()
             self.llm.wake_up(tags=["weights"])
-        if self.sync_from_disk:
-            assert self._weights_dir is not None
-            self._syncs += 1
-            target = self._weights_dir / f"sync-{self._syncs}"
-            save_whole_state_dict(self.model, target)
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
-            shutil.rmtree(self._weights_dir / f"sync-{self._syncs - 1}", ignore_errors=True)
-        else:
-            # one tensor at a time: with LoRA each merged layer exists only while the engine copies it in
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(self.model)})
-        if self._asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self._asleep = False
-        self.llm.reset_prefix_cache()
+        with quiet_reload():
+            if self.sync_from_disk:
+                assert self._weights_dir is not None
+                self._syncs += 1
+                target = self._weights_dir / f"sync-{self._syncs}"
+                save_whole_state_dict(self.model, target)
+                self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
+                shutil.rmtree(self._weights_dir / f"sync-{self._syncs - 1}", ignore_errors=True)
+            else:
+                # one tensor at a time: with LoRA each merged layer exists only while the engine copies it in
+                self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(self.model)})
+            if self._asleep:
+                self.llm.wake_up(tags=["kv_cache"])
+                self._asleep = False
+            self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
         """Free the engine's GPU memory while the learner trains; the next sync wakes it. No-op on CPU."""

@@ -131,6 +131,41 @@ def test_sync_then_vllm_logprobs_equal_the_learners(vllm_model_dir, from_disk):
 
 
 @pytest.mark.vllm
+def test_a_weight_sync_logs_nothing_unless_something_is_wrong(vllm_model_dir):
+    """vLLM logs a rotary-embedding warning and INFO lines at each reload (about 40 lines a step on Qwen3);
+    none says anything is wrong, so a sync passes none to vLLM's log handlers, while a real warning still shows."""
+    import logging
+
+    from spiral_train.models.lora import merged_weights
+    from spiral_train.rollout.generation.vllm import VLLMGenerator, quiet_reload
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+    model, tokenizer = load(vllm_model_dir)
+    generator = VLLMGenerator(model, tokenizer, max_num_seqs=4)
+    vllm_logger, collect = logging.getLogger("vllm"), Collect()
+    vllm_logger.addHandler(collect)
+    try:
+        generator.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(model)})
+        assert any("RotaryEmbedding: Failed to load weights" in line for line in collect.lines), collect.lines
+        collect.lines.clear()
+        generator.sync_weights()
+        assert collect.lines == []
+        with quiet_reload():
+            logging.getLogger("vllm.model_executor").warning("a real problem")
+        assert collect.lines == ["WARNING a real problem"]
+    finally:
+        vllm_logger.removeHandler(collect)
+        generator.close()
+
+
+@pytest.mark.vllm
 def test_samples_are_reproducible_for_a_seed_and_end_like_the_hf_backend(vllm_model_dir):
     from spiral_train.rollout.generation.vllm import VLLMGenerator
 
