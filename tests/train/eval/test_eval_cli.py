@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,18 +12,23 @@ pytest.importorskip("torch")
 from spiral_train.eval.cli import main
 
 
-def test_spiral_eval_games_plays_two_checkpoints_of_a_run(quick_model, tmp_path, capsys):
+def test_spiral_eval_games_plays_two_checkpoints_of_a_run(quick_model, tmp_path, capsys, monkeypatch):
+    """... and, with no --out, writes its metrics into the run (RUN/eval/step_N/games.json), not the cwd."""
     from helpers import small_config
 
     from spiral_train.trainer import Trainer
 
     run_dir = Trainer(small_config(quick_model, 2), tmp_path / "run").run()
     newer, older = run_dir / "checkpoints" / "step_000002", run_dir / "checkpoints" / "step_000001"
-    out = tmp_path / "games.json"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     args = ["games", "--model", str(newer), "--vs", str(older), "--games", "8", "--probe-samples", "4"]
-    args += ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1}}', "--out", str(out)]
+    args += ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1}}']
     assert main(args) == 0
     table = capsys.readouterr().out
+    out = run_dir / "eval" / "step_000002" / "games.json"
+    assert f"all metrics: {out}" in table and not any(elsewhere.iterdir())
     metrics = json.loads(out.read_text())["metrics"]
     for opponent in ("random", "strong", "exploiter", str(older)):
         base = f"eval/KuhnPoker-v1/{opponent}/"
@@ -314,7 +320,6 @@ def test_a_bad_input_stops_before_torch_or_transformers_is_imported(tmp_path, ar
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     config = tmp_path / "run" / "checkpoints" / "step_000080" / "model" / "config.json"
     config.parent.mkdir(parents=True)
@@ -330,3 +335,12 @@ def test_a_bad_input_stops_before_torch_or_transformers_is_imported(tmp_path, ar
     assert err.startswith("spiral-eval: error: ") and "\n" not in err, err
     assert done.stdout.strip() == "loaded: []"
     assert not (tmp_path / "eval").exists()
+
+
+def test_outputs_go_into_the_run_of_a_checkpoint_else_into_eval():
+    from spiral_train.eval.cli import default_out
+
+    assert default_out("runs/X/checkpoints/step_000080") == Path("runs/X/eval/step_000080")
+    assert default_out("runs/X/checkpoints/step_000080/model") == Path("runs/X/eval/step_000080")
+    assert default_out("/models/Qwen3-4B-Base") == Path("eval")
+    assert default_out("Qwen/Qwen3-4B-Base") == Path("eval")
