@@ -5,7 +5,7 @@ seed) is printed and stored in the summary, so two numbers are only compared whe
 way. A response is graded by `grading.Grader` (its last `\\boxed{}`). The summary gives:
 - `accuracy`: avg@n, the mean over problems of the share of a problem's n samples that are correct, with a
   95% interval (`accuracy_interval`: Wilson's when n is 1, else the normal interval of the problem means, or
-  Wilson's on the pooled count where the problem means do not vary, as at 0 or all correct);
+  Wilson's over problems where the problem means do not vary, as at 0 or all correct);
 - `pass@k` for k = 1, 2, 4, ... up to n, by the unbiased estimator of Chen et al. (2021);
 - `timeouts`: the responses whose comparison ran out of `--grading-timeout` (graded wrong, marked "timeout").
 
@@ -151,8 +151,10 @@ def accuracy_interval(correct: Sequence[int], n: int) -> tuple[float, float]:
     - n == 1: Wilson's interval of the count of correct problems (`spiral_envs.stats.wilson`);
     - n > 1: the normal interval of the problem means (mean +- 1.96 standard errors, clipped to [0, 1]), which
       treats problems as the unit; where the problem means do not vary (every problem 0 of n, or n of n, or all
-      alike) it has no width, and Wilson's interval of the pooled count, sum(correct) of n * problems, is given
-      instead (0 of 4 x 80: (0, 0.0119));
+      alike) it has no width, and Wilson's interval over problems is given instead, with the sum of the problem
+      means as the count of successes: a mean of values in [0, 1] varies at most as a Bernoulli one does, so
+      this holds whatever the correlation of a problem's n answers (0 of 4 x 80: (0, 0.0458), as for 0 of 80
+      problems; Wilson's on the pooled 320 answers, (0, 0.0119), would assume the answers independent);
     - one problem: (0, 1) for n > 1, as its mean's spread is unknown.
     """
     problems = len(correct)
@@ -164,7 +166,7 @@ def accuracy_interval(correct: Sequence[int], n: int) -> tuple[float, float]:
     mean = statistics.fmean(means)
     half = Z95 * statistics.stdev(means) / math.sqrt(problems)
     if half <= 0.0:
-        return wilson(sum(correct), n * problems)
+        return wilson(sum(means), problems)
     return (max(0.0, min(mean, mean - half)), min(1.0, max(mean, mean + half)))
 
 
