@@ -25,10 +25,12 @@ loads (paths, counts, games): a bad one stops with one line naming it and the fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,12 +245,13 @@ def games(args: argparse.Namespace) -> int:
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **length)
     device = resolve_device(args.device)
 
-    def seat(folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
+    def seat(option: str, folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
         rng = torch.Generator(device=device).manual_seed(args.seed)
-        return frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
+        with _loading(option, folder):
+            return frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
 
-    policy = seat(args.model)
-    others = {folder: seat(folder) for folder in args.vs}
+    policy = seat("--model", args.model)
+    others = {folder: seat("--vs", folder) for folder in args.vs}
     metrics = evaluate(
         policy,
         args.env_ids,
@@ -303,7 +306,8 @@ def population(args: argparse.Namespace) -> int:
     members: dict = {}
     for name, folder in folders.items():
         rng = torch.Generator(device=device).manual_seed(args.seed)
-        members[name] = frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
+        with _loading("--run" if name in steps else "--models", folder):
+            members[name] = frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
     members.update({anchor: scripted(anchor) for anchor in args.anchors})
     collector = Collector(GAMES_AT_ONCE, game_kwargs)
     results = round_robin(args.env_id, members, args.games, collector, args.progress)
@@ -462,6 +466,20 @@ def _check_models(option: str, paths: list[str]) -> None:
 _NO_SUCH_FOLDER = "no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) or a model folder"
 
 
+@contextlib.contextmanager
+def _loading(option: str, model: str) -> Iterator[None]:
+    """Loading `model`: an OSError (a hub id that cannot be fetched, a weight file that will not read) becomes one
+    line naming the option, the model and the first line of the cause."""
+    try:
+        yield
+    except OSError as err:
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{option} {model}: could not load it ({cause}); give a model folder here, or a Hugging Face id "
+            "this machine can fetch"
+        ) from None
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -480,7 +498,8 @@ def _load(args: argparse.Namespace):
     folder = model_folder(args.model)
     check_model(folder)  # a mistyped path: one line, naming it
     source = ModelSource(model=folder, for_vllm=args.generator == "vllm")
-    model, tokenizer, _ = load_model(source, resolve_device(args.device), log=lambda *_: None)
+    with _loading("--model", args.model):
+        model, tokenizer, _ = load_model(source, resolve_device(args.device), log=lambda *_: None)
     generation = GenerationSettings(generator=args.generator, generation_batch_size=args.batch_size)
     return make_generator(generation, model, tokenizer), tokenizer
 

@@ -344,3 +344,25 @@ def test_outputs_go_into_the_run_of_a_checkpoint_else_into_eval():
     assert default_out("runs/X/checkpoints/step_000080/model") == Path("runs/X/eval/step_000080")
     assert default_out("/models/Qwen3-4B-Base") == Path("eval")
     assert default_out("Qwen/Qwen3-4B-Base") == Path("eval")
+
+
+def test_a_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
+    """A name shaped like a hub id passes the start checks (it may be fetched); when transformers cannot fetch it,
+    the error is one line naming the option and the model, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[3])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "spiral_train.eval.cli", "games", "--model", "no-such-org/no-such-model"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("spiral-eval: error: --model no-such-org/no-such-model: could not load it (")
+    assert "Traceback" not in done.stderr and not (tmp_path / "eval").exists()
