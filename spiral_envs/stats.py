@@ -13,14 +13,18 @@ Z95 = 1.959963984540054
 
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial rate (95% by default); (0, 1) with no trials."""
+    """Wilson score interval of a binomial rate (95% by default); (0, 1) with no trials.
+
+    The interval always holds the rate `successes / n` and has positive width for n >= 1: at 0 of n it is
+    (0, z^2 / (n + z^2)) (0 of 80: (0, 0.0458)), at n of n (n / (n + z^2), 1). The bounds are clamped to hold the
+    rate, because rounding can leave the upper end at n of n a hair below 1."""
     if n <= 0:
         return (0.0, 1.0)
     p = successes / n
     centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n
-    return (max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale))
+    return (max(0.0, min(p, (centre - half) / scale)), min(1.0, max(p, (centre + half) / scale)))
 
 
 def rate(name: str, successes: float, n: int) -> dict[str, float]:

@@ -12,22 +12,29 @@ seat on fixed seeds, and prints win/draw/loss/invalid rates with 95% intervals, 
 strategy metrics (NashConv, optimal-move rate).
 
 `reasoning` prints the protocol, then a JSON summary (avg@n accuracy with its 95% interval, pass@k), and
-writes one line per problem to `--out` (default `eval/<benchmark>.jsonl`) and the summary beside it
-(`.summary.json`). See `spiral_train/reasoning/benchmarks.py` for the protocol and
-`spiral_train/reasoning/grading.py` for the grading rules.
+writes one line per problem to `--out` and the summary beside it (`.summary.json`). See
+`spiral_train/reasoning/benchmarks.py` for the protocol and `spiral_train/reasoning/grading.py` for the grading
+rules.
+
+Outputs go into the run: a model that is a run's checkpoint (`RUN/checkpoints/step_N`, or its `model/`) writes
+to `RUN/eval/step_N/` (`games.json`, `<benchmark>.jsonl`), `population --run RUN` to `RUN/eval/population/`;
+any other model to `eval/` in the working directory. Every input is checked before any model or heavy library
+loads (paths, counts, games): a bad one stops with one line naming it and the fix, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spiral_train.reasoning.benchmarks import TEMPLATES, Protocol
+from spiral_train.reasoning.protocol import TEMPLATES, Protocol
 
 GAMES_AT_ONCE = 256
 """Games `games` and `population` play at once (the collector's batch, as `num_envs` in training)."""
@@ -64,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds per math-verify comparison, in (0, 3600]; one that runs out is graded 'timeout'",
     )
-    run.add_argument("--out", help="per-problem JSONL output (default eval/<benchmark>.jsonl)")
+    run.add_argument(
+        "--out",
+        help="per-problem JSONL output (default RUN/eval/step_N/<benchmark>.jsonl, else eval/<benchmark>.jsonl)",
+    )
     run.add_argument("--no-progress", dest="progress", action="store_false")
     g = commands.add_parser("games", help="a model against opponents on the games, both seats, fixed seeds")
     g.add_argument("--model", required=True, help="a model folder, a run's checkpoint (model/), or a LoRA one")
@@ -85,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--probe-samples", type=int, default=64, help="answers per decision point for strategy metrics")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--out", help="JSON of every metric (default eval/games.json)")
+    g.add_argument("--out", help="JSON of every metric (default RUN/eval/step_N/games.json, else eval/games.json)")
     pop = commands.add_parser("population", help="a round-robin of a run's checkpoints, rated (Elo, max likelihood)")
     pop.add_argument("--run", help="a run folder: its checkpoints are the population")
     pop.add_argument("--every", type=int, default=1, help="every k-th checkpoint of --run (the last always)")
@@ -98,44 +108,104 @@ def build_parser() -> argparse.ArgumentParser:
     pop.add_argument("--temperature", type=float, default=1.0)
     pop.add_argument("--seed", type=int, default=0)
     pop.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    pop.add_argument("--out", default="eval/population", help="folder for ratings.json and ratings.png")
+    pop.add_argument(
+        "--out", help="folder for ratings.json and ratings.png (default RUN/eval/population, else eval/population)"
+    )
     pop.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a bar per weight file would bury the results
+    checks = {"reasoning": check_reasoning, "games": check_games, "population": check_population}
+    commands = {"reasoning": reasoning, "games": games, "population": population}
     try:
-        return {"reasoning": reasoning, "games": games, "population": population}[args.command](args)
+        checks[args.command](args)  # every input, before any model or heavy library loads
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"spiral-eval: error: {err}", file=sys.stderr)
         return 2
 
 
+def check_reasoning(args: argparse.Namespace) -> None:
+    """`reasoning`'s inputs: the mode (saved responses, or a model and a benchmark), the paths and the numbers."""
+    if args.responses:
+        if args.model or args.benchmark:
+            raise ValueError("--responses grades a saved file: it takes no --model or --benchmark")
+        return  # the file itself is checked line by line as it is read (`data.load_responses`), before grading
+    if not args.model or not args.benchmark:
+        raise ValueError("spiral-eval reasoning needs --model and --benchmark (or --responses FILE)")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: give a number of problems >= 1, or leave it out for all of them")
+    _at_least(samples=(args.samples, 1), max_new_tokens=(args.max_new_tokens, 1), batch_size=(args.batch_size, 1))
+    _sampling(args.temperature, args.top_k, args.top_p)
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder; give the folder of the benchmark files")
+    _check_out(args.out, folder=False)
+    _check_models("--model", [args.model])
+
+
+def check_games(args: argparse.Namespace) -> None:
+    """`games`' inputs: the opponents, the numbers, the games and their options, the output and every model."""
+    unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
+    if unknown:
+        raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
+    named = [vs for vs in args.vs if vs in {"random", "strong", "exploiter"} and not Path(vs).exists()]
+    if named:
+        raise ValueError(f"--vs {named[0]}: a named opponent goes in --opponents; --vs takes model folders")
+    _at_least(games=(args.games, 1), probe_samples=(args.probe_samples, 0))
+    if args.max_new_tokens is not None:
+        _at_least(max_new_tokens=(args.max_new_tokens, 1))
+    _sampling(args.temperature, args.top_k, args.top_p)
+    _games(args.env_ids, args.env_kwargs, args.history)
+    _check_out(args.out, folder=False)
+    _check_models("--model", [args.model])
+    _check_models("--vs", args.vs)
+
+
+def check_population(args: argparse.Namespace) -> None:
+    """`population`'s inputs: the anchors, the members (a run's checkpoints, models), the numbers, the game."""
+    unknown = sorted(set(args.anchors) - {"random", "strong"})
+    if unknown:
+        raise ValueError(f"--anchors {unknown}: choose among random, strong")
+    if not args.run and not args.models:
+        raise ValueError(
+            "spiral-eval population rates models: give --run RUN (its checkpoints) or --models DIR ...; "
+            "the anchors alone have nothing to rate"
+        )
+    if args.every < 1:
+        raise ValueError(f"--every {args.every}: give k >= 1 (every k-th checkpoint of --run)")
+    _at_least(games=(args.games, 1))
+    _sampling(args.temperature, 0, 1.0)
+    if args.run:
+        run = Path(args.run).expanduser()
+        if not run.is_dir():
+            raise FileNotFoundError(f"--run {args.run}: no such folder; give a run folder (runs/X)")
+        if not run_checkpoints(run):
+            raise FileNotFoundError(f"--run {args.run} has no checkpoints/step_N folders: give a run folder")
+    _check_models("--models", args.models)
+    members = len(chosen_checkpoints(Path(args.run).expanduser(), args.every)) if args.run else 0
+    if members + len(set(args.models)) + len(set(args.anchors)) < 2:
+        raise ValueError("a population needs two members or more: give more --models, or --anchors random strong")
+    _games([args.env_id], args.env_kwargs, args.history)
+    _check_out(args.out, folder=True)
+
+
 def reasoning(args: argparse.Namespace) -> int:
-    from spiral_train.reasoning.benchmarks import regrade, sample_and_grade, summarize, write_jsonl
     from spiral_train.reasoning.grading import Grader
 
     grader = Grader(args.grading_timeout)  # checks the time-out; its child process starts at the first comparison
     if args.responses:
-        if args.model or args.benchmark:
-            raise ValueError("--responses grades a saved file: it takes no --model or --benchmark")
+        from spiral_train.reasoning.data import load_responses
+
+        load_responses(args.responses)  # every line checked before torch loads
+        from spiral_train.reasoning.benchmarks import regrade, summarize
+
         with grader:
             rows = regrade(args.responses, grader)
         summary = summarize(rows)
         print(json.dumps(summary, indent=1))
         return 0
-    if not args.model or not args.benchmark:
-        raise ValueError("spiral-eval reasoning needs --model and --benchmark (or --responses FILE)")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit {args.limit}: give a number of problems >= 1, or leave it out for all of them")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: give answers per generate call >= 1")
-    if not math.isfinite(args.temperature):
-        raise ValueError(f"--temperature {args.temperature}: give a finite number >= 0")
     protocol = Protocol(
         args.template, args.temperature, args.samples, args.max_new_tokens, args.seed, args.top_p, args.top_k
     )
@@ -144,13 +214,15 @@ def reasoning(args: argparse.Namespace) -> int:
     problems = load_problems(args.benchmark, args.data_dir, args.limit)
     print(f"protocol: {json.dumps(dataclasses.asdict(protocol))}")
     print(f"{len(problems)} problems from {args.benchmark}, {protocol.samples} samples each")
+    from spiral_train.reasoning.benchmarks import sample_and_grade, summarize, write_jsonl
+
     generator, tokenizer = _load(args)
     with grader:
         rows = sample_and_grade(problems, generator, tokenizer, protocol, grader, args.batch_size, args.progress)
     summary = summarize(rows, protocol)
     summary["benchmark"] = args.benchmark
     summary["model"] = args.model
-    out = Path(args.out or Path("eval") / f"{benchmark_name(args.benchmark)}.jsonl")
+    out = Path(args.out or default_out(args.model) / f"{benchmark_name(args.benchmark)}.jsonl")
     write_jsonl(rows, out)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
@@ -167,23 +239,19 @@ def games(args: argparse.Namespace) -> int:
     from spiral_train.rollout.collector import Collector
     from spiral_train.rollout.policy import frozen_checkpoint_policy
 
-    unknown = sorted(set(args.opponents) - {"random", "strong", "exploiter"})
-    if unknown:
-        raise ValueError(f"--opponents {unknown}: choose among random, strong, exploiter (models go in --vs)")
-    _check_counts(games=args.games, probe_samples=args.probe_samples, temperature=args.temperature)
-    _check_models("--model", [args.model])
-    _check_models("--vs", args.vs)
+    _quiet_transformers()
     game_kwargs = _games(args.env_ids, args.env_kwargs, args.history)
     length = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **length)
     device = resolve_device(args.device)
 
-    def seat(folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
+    def seat(option: str, folder: str):  # every model, the evaluated one too, frozen (LoRA merged) at --temperature
         rng = torch.Generator(device=device).manual_seed(args.seed)
-        return frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
+        with _loading(option, folder):
+            return frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
 
-    policy = seat(args.model)
-    others = {folder: seat(folder) for folder in args.vs}
+    policy = seat("--model", args.model)
+    others = {folder: seat("--vs", folder) for folder in args.vs}
     metrics = evaluate(
         policy,
         args.env_ids,
@@ -196,7 +264,7 @@ def games(args: argparse.Namespace) -> int:
         model_opponents=others,
     )
     print(games_table(metrics))
-    out = Path(args.out or "eval/games.json")
+    out = Path(args.out or default_out(args.model) / "games.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -224,44 +292,27 @@ def population(args: argparse.Namespace) -> int:
     from spiral_train.rollout.collector import Collector, scripted
     from spiral_train.rollout.policy import frozen_checkpoint_policy
 
-    unknown = sorted(set(args.anchors) - {"random", "strong"})
-    if unknown:
-        raise ValueError(f"--anchors {unknown}: choose among random, strong")
-    if not args.run and not args.models:
-        raise ValueError(
-            "spiral-eval population rates models: give --run RUN (its checkpoints) or --models DIR ...; "
-            "the anchors alone have nothing to rate"
-        )
-    if args.every < 1:
-        raise ValueError(f"--every {args.every}: give k >= 1 (every k-th checkpoint of --run)")
-    _check_counts(games=args.games, temperature=args.temperature)
-    _check_models("--models", args.models)
+    _quiet_transformers()
     folders: dict[str, str] = {}
     steps: dict[str, int] = {}
     if args.run:
-        found = sorted(f for f in (Path(args.run) / "checkpoints").glob("step_*") if f.name[5:].isdecimal())
-        if not found:
-            raise FileNotFoundError(f"--run {args.run} has no checkpoints/step_N folders: give a run folder")
-        chosen = found[:: args.every]
-        chosen += [] if found[-1] in chosen else [found[-1]]
-        for folder in chosen:
+        for folder in chosen_checkpoints(Path(args.run).expanduser(), args.every):
             step = int(folder.name.removeprefix("step_"))
             folders[f"step {step}"], steps[f"step {step}"] = str(folder), step
     folders.update({model: model for model in args.models})
-    if len(folders) + len(args.anchors) < 2:
-        raise ValueError("a population needs two members or more: give more --models, or --anchors random strong")
     game_kwargs = _games([args.env_id], args.env_kwargs, args.history)
     sampling = Sampling(temperature=args.temperature)
     device = resolve_device(args.device)
     members: dict = {}
     for name, folder in folders.items():
         rng = torch.Generator(device=device).manual_seed(args.seed)
-        members[name] = frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
+        with _loading("--run" if name in steps else "--models", folder):
+            members[name] = frozen_checkpoint_policy(folder, device, rng, sampling, GenerationSettings())
     members.update({anchor: scripted(anchor) for anchor in args.anchors})
     collector = Collector(GAMES_AT_ONCE, game_kwargs)
     results = round_robin(args.env_id, members, args.games, collector, args.progress)
     ratings = elo_ratings(list(members), results)
-    out = Path(args.out)
+    out = Path(args.out or (Path(args.run) / "eval" / "population" if args.run else Path("eval") / "population"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "ratings.json").write_text(
         json.dumps(
@@ -326,31 +377,113 @@ def _games(env_ids: list[str], env_kwargs: dict[str, dict[str, Any]], history: s
     return game_kwargs
 
 
-def _check_counts(temperature: float, **counts: int) -> None:
-    """A count below 1 (`probe_samples`: below 0) or a temperature that is not a finite number >= 0: one line."""
-    for name, value in counts.items():
-        least = 0 if name == "probe_samples" else 1
+def run_checkpoints(run: Path) -> list[Path]:
+    """A run folder's checkpoints (`checkpoints/step_N`), oldest first."""
+    return sorted(f for f in (run / "checkpoints").glob("step_*") if f.is_dir() and f.name[5:].isdecimal())
+
+
+def chosen_checkpoints(run: Path, every: int) -> list[Path]:
+    """`population`'s members from a run: every `every`-th checkpoint, oldest first, and the last always."""
+    found = run_checkpoints(run)
+    chosen = found[::every]
+    return chosen + ([] if not found or found[-1] in chosen else [found[-1]])
+
+
+def checkpoint_of(model: str) -> tuple[Path, str] | None:
+    """(the run, `step_N`) where `model` is a run's checkpoint (`RUN/checkpoints/step_N`, or its `model/`)."""
+    path = Path(model).expanduser()
+    step = path.parent if path.name == "model" else path
+    if step.name.startswith("step_") and step.name[5:].isdecimal() and step.parent.name == "checkpoints":
+        return step.parent.parent, step.name
+    return None
+
+
+def default_out(model: str) -> Path:
+    """Where `games` and `reasoning` write when no `--out` is given: `RUN/eval/step_N` for a run's checkpoint,
+    else `eval` in the working directory."""
+    found = checkpoint_of(model)
+    return found[0] / "eval" / found[1] if found else Path("eval")
+
+
+def _at_least(**counts: tuple[int, int]) -> None:
+    """Each option's (value, least): a whole number below its least is refused, naming the option."""
+    for name, (value, least) in counts.items():
         if value < least:
             raise ValueError(f"--{name.replace('_', '-')} {value}: give a whole number >= {least}")
+
+
+def _sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """A temperature that is a finite number >= 0, a top-k >= 0 and a top-p in (0, 1]."""
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"--temperature {temperature}: give a finite number >= 0")
+    if top_k < 0:
+        raise ValueError(f"--top-k {top_k}: give a whole number >= 0 (0: all tokens)")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"--top-p {top_p}: give a number in (0, 1] (1.0: off)")
+
+
+def _check_out(out: str | None, folder: bool) -> None:
+    """An `--out` that names a file where a folder is wanted, or a folder where a file is: one line."""
+    if out is None:
+        return
+    path = Path(out).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder for ratings.json and ratings.png")
+    if not folder and path.is_dir():
+        raise ValueError(f"--out {out} is a folder: give a file name, e.g. {Path(out) / 'results.json'}")
 
 
 def _check_models(option: str, paths: list[str]) -> None:
-    """Each model an option names exists and holds a model, checked before any is loaded."""
+    """Each model an option names exists and holds a model (config.json, or a LoRA adapter's), checked before
+    any is loaded; a run's checkpoint that is gone is named with the steps its run still holds."""
     from spiral_train.config.run_checks import check_model
-    from spiral_train.models.lora import model_folder
 
     for path in paths:
+        folder = Path(path).expanduser()
+        found = checkpoint_of(path)
+        if found and not folder.exists():
+            run = found[0]
+            held = [f.name for f in run_checkpoints(run)]
+            if not held:
+                raise FileNotFoundError(
+                    f"{option} {path}: no such checkpoint, and {run / 'checkpoints'} holds none; give a run's "
+                    "checkpoint (runs/X/checkpoints/step_N) or a model folder"
+                )
+            raise FileNotFoundError(
+                f"{option} {path}: no such checkpoint; {run / 'checkpoints'} holds {', '.join(held)} "
+                "(keep_checkpoints prunes older ones): give one of those"
+            )
         try:
-            check_model(model_folder(path))
+            check_model(path)
         except ValueError as err:
-            if Path(path).expanduser().exists():
-                raise ValueError(f"{option} {path}: {err}") from err
-            raise ValueError(
-                f"{option} {path}: no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) "
-                "or a model folder"
-            ) from err
+            if folder.exists():
+                raise ValueError(f"{option} {path}: {err}") from None
+            raise FileNotFoundError(f"{option} {path}: {_NO_SUCH_FOLDER}") from None
+        if not folder.exists() and (folder.is_absolute() or (folder.parent.is_dir() and str(folder.parent) != ".")):
+            raise FileNotFoundError(f"{option} {path}: {_NO_SUCH_FOLDER}")  # a path, not a hub id
+
+
+_NO_SUCH_FOLDER = "no such folder; give a run's checkpoint (runs/X/checkpoints/step_N) or a model folder"
+
+
+@contextlib.contextmanager
+def _loading(option: str, model: str) -> Iterator[None]:
+    """Loading `model`: an OSError (a hub id that cannot be fetched, a weight file that will not read) becomes one
+    line naming the option, the model and the first line of the cause."""
+    try:
+        yield
+    except OSError as err:
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{option} {model}: could not load it ({cause}); give a model folder here, or a Hugging Face id "
+            "this machine can fetch"
+        ) from None
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per weight file would bury the results
 
 
 def _load(args: argparse.Namespace):
@@ -361,10 +494,12 @@ def _load(args: argparse.Namespace):
     from spiral_train.models.lora import model_folder
     from spiral_train.rollout.generation import make_generator
 
+    _quiet_transformers()
     folder = model_folder(args.model)
     check_model(folder)  # a mistyped path: one line, naming it
     source = ModelSource(model=folder, for_vllm=args.generator == "vllm")
-    model, tokenizer, _ = load_model(source, resolve_device(args.device), log=lambda *_: None)
+    with _loading("--model", args.model):
+        model, tokenizer, _ = load_model(source, resolve_device(args.device), log=lambda *_: None)
     generation = GenerationSettings(generator=args.generator, generation_batch_size=args.batch_size)
     return make_generator(generation, model, tokenizer), tokenizer
 

@@ -4,7 +4,8 @@ The protocol (`Protocol`: prompt template, temperature, top-p and top-k, samples
 seed) is printed and stored in the summary, so two numbers are only compared when they were measured the same
 way. A response is graded by `grading.Grader` (its last `\\boxed{}`). The summary gives:
 - `accuracy`: avg@n, the mean over problems of the share of a problem's n samples that are correct, with a
-  95% interval over problems (Wilson's when n is 1; else the normal interval of the problem means);
+  95% interval (`accuracy_interval`: Wilson's when n is 1, else the normal interval of the problem means, or
+  Wilson's over problems where the problem means do not vary, as at 0 or all correct);
 - `pass@k` for k = 1, 2, 4, ... up to n, by the unbiased estimator of Chen et al. (2021);
 - `timeouts`: the responses whose comparison ran out of `--grading-timeout` (graded wrong, marked "timeout").
 
@@ -18,45 +19,17 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spiral_envs.stats import wilson
+from spiral_envs.stats import Z95, wilson
 from spiral_train.reasoning.data import Problem
 from spiral_train.reasoning.grading import LETTERS, Grader
+from spiral_train.reasoning.protocol import INSTRUCTION, TEMPLATES, Protocol
 from spiral_train.rollout.generation import Generator, turn_end_ids
-
-INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-"""The answer instruction of the SPIRAL paper's prompts, the games' and the benchmarks' alike."""
-TEMPLATES: dict[str, Callable[[str], str]] = {
-    "qwen3": lambda text: f"<|im_start|>user\nQuestion: {text}\n{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n",
-    "none": lambda text: f"{text}\n{INSTRUCTION}\n",
-}
-"""Prompt templates for a problem's text; "chat" (the tokenizer's own) is handled by `prompt_text`."""
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How answers are sampled; the defaults are the paper's evaluation."""
-
-    template: str = "qwen3"
-    temperature: float = 0.6
-    samples: int = 4
-    max_new_tokens: int = 8192
-    seed: int = 0
-    top_p: float = 0.95
-    top_k: int = 0
-
-    def __post_init__(self) -> None:
-        if self.template not in (*TEMPLATES, "chat"):
-            raise ValueError(f"template={self.template!r}; choose one of {[*TEMPLATES, 'chat']}")
-        if self.samples < 1 or self.max_new_tokens < 1 or self.temperature < 0:
-            raise ValueError(f"{self}: samples and max_new_tokens must be >= 1 and temperature >= 0")
-        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
-            raise ValueError(f"{self}: top_p must be in (0, 1] and top_k >= 0")
 
 
 def problem_text(problem: Problem) -> str:
@@ -152,13 +125,9 @@ def summarize(rows: Sequence[dict[str, Any]], protocol: Protocol | None = None) 
     if len(samples) != 1 or 0 in samples:
         raise ValueError(f"every problem needs the same number of graded responses (>= 1), got {sorted(samples)}")
     (n,) = samples
-    per_problem = [sum(r["correct"]) / n for r in rows]
-    accuracy = statistics.fmean(per_problem)
-    if n == 1:
-        lo, hi = wilson(sum(r["correct"][0] for r in rows), len(rows))
-    else:
-        half = 1.96 * statistics.stdev(per_problem) / math.sqrt(len(rows)) if len(rows) > 1 else 1.0
-        lo, hi = max(0.0, accuracy - half), min(1.0, accuracy + half)
+    correct = [sum(r["correct"]) for r in rows]
+    accuracy = statistics.fmean(c / n for c in correct)
+    lo, hi = accuracy_interval(correct, n)
     out: dict[str, Any] = {"accuracy": accuracy, "accuracy_lo": lo, "accuracy_hi": hi}
     k = 1
     while k <= n:
@@ -173,6 +142,32 @@ def summarize(rows: Sequence[dict[str, Any]], protocol: Protocol | None = None) 
     if protocol is not None:
         out["protocol"] = asdict(protocol)
     return out
+
+
+def accuracy_interval(correct: Sequence[int], n: int) -> tuple[float, float]:
+    """95% interval of avg@n, the mean of `correct[i] / n` over problems (`correct[i]`: problem i's correct
+    answers of its `n`); it holds the mean and has positive width.
+
+    - n == 1: Wilson's interval of the count of correct problems (`spiral_envs.stats.wilson`);
+    - n > 1: the normal interval of the problem means (mean +- 1.96 standard errors, clipped to [0, 1]), which
+      treats problems as the unit; where the problem means do not vary (every problem 0 of n, or n of n, or all
+      alike) it has no width, and Wilson's interval over problems is given instead, with the sum of the problem
+      means as the count of successes: a mean of values in [0, 1] varies at most as a Bernoulli one does, so
+      this holds whatever the correlation of a problem's n answers (0 of 4 x 80: (0, 0.0458), as for 0 of 80
+      problems; Wilson's on the pooled 320 answers, (0, 0.0119), would assume the answers independent);
+    - one problem: (0, 1) for n > 1, as its mean's spread is unknown.
+    """
+    problems = len(correct)
+    if n == 1:
+        return wilson(sum(correct), problems)
+    if problems < 2:
+        return (0.0, 1.0)
+    means = [c / n for c in correct]
+    mean = statistics.fmean(means)
+    half = Z95 * statistics.stdev(means) / math.sqrt(problems)
+    if half <= 0.0:
+        return wilson(sum(means), problems)
+    return (max(0.0, min(mean, mean - half)), min(1.0, max(mean, mean + half)))
 
 
 def regrade(path: str | Path, grader: Grader) -> list[dict[str, Any]]:

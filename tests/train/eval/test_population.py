@@ -30,16 +30,21 @@ def test_elo_ratings_recover_known_strengths():
         elo_ratings(["x"], [])
 
 
-def test_spiral_eval_population_rates_a_runs_checkpoints(quick_model, tmp_path, capsys):
+def test_spiral_eval_population_rates_a_runs_checkpoints(quick_model, tmp_path, capsys, monkeypatch):
+    """... into the run (RUN/eval/population) when no --out is given, not the working directory."""
     from helpers import small_config
 
     from spiral_train.trainer import Trainer
 
     run_dir = Trainer(small_config(quick_model, 2), tmp_path / "run").run()
-    out = tmp_path / "pop"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     args = ["population", "--run", str(run_dir), "--anchors", "random", "--games", "6", "--no-progress"]
-    args += ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1}}', "--out", str(out)]
+    args += ["--env-kwargs", '{"KuhnPoker-v1": {"num_rounds": 1}}']
     assert main(args) == 0
+    out = run_dir / "eval" / "population"
+    assert not any(elsewhere.iterdir())
     data = json.loads((out / "ratings.json").read_text())
     assert set(data["ratings"]) == {"step 1", "step 2", "random"}
     assert data["ratings"]["step 1"]["elo"] == 0.0 and data["ratings"]["step 2"]["step"] == 2

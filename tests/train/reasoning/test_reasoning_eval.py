@@ -192,3 +192,27 @@ def test_a_missing_reasoning_benchmark_fails_at_start(quick_model, tmp_path):
 
     with pytest.raises(ConfigError, match=r"eval_reasoning: benchmark 'math500' .*pass --eval-reasoning-dir DIR"):
         small_config(quick_model, 1, eval_reasoning=["math500"])  # refused with the options, before the trainer
+
+
+@pytest.mark.parametrize("samples", [1, 4])
+@pytest.mark.parametrize("all_or_none", ["none", "all"])
+def test_the_accuracy_interval_at_0_and_at_n_has_positive_width(samples, all_or_none):
+    """0 (or all) correct of 80 problems: the interval holds the accuracy and is not (0, 0) (or (1, 1)); both are
+    Wilson's over the 80 problems (n > 1: since the problem means do not vary), (0, 0.0458) at 0 of 80."""
+    right = all_or_none == "all"
+    rows = [{"correct": [right] * samples, "extracted": ["x"] * samples} for _ in range(80)]
+    summary = summarize(rows)
+    lo, accuracy, hi = summary["accuracy_lo"], summary["accuracy"], summary["accuracy_hi"]
+    assert accuracy == (1.0 if right else 0.0)
+    assert 0.0 <= lo <= accuracy <= hi <= 1.0 and hi - lo > 0.0
+    assert hi - lo == pytest.approx(0.04582, abs=5e-5)  # z^2 / (80 + z^2)
+
+
+def test_the_accuracy_interval_of_varied_problems_is_the_normal_one():
+    from spiral_train.reasoning.benchmarks import accuracy_interval
+
+    lo, hi = accuracy_interval([0, 4, 2, 2], 4)  # means 0, 1, .5, .5: sd 0.408, se 0.204
+    assert (lo, hi) == pytest.approx((0.5 - 0.40, 0.5 + 0.40), abs=0.005)
+    assert accuracy_interval([3], 4) == (0.0, 1.0)
+    lo, hi = accuracy_interval([2] * 10, 4)  # every problem 2 of 4: no spread, Wilson's at 5 of 10 problems
+    assert lo < 0.5 < hi and (lo, hi) == pytest.approx((0.237, 0.763), abs=0.001)
