@@ -160,7 +160,7 @@ def test_a_game_class_gets_the_env_options_and_its_game_the_rest() -> None:
     assert (env.game.num_rounds, env.game.scoring) == (2, "chips")
     assert (env.history, env.error_allowance) == ("current", 1)
     assert env.invalid_move_penalty == -4.0  # the game's own: the most chips two rounds can lose
-    assert make("KuhnPoker-v1", invalid_move_penalty=-0.5).invalid_move_penalty == -0.5  # an option beats it
+    assert make("KuhnPoker-v1", invalid_move_penalty=-1.5).invalid_move_penalty == -1.5  # an option beats it
     assert make("KuhnPoker-v1").invalid_move_penalty == -1.0  # match scoring: losing the match
     with pytest.raises(TypeError, match=r"KuhnPoker-v1 has no option 'rounds'.*num_rounds, scoring, history"):
         make("KuhnPoker-v1", rounds=2)
