@@ -280,10 +280,11 @@ def _checked_penalty(game: TextGame, option: Any) -> float:
                 f"(worst_legal_return), so an invalid answer would score better than a legal loss; set it to "
                 f"{worst:g} or lower (or to None: the worst legal result)"
             )
+        own = worst if game.invalid_move_penalty is None else game.invalid_move_penalty
+        unset = f", or leave it unset for the game's default ({own:g})" if own <= worst else ""
         raise ValueError(
             f"invalid_move_penalty={penalty:g} is above {name}'s worst legal result {worst:g}, so an invalid "
-            f"answer would score better than a legal loss; use invalid_move_penalty <= {worst:g}, or leave it "
-            f"unset for the game's default ({_checked_penalty(game, None):g})"
+            f"answer would score better than a legal loss; use invalid_move_penalty <= {worst:g}{unset}"
         )
     return float(penalty)
 

@@ -398,6 +398,8 @@ def test_a_games_own_penalty_above_its_worst_legal_result_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape(expected) + ".*set it to -2 or lower"):
         TextGameEnv(OwnPenaltyAboveWorstKuhn())
     assert TextGameEnv(OwnPenaltyAboveWorstKuhn(), invalid_move_penalty=-2).invalid_move_penalty == -2.0
+    with pytest.raises(ValueError, match=r"use invalid_move_penalty <= -2$"):  # unset would fail too: not offered
+        TextGameEnv(OwnPenaltyAboveWorstKuhn(), invalid_move_penalty=-1.5)
 
 
 def test_a_legal_loss_below_the_penalty_warns_that_the_worst_result_is_undeclared() -> None:
