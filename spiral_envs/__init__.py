@@ -18,6 +18,7 @@ from spiral_envs.registry import (
     ENTRY_POINT_GROUP,
     EnvSpec,
     UnknownEnvError,
+    _register_shipped,
     make,
     register,
     registered_ids,
@@ -30,20 +31,20 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-register(
+_register_shipped(
     "TicTacToe-v0",
     "spiral_envs.games.tictactoe:TicTacToe",
     expert="spiral_envs.games.tictactoe:TicTacToeMinimaxAgent",
     theory="spiral_envs.games.tictactoe_strategy:TicTacToeTheory",
 )
-register(
+_register_shipped(
     "KuhnPoker-v1",
     "spiral_envs.games.kuhn_poker:KuhnPoker",
     expert="spiral_envs.games.kuhn_theory:KuhnPokerMatchNashAgent",
     theory="spiral_envs.games.kuhn_strategy:KuhnPokerTheory",
     num_rounds=5,
 )
-register(
+_register_shipped(
     "SimpleNegotiation-v1",
     "spiral_envs.games.negotiation:SimpleNegotiation",
     expert="spiral_envs.games.negotiation:NegotiationHeuristicAgent",

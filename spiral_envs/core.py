@@ -49,7 +49,8 @@ class GameState(ABC, Generic[A]):
     @abstractmethod
     def returns(self) -> tuple[float, float]:
         """Zero-sum outcome of a finished game: (+1, -1), (-1, +1) or (0, 0) for a win, loss or draw; a game
-        may score in its own units instead, still zero-sum (Kuhn Poker with `scoring="chips"`: the net chips)."""
+        may score in its own units instead, still zero-sum (Kuhn Poker with `scoring="chips"`: the net chips),
+        and then declares its lowest as `TextGame.worst_legal_return`."""
 
     @abstractmethod
     def player_view(self, player: int) -> dict[str, Any]:
@@ -75,10 +76,14 @@ class TextGame(ABC, Generic[A]):
     chance: bool = True
     """Whether `new_state`'s games draw from their `rng` (OpenSpiel's chance mode). A game without chance
     events (TicTacToe) says False, and the env then skips seeding a stream nobody reads (5 us a reset)."""
-    invalid_move_penalty: float = -1.0
-    """The reward of an answer with no legal move when the env's `invalid_move_penalty` option is None: the
-    worst legal result, so an invalid answer never beats playing on (a game whose returns are not +-1
-    overrides it)."""
+    worst_legal_return: float = -1.0
+    """The lowest return `GameState.returns()` gives a player in a game played to its end by legal moves: -1,
+    the loser's `zero_sum_returns`. A game that scores in its own units declares its own (Kuhn Poker with
+    `scoring="chips"`: -2 chips a round). `TextGameEnv` refuses an invalid-move penalty above it, since an
+    invalid answer would then score better than losing by the rules, and warns if a game returns less."""
+    invalid_move_penalty: float | None = None
+    """The reward of an answer with no legal move when the env's `invalid_move_penalty` option is None; None:
+    `worst_legal_return`. It may not be above `worst_legal_return`."""
 
     @abstractmethod
     def new_state(self, rng: random.Random) -> GameState[A]:

@@ -7,7 +7,9 @@ free-text answer, what happens on an invalid answer, zero-sum terminal rewards, 
 from __future__ import annotations
 
 import functools
+import math
 import random
+import warnings
 from typing import Any, ClassVar
 
 import gymnasium
@@ -37,9 +39,10 @@ class TextGameEnv(AECEnv):
         history: "full" shows every past move, "current" only the rules and the position; None takes the
             game's default (the SPIRAL paper's choice for that game).
         invalid_move_penalty: reward of a player whose answer holds no legal move (its opponent gets the
-            negation, keeping the game zero-sum, and is the winner; with 0 the game ends drawn). Must be <= 0;
-            None takes the game's `TextGame.invalid_move_penalty` (Kuhn Poker: -1 under match scoring, -2 chips a
-            round under chips).
+            negation, keeping the game zero-sum, and is the winner). It may not be above the game's
+            `TextGame.worst_legal_return` (else an invalid answer would beat a legal loss: a ValueError says so);
+            None takes the game's `TextGame.invalid_move_penalty`, by default that worst legal return (Kuhn
+            Poker: -1 under match scoring, -2 chips a round under chips).
         error_allowance: invalid answers a player may retry per turn, with the error shown in its next
             observation, before the game ends (TextArena's `error_allowance`).
         render_mode: None or "ansi".
@@ -61,13 +64,9 @@ class TextGameEnv(AECEnv):
     ) -> None:
         super().__init__()
         history = game.default_history if history is None else history
-        invalid_move_penalty = game.invalid_move_penalty if invalid_move_penalty is None else invalid_move_penalty
         if history not in HISTORY_MODES:
             raise ValueError(f"history={history!r} is not a history mode; use one of {list(HISTORY_MODES)}")
-        if isinstance(invalid_move_penalty, bool) or not isinstance(invalid_move_penalty, (int, float)):
-            raise TypeError(f"invalid_move_penalty must be a number <= 0, got {invalid_move_penalty!r}")
-        if invalid_move_penalty > 0:
-            raise ValueError(f"invalid_move_penalty={invalid_move_penalty} would reward invalid moves; use <= 0")
+        invalid_move_penalty = _checked_penalty(game, invalid_move_penalty)
         if isinstance(error_allowance, bool) or not isinstance(error_allowance, int) or error_allowance < 0:
             raise ValueError(f"error_allowance must be an int >= 0 (retries per turn), got {error_allowance!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -145,6 +144,8 @@ class TextGameEnv(AECEnv):
         player = state.current_player()
         if player == TERMINAL:
             returns = state.returns()
+            if min(returns) < self.invalid_move_penalty:
+                _warn_invalid_answer_pays(self.game, returns, self.invalid_move_penalty)
             self._finish(returns, _winner(returns), self.game.outcome_text(state), None)
         else:
             self.agent_selection = self.possible_agents[player]
@@ -255,6 +256,48 @@ class _NoChance:
             raise AttributeError(name)
         game = self.__dict__.get("_game", "the game")
         raise RuntimeError(f"{game} sets chance = False, but its game used rng.{name}; set chance = True")
+
+
+def _checked_penalty(game: TextGame, option: Any) -> float:
+    """The invalid-move penalty of an env of `game`: the `option`, else the game's own, else its worst legal
+    return; a ValueError, naming the game, the penalty, the worst legal result and the fix, if it is above
+    the worst legal result (an invalid answer would then beat a legal loss)."""
+    name = type(game).__name__
+    worst = game.worst_legal_return
+    if isinstance(worst, bool) or not isinstance(worst, (int, float)) or not math.isfinite(worst) or worst > 0:
+        raise ValueError(f"{name}.worst_legal_return must be a finite number <= 0 (a loss), got {worst!r}")
+    penalty = option if option is not None else game.invalid_move_penalty
+    if penalty is None:
+        return float(worst)
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)):
+        raise TypeError(f"invalid_move_penalty must be a number <= {worst:g}, got {penalty!r}")
+    if not math.isfinite(penalty):
+        raise ValueError(f"invalid_move_penalty must be a finite number <= {worst:g}, got {penalty!r}")
+    if penalty > worst:
+        if option is None:
+            raise ValueError(
+                f"{name}.invalid_move_penalty={penalty:g} is above its worst legal result {worst:g} "
+                f"(worst_legal_return), so an invalid answer would score better than a legal loss; set it to "
+                f"{worst:g} or lower (or to None: the worst legal result)"
+            )
+        own = worst if game.invalid_move_penalty is None else game.invalid_move_penalty
+        unset = f", or leave it unset for the game's default ({own:g})" if own <= worst else ""
+        raise ValueError(
+            f"invalid_move_penalty={penalty:g} is above {name}'s worst legal result {worst:g}, so an invalid "
+            f"answer would score better than a legal loss; use invalid_move_penalty <= {worst:g}{unset}"
+        )
+    return float(penalty)
+
+
+def _warn_invalid_answer_pays(game: TextGame, returns: tuple[float, float], penalty: float) -> None:
+    """A game returned less than the invalid-move penalty: its `worst_legal_return` is declared too high."""
+    name = type(game).__name__
+    warnings.warn(
+        f"{name} returned {min(returns):g} to a player, below the invalid-move penalty {penalty:g}: an invalid "
+        f"answer scores better than that legal loss; declare {name}.worst_legal_return (the lowest return a "
+        "legal game gives), which the penalty then defaults to",
+        stacklevel=3,
+    )
 
 
 def _checked_seed(seed: Any) -> int | None:

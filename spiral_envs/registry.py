@@ -7,7 +7,10 @@ A third-party package adds games without touching this one: it declares, in its 
 
 (a `TextGame` class, which `make` wraps in a `TextGameEnv`, or any callable that returns an `AECEnv`), and
 after `pip install my-game`, `spiral_envs.make("MyGame-v0")` works. Entry points are read once, on the
-first lookup of an id that is not registered in code.
+first lookup of an id that is not registered in code; their modules are imported only when a game is made.
+
+An id is registered once: `register` refuses an id that code or an installed package's entry point already
+holds (naming the holder), unless asked to replace it with `register(..., replace=True)`.
 
 With TextArena installed (`pip install "spiral-envs[textarena]"`), its two-player games are registered the
 same way, as "textarena/<TextArena id>" (see `spiral_envs.textarena_games`).
@@ -20,9 +23,10 @@ import functools
 import importlib
 import inspect
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from pettingzoo import AECEnv
@@ -61,6 +65,9 @@ class EnvSpec:
     default_kwargs: dict[str, Any] = field(default_factory=dict)
     expert: Callable[..., Any] | str | None = None
     theory: Callable[..., Any] | str | None = None
+    origin: str = ""
+    """Who registered the id, in words, for errors: code ("" then: the entry point is shown) or the installed
+    package whose entry point declares it."""
 
     def load(self) -> Callable[..., AECEnv]:
         return _resolve(self.env_id, self.entry_point)
@@ -94,6 +101,8 @@ def _imported(module_name: str, attr: str) -> Callable[..., Any]:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+_SHIPPED: set[str] = set()
+"""The ids of this package's own games."""
 _plugins_loaded = False
 
 
@@ -101,6 +110,7 @@ def register(
     env_id: str,
     entry_point: Callable[..., AECEnv] | str,
     *,
+    replace: bool = False,
     expert: Callable[..., Any] | str | None = None,
     theory: Callable[..., Any] | str | None = None,
     **default_kwargs: Any,
@@ -111,12 +121,56 @@ def register(
     subclass); each may be given as "module:Name", imported on first use.
 
     Ids follow Gymnasium's `Name-vN` form, so that a rules change can ship as a new version beside the old.
+    An id already held, by an earlier `register` or by an installed package's entry point (group
+    `spiral_envs.envs`; read from its metadata, its module is not imported), raises ValueError naming the
+    holder; `replace=True` replaces either.
     """
+    _check_id(env_id)
+    if not replace:
+        holder = _holder(env_id)
+        if holder is not None:
+            raise ValueError(
+                f"{env_id} is already registered ({holder}); register your game under another id or version, "
+                "or pass replace=True to replace it"
+            )
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs), expert, theory)
+
+
+def _register_shipped(
+    env_id: str, entry_point: str, *, expert: str | None = None, theory: str | None = None, **default_kwargs: Any
+) -> None:
+    """Register one of this package's own games at import, without reading entry points (an installed
+    package that declares the same id cannot make `import spiral_envs` fail; it is ignored, with a warning)."""
+    _check_id(env_id)
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, default_kwargs, expert, theory, origin="shipped with spiral_envs")
+    _SHIPPED.add(env_id)
+
+
+def _check_id(env_id: Any) -> None:
     if not isinstance(env_id, str) or not _ID.fullmatch(env_id):
         raise ValueError(f"env id {env_id!r} must look like 'Name-vN', e.g. 'KuhnPoker-v1'")
+
+
+def _holder(env_id: str) -> str | None:
+    """Who holds `env_id`, in words, or None: a registration (in code or from an entry point already read),
+    an installed package's entry point not yet read, or TextArena (a "textarena/" id, with TextArena)."""
     if env_id in _REGISTRY:
-        raise ValueError(f"{env_id} is already registered (by {_REGISTRY[env_id].entry_point!r}); bump its version")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, dict(default_kwargs), expert, theory)
+        held = _REGISTRY[env_id]
+        return held.origin or f"by {held.entry_point!r}"
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=env_id):
+        return _entry_point_origin(ep)
+    textarena_id = env_id.removeprefix(textarena_games.PREFIX)
+    if textarena_id != env_id and textarena_games.installed() and textarena_id in textarena_games.textarena_ids():
+        return "by the installed package textarena"
+    return None
+
+
+def _entry_point_origin(ep: EntryPoint) -> str:
+    """E.g. "by the installed package spiral-coin-guess 0.1.0, entry point 'CoinGuess-v0 = coin_guess:CoinGuess'
+    in group spiral_envs.envs"."""
+    dist = getattr(ep, "dist", None)
+    package = f"the installed package {dist.name} {dist.version}" if dist is not None else "an installed package"
+    return f"by {package}, entry point '{ep.name} = {ep.value}' in group {ep.group}"
 
 
 def registered_ids() -> list[str]:
@@ -208,13 +262,24 @@ def _accepted_options(constructor: Callable[..., AECEnv]) -> tuple[str, ...] | N
 
 
 def _load_plugins() -> None:
+    """Read the installed entry points once (names and "module:attr" paths; nothing is imported) and TextArena's
+    ids. An id registered in code is kept: with `replace=True` on purpose, and a shipped game's id because a
+    package may not take it (it is ignored, with a warning naming it)."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTRY:
-            register(ep.name, ep.value)
+        if ep.name in _REGISTRY:
+            if ep.name in _SHIPPED:
+                warnings.warn(
+                    f"{ep.name} is a game shipped with spiral_envs; ignoring {_entry_point_origin(ep)[3:]} "
+                    "(its package should use another id)",
+                    stacklevel=3,
+                )
+            continue
+        _check_id(ep.name)
+        _REGISTRY[ep.name] = EnvSpec(ep.name, ep.value, origin=_entry_point_origin(ep))
     for textarena_id in textarena_games.textarena_ids():  # TextArena's ids ("Snake-v0-large") are not all Name-vN
         env_id = textarena_games.PREFIX + textarena_id
         _REGISTRY.setdefault(env_id, EnvSpec(env_id, textarena_games.game_class(textarena_id)))

@@ -256,8 +256,9 @@ class KuhnPoker(TextGame[str]):
             raise ValueError(f"num_rounds must be >= 1 (rounds per game), got {num_rounds}")
         self.num_rounds = num_rounds
         self.scoring = check_scoring(scoring)
-        self.invalid_move_penalty = -1.0 if self.scoring == "match" else -2.0 * num_rounds
-        """The worst legal result: losing the match, or the most chips a game can lose (2 a round)."""
+        self.worst_legal_return = -1.0 if self.scoring == "match" else -2.0 * num_rounds
+        """Losing the match, or the most chips a game can lose (2 a round: a called bet lost at showdown); the
+        invalid-move penalty unless the env is given one (which may not be above it)."""
 
     def new_state(self, rng: random.Random) -> KuhnPokerState:
         return KuhnPokerState(rng, self.num_rounds, self.scoring)

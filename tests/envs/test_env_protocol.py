@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from pettingzoo.test import api_test, seed_test
 
 import spiral_envs
-from spiral_envs import RandomAgent, TextGame, boxed, make
+from spiral_envs import RandomAgent, TextGame, TextGameEnv, boxed, make
+from spiral_envs.games.kuhn_poker import KuhnPoker
 from spiral_envs.games.negotiation import SimpleNegotiation
 
 ENV_IDS = [i for i in spiral_envs.registered_ids() if not i.startswith("textarena/")]
@@ -350,24 +351,69 @@ def test_no_allowance_first_invalid_answer_ends_game(env_id: str) -> None:
 
 
 def test_custom_invalid_move_penalty(env_id: str) -> None:
-    env = make(env_id, invalid_move_penalty=-0.5)
+    env = make(env_id, invalid_move_penalty=-1.5)
     env.reset(seed=0)
     mover = env.agent_selection
     legal = legal_moves(env)
     env.step("no move at all")
-    check_clean_outcome(env, mover, legal, penalty=-0.5)
+    check_clean_outcome(env, mover, legal, penalty=-1.5)
     opponent = next(a for a in env.possible_agents if a != mover)
-    assert env.rewards == {mover: -0.5, opponent: 0.5}
+    assert env.rewards == {mover: -1.5, opponent: 1.5}
 
 
-def test_a_zero_invalid_move_penalty_ends_the_game_drawn(env_id: str) -> None:
-    env = make(env_id, invalid_move_penalty=0)
+def test_the_default_penalty_is_the_worst_legal_result(env_id: str) -> None:
+    env = make(env_id)
+    assert env.invalid_move_penalty == env.game.worst_legal_return <= -1.0
+
+
+@pytest.mark.parametrize("penalty", [0, -0.5])
+def test_a_penalty_above_the_worst_legal_result_is_refused(env_id: str, penalty: float) -> None:
+    """An invalid answer may never score better than losing by the rules (a draw, with 0, would)."""
+    worst = make(env_id).game.worst_legal_return
+    name = type(make(env_id).game).__name__
+    expected = f"invalid_move_penalty={penalty:g} is above {name}'s worst legal result {worst:g}"
+    with pytest.raises(ValueError, match=re.escape(expected) + rf".*use invalid_move_penalty <= {worst:g}"):
+        make(env_id, invalid_move_penalty=penalty)
+
+
+class UndeclaredChipsKuhn(KuhnPoker):
+    """A game that returns +-2 at a showdown after a bet and a call, but declares the default worst result, -1."""
+
+    def __init__(self) -> None:
+        super().__init__(num_rounds=1, scoring="chips")
+        self.worst_legal_return = -1.0
+
+
+class OwnPenaltyAboveWorstKuhn(KuhnPoker):
+    """A game whose own invalid-move penalty (-1) is above its worst legal result (-2 in one chips round)."""
+
+    invalid_move_penalty = -1.0
+
+    def __init__(self) -> None:
+        super().__init__(num_rounds=1, scoring="chips")
+
+
+def test_a_games_own_penalty_above_its_worst_legal_result_is_refused() -> None:
+    expected = "OwnPenaltyAboveWorstKuhn.invalid_move_penalty=-1 is above its worst legal result -2"
+    with pytest.raises(ValueError, match=re.escape(expected) + ".*set it to -2 or lower"):
+        TextGameEnv(OwnPenaltyAboveWorstKuhn())
+    assert TextGameEnv(OwnPenaltyAboveWorstKuhn(), invalid_move_penalty=-2).invalid_move_penalty == -2.0
+    with pytest.raises(ValueError, match=r"use invalid_move_penalty <= -2$"):  # unset would fail too: not offered
+        TextGameEnv(OwnPenaltyAboveWorstKuhn(), invalid_move_penalty=-1.5)
+
+
+def test_a_legal_loss_below_the_penalty_warns_that_the_worst_result_is_undeclared() -> None:
+    """The penalty of a game that declares too high a worst result cannot be checked at `make`: the first game
+    that returns less says so."""
+    env = TextGameEnv(UndeclaredChipsKuhn())
+    assert env.invalid_move_penalty == -1.0
     env.reset(seed=0)
-    mover = env.agent_selection
-    env.step("no move at all")
-    assert all(math.copysign(1.0, r) == 1.0 for r in env.rewards.values())  # 0.0 each, never -0.0
-    assert env.rewards == dict.fromkeys(env.possible_agents, 0.0)
-    assert env.infos[mover]["winner"] is None and env.infos[mover]["invalid_move"]
+    env.step("\\boxed{[bet]}")
+    with pytest.warns(
+        UserWarning, match=r"UndeclaredChipsKuhn returned -2 to a player, below the invalid-move penalty -1"
+    ):
+        env.step("\\boxed{[call]}")
+    assert sorted(env.rewards.values()) == [-2.0, 2.0]
 
 
 # -- misuse fails loudly --------------------------------------------------------------------------------------
@@ -468,6 +514,8 @@ def test_make_misspelt_option_names_it_and_suggests(env_id: str, typo: str, mean
         ("invalid_move_penalty", 1, ValueError),
         ("invalid_move_penalty", 0.01, ValueError),
         ("invalid_move_penalty", "-1", TypeError),
+        ("invalid_move_penalty", math.nan, ValueError),
+        ("invalid_move_penalty", -math.inf, ValueError),
         ("render_mode", "human", ValueError),
     ],
 )

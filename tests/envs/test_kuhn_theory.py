@@ -441,7 +441,9 @@ def test_chip_scoring_returns_net_chips_and_penalises_invalid_answers_with_the_w
     assert abs(chips["player_0"]) == 2
     assert spiral_envs.make("KuhnPoker-v1", scoring="chips").invalid_move_penalty == -10.0
     assert spiral_envs.make("KuhnPoker-v1").invalid_move_penalty == -1.0
-    assert spiral_envs.make("KuhnPoker-v1", scoring="chips", invalid_move_penalty=-0.5).invalid_move_penalty == -0.5
+    assert spiral_envs.make("KuhnPoker-v1", scoring="chips", invalid_move_penalty=-12).invalid_move_penalty == -12.0
+    with pytest.raises(ValueError, match=r"invalid_move_penalty=-1 is above KuhnPoker's worst legal result -2"):
+        spiral_envs.make("KuhnPoker-v1", num_rounds=1, scoring="chips", invalid_move_penalty=-1)  # a called bet: -2
     env.reset(seed=0)
     env.step(boxed("[fold]"))
     assert env.rewards == {"player_0": -2.0, "player_1": 2.0}

@@ -10,6 +10,7 @@ through `importlib.metadata`, exactly as it would an installed package, so a bro
 from __future__ import annotations
 
 import importlib
+import re
 import statistics
 import sys
 from collections.abc import Iterator
@@ -33,23 +34,30 @@ def declared_entry_points() -> dict[str, str]:
     return project["entry-points"][registry.ENTRY_POINT_GROUP]
 
 
+def install_fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: dict[str, str]) -> None:
+    """What `pip install` of `spiral-coin-guess` leaves behind, declaring `entries` (id -> "module:attr") in the
+    `spiral_envs.envs` group, and a registry that has not yet read entry points (a patched copy, undone after)."""
+    dist_info = tmp_path / "spiral_coin_guess-0.1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: spiral-coin-guess\nVersion: 0.1.0\n")
+    lines = [f"[{registry.ENTRY_POINT_GROUP}]"] + [f"{k} = {v}" for k, v in entries.items()]
+    (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.syspath_prepend(str(tmp_path))  # also invalidates importlib's caches
+    shipped = registry._SHIPPED
+    clean = {env_id: s for env_id, s in registry._REGISTRY.items() if env_id not in entries or env_id in shipped}
+    monkeypatch.setattr(registry, "_REGISTRY", clean)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.delitem(sys.modules, "coin_guess", raising=False)
+
+
 @pytest.fixture
 def coin_guess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`spiral-coin-guess` as if pip-installed, and a registry that has not yet read entry points.
 
     Everything is undone afterwards: `sys.path`, the registry (a copy is patched in) and the imported module.
     """
-    dist_info = tmp_path / "spiral_coin_guess-0.1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: spiral-coin-guess\nVersion: 0.1.0\n")
-    lines = [f"[{registry.ENTRY_POINT_GROUP}]"] + [f"{k} = {v}" for k, v in declared_entry_points().items()]
-    (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(tmp_path))  # also invalidates importlib's caches
-    clean = {env_id: s for env_id, s in registry._REGISTRY.items() if env_id != ENV_ID}
-    monkeypatch.setattr(registry, "_REGISTRY", clean)
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.delitem(sys.modules, "coin_guess", raising=False)
+    install_fake_distribution(tmp_path, monkeypatch, declared_entry_points())
     yield
     sys.modules.pop("coin_guess", None)
 
@@ -70,6 +78,55 @@ def test_make_discovers_the_game_through_its_entry_point(coin_guess: None) -> No
     assert Path(sys.modules["coin_guess"].__file__).parent == EXAMPLE
     assert registry.spec(ENV_ID).entry_point == "coin_guess:CoinGuess"  # registered from the entry point
     assert ENV_ID in spiral_envs.registered_ids()
+
+
+OTHER_GAME = "spiral_envs.games.tictactoe:TicTacToe"
+HOLDER = "spiral-coin-guess 0.1.0, entry point 'CoinGuess-v0 = coin_guess:CoinGuess' in group spiral_envs.envs"
+
+
+def test_registering_an_id_an_installed_package_holds_is_refused(coin_guess: None) -> None:
+    """Before any lookup (the entry points unread) as after one: the error names the package and its entry
+    point, the plugin's module is never imported to find out, and the plugin's game is the one `make` builds."""
+    refused = re.escape(f"CoinGuess-v0 is already registered (by the installed package {HOLDER})")
+    with pytest.raises(ValueError, match=refused):
+        spiral_envs.register(ENV_ID, OTHER_GAME)
+    assert "coin_guess" not in sys.modules and not registry._plugins_loaded
+    assert type(spiral_envs.make(ENV_ID).game).__name__ == "CoinGuess"
+    with pytest.raises(ValueError, match=re.escape(HOLDER) + ".*pass replace=True"):
+        spiral_envs.register(ENV_ID, OTHER_GAME, num_rounds=3)
+    assert type(spiral_envs.make(ENV_ID).game).__name__ == "CoinGuess"
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["entry-points-unread", "entry-points-read"])
+def test_replace_true_replaces_an_installed_packages_game(coin_guess: None, read_first: bool) -> None:
+    if read_first:
+        assert ENV_ID in spiral_envs.registered_ids()
+    spiral_envs.register(ENV_ID, OTHER_GAME, replace=True)
+    assert type(spiral_envs.make(ENV_ID).game).__name__ == "TicTacToe"
+    assert ENV_ID in spiral_envs.registered_ids()  # reading the entry points keeps the replacement
+    assert type(spiral_envs.make(ENV_ID).game).__name__ == "TicTacToe"
+    with pytest.raises(ValueError, match=re.escape(f"{ENV_ID} is already registered (by '{OTHER_GAME}')")):
+        spiral_envs.register(ENV_ID, OTHER_GAME)  # the replacement itself is held now
+
+
+def test_replace_true_replaces_a_game_registered_in_code(coin_guess: None) -> None:
+    spiral_envs.register("ReplaceMe-v0", OTHER_GAME)
+    with pytest.raises(ValueError, match="ReplaceMe-v0 is already registered"):
+        spiral_envs.register("ReplaceMe-v0", "coin_guess:CoinGuess")
+    spiral_envs.register("ReplaceMe-v0", "coin_guess:CoinGuess", replace=True)
+    assert type(spiral_envs.make("ReplaceMe-v0").game).__name__ == "CoinGuess"
+
+
+def test_a_package_that_declares_a_shipped_id_is_ignored_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import spiral_envs` cannot be broken by an installed package: the shipped game keeps its id."""
+    install_fake_distribution(tmp_path, monkeypatch, {"KuhnPoker-v1": "coin_guess:CoinGuess"})
+    with pytest.warns(UserWarning, match=r"KuhnPoker-v1 is a game shipped with spiral_envs; ignoring the installed "):
+        spiral_envs.registered_ids()
+    assert type(spiral_envs.make("KuhnPoker-v1").game).__name__ == "KuhnPoker"
+    with pytest.raises(ValueError, match="KuhnPoker-v1 is already registered \\(shipped with spiral_envs\\)"):
+        spiral_envs.register("KuhnPoker-v1", "coin_guess:CoinGuess")
 
 
 def test_unknown_option_is_rejected_by_name(coin_guess: None) -> None:

@@ -7,6 +7,7 @@ same lookup an installed third-party game goes through.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -159,7 +160,7 @@ def test_a_game_class_gets_the_env_options_and_its_game_the_rest() -> None:
     assert (env.game.num_rounds, env.game.scoring) == (2, "chips")
     assert (env.history, env.error_allowance) == ("current", 1)
     assert env.invalid_move_penalty == -4.0  # the game's own: the most chips two rounds can lose
-    assert make("KuhnPoker-v1", invalid_move_penalty=-0.5).invalid_move_penalty == -0.5  # an option beats it
+    assert make("KuhnPoker-v1", invalid_move_penalty=-1.5).invalid_move_penalty == -1.5  # an option beats it
     assert make("KuhnPoker-v1").invalid_move_penalty == -1.0  # match scoring: losing the match
     with pytest.raises(TypeError, match=r"KuhnPoker-v1 has no option 'rounds'.*num_rounds, scoring, history"):
         make("KuhnPoker-v1", rounds=2)
@@ -183,7 +184,8 @@ def test_entry_point_string_without_attr_is_rejected(isolated_registry: dict[str
 
 
 def test_duplicate_id_raises(isolated_registry: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"TicTacToe-v0 is already registered.*bump its version"):
+    shipped = r"TicTacToe-v0 is already registered \(shipped with spiral_envs\).*replace=True"
+    with pytest.raises(ValueError, match=shipped):
         register("TicTacToe-v0", TicTacToe)
     register("Twice-v0", TicTacToe)
     with pytest.raises(ValueError, match="Twice-v0 is already registered"):
@@ -234,13 +236,20 @@ def test_plugin_discovered_through_entry_points(
     assert set(spiral_envs.registered_ids()) >= {"TicTacToe-v0", "TmpGame-v0"}
 
 
-def test_plugin_does_not_override_a_registered_id(
+def test_an_id_a_plugin_holds_is_refused_unless_replaced(
     isolated_registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Registering a plugin's id in code names the plugin, before its entry points are read and without
+    importing its module; `replace=True` replaces it, and reading the entry points later keeps the replacement."""
     write_plugin_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    register("TmpGame-v0", TicTacToe)
     monkeypatch.setattr(registry_module, "_plugins_loaded", False)
+    monkeypatch.delitem(sys.modules, "tmp_game_plugin", raising=False)
+    holder = "by the installed package tmp-game 0.1, entry point 'TmpGame-v0 = tmp_game_plugin:TmpGameEnv'"
+    with pytest.raises(ValueError, match=re.escape(holder)):
+        register("TmpGame-v0", TicTacToe)
+    assert "tmp_game_plugin" not in sys.modules
+    register("TmpGame-v0", TicTacToe, replace=True)
     assert "TmpGame-v0" in registered_ids()
     assert type(make("TmpGame-v0").game) is TicTacToe
 

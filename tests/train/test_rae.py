@@ -122,19 +122,20 @@ def test_state_baseline_makes_the_answers_at_a_losing_state_sum_to_zero():
 
 @pytest.mark.parametrize("offender", ["player_0", "player_1"])
 def test_the_offender_named_by_the_env_takes_the_advantage_even_with_penalty_zero(offender):
-    """With `invalid_move_penalty=0` both returns are 0.0: only the env's outcome can say who ended the game.
-    The offender's turn is measured against its baseline (0 - b < 0); the other role's win is unearned (0)."""
+    """With a penalty of 0 both returns are 0.0: only the env's outcome can say who ended the game. (`make`
+    refuses a penalty above the game's worst legal result, so the game is played with the default one and its
+    returns are the zero penalty's, 0.0 each.) The offender's turn is measured against its baseline (0 - b < 0);
+    the other role's win is unearned (0)."""
     import spiral_envs
     from spiral_envs.play import Outcome
     from spiral_train.rollout.records import LEARNER, GameResult, Match, Turn
 
-    env = spiral_envs.make("KuhnPoker-v1", invalid_move_penalty=0)
+    env = spiral_envs.make("KuhnPoker-v1")
     env.reset(seed=3)
     match = Match("KuhnPoker-v1", 3, {"player_0": LEARNER, "player_1": LEARNER})
     result = GameResult(match, returns={"player_0": 0.0, "player_1": 0.0})
     for agent in env.agent_iter():
-        _, reward, termination, truncation, info = env.last()
-        result.returns[agent] += reward
+        _, _, termination, truncation, info = env.last()
         if termination or truncation:
             env.step(None)
             continue
