@@ -106,9 +106,10 @@ def read_saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 _FIX = "restore it, or start a new run with the run's options"
-LATER_OPTIONS = {"policy_average": "none", "policy_average_decay": 0.9, "kl_anchor": "start"}
+LATER_OPTIONS = {"policy_average": "none", "policy_average_decay": 0.9, "kl_anchor": "start", "keep_evaluated": False}
 """Options added after runs were saved, and the value that continues such a run as it was trained (before
-`policy_average` a run evaluated and shipped its last iterate)."""
+`policy_average` a run evaluated and shipped its last iterate; before `keep_evaluated` it kept its newest
+checkpoints only)."""
 
 
 def new_run_dir() -> Path:

@@ -3,17 +3,75 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+QUICK_WARMUP = {"env_ids": ("TicTacToe-v0", "KuhnPoker-v1"), "warmup_steps": 400, "warmup_batch": 16}
+"""The quick model's spec (with the runs' default history): the one tiny model the fast loop may build."""
+BUILDS: list[tuple[str, str, float]] = []
+"""(test, model key, the test's seconds) for each tiny model built during this test run."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One model cache for the whole run, set before any test: every test and every process it starts builds a
+    given tiny model at most once per run (SPIRAL_CACHE if set, as CI sets it, reuses builds across runs)."""
+    if not os.environ.get("SPIRAL_CACHE"):
+        os.environ["SPIRAL_CACHE"] = tempfile.mkdtemp(prefix="spiral-test-cache-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop("SPIRAL_CACHE"), ignore_errors=True))
+
+
+def _built() -> set[str]:
+    root = Path(os.environ["SPIRAL_CACHE"]) / "tiny"
+    return {p.name for p in root.iterdir() if (p / "config.json").exists()} if root.is_dir() else set()
+
+
+@pytest.fixture(autouse=True)
+def _tiny_builds(request: pytest.FixtureRequest):
+    """Record each tiny model a test builds; outside the `learning` marker (the fast loop) only the quick model
+    may be built, so the fast loop never waits minutes for a warm-up."""
+    before, started = _built(), time.time()
+    yield
+    new = _built() - before
+    for key in sorted(new):
+        BUILDS.append((request.node.nodeid, key, time.time() - started))
+    if new and request.node.get_closest_marker("learning") is None:
+        quick = _quick_key()
+        others = sorted(key for key in new if key != quick)
+        if others:
+            pytest.fail(
+                f"{request.node.nodeid} built the tiny model(s) {others} outside the `learning` marker: use the "
+                "`quick_model` fixture or mark the test `learning` (the fast loop builds the quick model only)"
+            )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Which tiny models this run built, by which test, in how long (a build is most of a slow test's time)."""
+    if BUILDS:
+        terminalreporter.section("tiny models built in this run")
+        for test, key, seconds in BUILDS:
+            terminalreporter.write_line(f"{key}  {seconds:6.0f} s  {test}")
+
+
+def _quick_key() -> str:
+    from spiral_train.models.tiny import TinySpec
+
+    return _quick_spec(TinySpec).key()
+
+
+def _quick_spec(spec_class):
+    current = '{"history": "current"}'  # what the runs show by default (`TrainConfig.history`)
+    kwargs = (("KuhnPoker-v1", current), ("TicTacToe-v0", current))
+    return spec_class(env_kwargs=kwargs, **QUICK_WARMUP)
+
 
 @pytest.fixture(scope="session")
-def spiral_cache(tmp_path_factory) -> Path:
-    """Where tiny models are cached: SPIRAL_CACHE if set (CI reuses builds), else a session folder."""
-    path = Path(os.environ.get("SPIRAL_CACHE") or tmp_path_factory.mktemp("spiral-cache"))
-    os.environ["SPIRAL_CACHE"] = str(path)
-    return path
+def spiral_cache() -> Path:
+    """Where tiny models are cached in this run (`pytest_configure` sets SPIRAL_CACHE)."""
+    return Path(os.environ["SPIRAL_CACHE"])
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +80,7 @@ def quick_model(spiral_cache) -> Path:
     pytest.importorskip("torch")
     from spiral_train.models.tiny import TinySpec, tiny_model_path
 
-    current = '{"history": "current"}'  # what the runs show by default (`TrainConfig.history`)
-    spec = TinySpec(
-        env_ids=("TicTacToe-v0", "KuhnPoker-v1"),
-        env_kwargs=(("KuhnPoker-v1", current), ("TicTacToe-v0", current)),
-        warmup_steps=400,
-        warmup_batch=16,
-    )
-    return tiny_model_path(spec, log=lambda *_: None)
+    return tiny_model_path(_quick_spec(TinySpec), log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")

@@ -41,15 +41,17 @@ class TrainConfig:
     env_weights: list[float] | None = None
     """Relative weight of each env id; null: equal."""
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Options per env id for `spiral_envs.make`: {"KuhnPoker-v1": {"num_rounds": 1}}."""
+    """Options per game: {"KuhnPoker-v1": {"num_rounds": 1}}."""
     history: str | None = "current"
     """Past in a prompt: "current" (position), "full" (every move), null (the game's)."""
     opponent: str = "self"
-    """"self" (learner in both seats), "random", "strong", or a frozen checkpoint folder."""
+    """"self" (both seats), "random", "strong", or a frozen checkpoint folder."""
 
     # model and prompts
     model: str | None = None
     """Hugging Face model folder or id; null: the tiny embedded model."""
+    tiny_warmup_steps: int | None = None
+    """Tiny model's warm-up; null: its games' (600, TicTacToe 800)."""
     template: str = "qwen3"
     """Prompt template: "qwen3", "chat" (the tokenizer's) or "none"."""
     max_new_tokens: int = 8
@@ -69,7 +71,7 @@ class TrainConfig:
     num_envs: int = 256
     """Games in flight, their turns batched in one model call."""
     generation_batch_size: int = 256
-    """Most prompts per generation call (vllm: max_num_seqs)."""
+    """Most prompts per generation call."""
 
     # advantage
     rae: str = "ema"
@@ -87,7 +89,7 @@ class TrainConfig:
     lr: float = 2e-3
     """Peak AdamW learning rate."""
     lr_schedule: str = "linear"
-    """"constant", "linear" (to 0) or "cosine", after the warm-up."""
+    """"constant", "linear" (to 0) or "cosine"."""
     warmup_steps: int = 5
     """Steps of linear warm-up."""
     weight_decay: float = 0.0
@@ -97,7 +99,7 @@ class TrainConfig:
     num_epochs: int = 1
     """PPO epochs per step; 1: on-policy."""
     micro_batch_size: int = 256
-    """Turns per forward/backward pass (the gradient is the same)."""
+    """Turns per forward/backward pass."""
     clip_eps: float = 0.2
     """PPO clip of the ratio to 1 +- clip_eps."""
     tis_cap: float = 2.0

@@ -76,7 +76,7 @@ def check_values(c: TrainConfig) -> None:
         _choice("history", c.history, spiral_envs.HISTORY_MODES)
     if not 0.0 < c.vllm_gpu_memory_utilization <= 1.0:
         raise ConfigError(f"vllm_gpu_memory_utilization={c.vllm_gpu_memory_utilization} must be in (0, 1]")
-    for name in ("vllm_kv_cache_mb", "vllm_max_model_len"):
+    for name in ("vllm_kv_cache_mb", "vllm_max_model_len", "tiny_warmup_steps"):
         if getattr(c, name) is not None:
             _positive_int(name, getattr(c, name))
     for name in _POSITIVE:

@@ -100,12 +100,14 @@ class LoraSettings:
 class ModelSource:
     """Where the model comes from and how it is prepared to train: `model` (a folder or hub id; None: the tiny
     embedded model, warmed up on the games `tiny_env_ids` with options `tiny_env_kwargs`, as JSON, in
-    `tiny_template`, and shaped for vLLM's CPU attention when `for_vllm`), gradient checkpointing, LoRA."""
+    `tiny_template`, for `tiny_warmup_steps` (None: as its games need), and shaped for vLLM's CPU attention when
+    `for_vllm`), gradient checkpointing, LoRA."""
 
     model: str | None = None
     tiny_env_ids: tuple[str, ...] = ("KuhnPoker-v1",)
     tiny_env_kwargs: tuple[tuple[str, str], ...] = ()
     tiny_template: str = "qwen3"
+    tiny_warmup_steps: int | None = None
     for_vllm: bool = False
     gradient_checkpointing: bool = False
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -119,6 +121,7 @@ class ModelSource:
             tiny_env_ids=tuple(kwargs),
             tiny_env_kwargs=tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in kwargs.items())),
             tiny_template=config.template,
+            tiny_warmup_steps=config.tiny_warmup_steps,
             for_vllm=config.generator == "vllm",
             gradient_checkpointing=config.gradient_checkpointing,
             lora=LoraSettings.from_config(config),

@@ -54,12 +54,12 @@ def reference_model(settings: LearnerSettings, model: Any, source: str, device: 
 
 def tiny_spec(source: ModelSource) -> TinySpec:
     """The tiny model warms up on every game of the run (training and evaluation), with their options, for as many
-    steps as its games need (`spiral_train.models.tiny.warmup_steps_for`)."""
+    steps as its games need (`spiral_train.models.tiny.warmup_steps_for`) unless `tiny_warmup_steps` says."""
     spec = TinySpec(
         env_ids=source.tiny_env_ids,
         env_kwargs=source.tiny_env_kwargs,
         template=source.tiny_template,
-        warmup_steps=warmup_steps_for(source.tiny_env_ids),
+        warmup_steps=source.tiny_warmup_steps or warmup_steps_for(source.tiny_env_ids),
     )
     if source.for_vllm:  # vLLM's CPU attention needs head_dim >= 32: 2 heads of 32, same weight shapes
         spec = dataclasses.replace(spec, num_heads=2, num_kv_heads=1)

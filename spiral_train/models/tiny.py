@@ -193,8 +193,8 @@ def train_tokenizer(turns: list[WarmupTurn], spec: TinySpec) -> PreTrainedTokeni
     Merges may cross word boundaries (no pre-split into words), so the rules text, which every prompt
     repeats, becomes a few long tokens, and the facts that change (a card, a board row, the betting so far)
     sit in a handful of tokens near the end of a ~25-token prompt. With a word-level BPE the card was one
-    token 300 deep, and the 112k-parameter model never learned to read it (measured: restating it was right
-    at chance, 35%, after 300 warm-up steps and still after 300 more).
+    token 300 deep, and the model (112k parameters with that vocabulary) never learned to read it (measured:
+    restating it was right at chance, 35%, after 300 warm-up steps and still after 300 more).
     """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)

@@ -229,5 +229,6 @@ def test_a_run_saved_before_an_option_existed_resumes_as_it_ran(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     options = read_saved_config(tmp_path)
     assert (options["policy_average"], options["kl_anchor"]) == ("none", "start")  # last iterate, start anchor
+    assert options["keep_evaluated"] is False  # its newest checkpoints only
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**saved, "policy_average": "ema"}))
     assert read_saved_config(tmp_path)["policy_average"] == "ema"  # what a file holds wins

@@ -101,6 +101,7 @@ RANGES: dict[str, Range] = {
     "vllm_gpu_memory_utilization": SHARE,
     "vllm_kv_cache_mb": positive_int(),
     "vllm_max_model_len": positive_int(),
+    "tiny_warmup_steps": positive_int(),
     "lora_rank": NON_NEGATIVE_INT,
     "lora_alpha": POSITIVE,
     "lora_dropout": Range(0, 1, hi_open=True),

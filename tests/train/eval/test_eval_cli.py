@@ -338,7 +338,7 @@ def test_a_bad_input_stops_before_torch_or_transformers_is_imported(tmp_path, ar
 
 
 def test_outputs_go_into_the_run_of_a_checkpoint_else_into_eval():
-    from spiral_train.eval.cli import default_out
+    from spiral_train.eval.inputs import default_out
 
     assert default_out("runs/X/checkpoints/step_000080") == Path("runs/X/eval/step_000080")
     assert default_out("runs/X/checkpoints/step_000080/model") == Path("runs/X/eval/step_000080")

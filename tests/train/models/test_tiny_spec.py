@@ -47,3 +47,10 @@ def test_games_without_their_own_length_keep_the_default():
 def test_the_longer_warm_up_names_another_cache_folder():
     tictactoe = spec_for(env_ids=["TicTacToe-v0"])
     assert tictactoe.key() != TinySpec(**{**tictactoe.__dict__, "warmup_steps": TinySpec.warmup_steps}).key()
+
+
+def test_a_smoke_test_asks_for_a_short_warm_up_and_gets_its_own_cache_folder():
+    quick = spec_for(env_ids=["TicTacToe-v0"], tiny_warmup_steps=50)
+    assert quick.warmup_steps == 50
+    assert quick.key() != spec_for(env_ids=["TicTacToe-v0"]).key()
+    assert spec_for(tiny_warmup_steps=None).key() == KUHN_ONLY_KEY
