@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,6 +83,25 @@ def quick_model(spiral_cache) -> Path:
     from spiral_train.models.tiny import TinySpec, tiny_model_path
 
     return tiny_model_path(_quick_spec(TinySpec), log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def default_run(spiral_cache, tmp_path_factory):
+    """`default_run(seed)`: (its working folder, its run folder) after `spiral-train` with no arguments but the
+    seed (seed 0: no arguments at all, as the README writes it), run once per seed in this test run."""
+    runs: dict[int, tuple[Path, Path]] = {}
+
+    def run(seed: int) -> tuple[Path, Path]:
+        if seed not in runs:
+            cwd = tmp_path_factory.mktemp(f"default-seed{seed}")
+            command = [sys.executable, "-m", "spiral_train.cli"] + (["--seed", str(seed)] if seed else [])
+            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=3600)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (run_dir,) = (cwd / "runs").iterdir()
+            runs[seed] = (cwd, run_dir)
+        return runs[seed]
+
+    return run
 
 
 @pytest.fixture(scope="module")
