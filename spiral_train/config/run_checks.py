@@ -12,7 +12,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,6 @@ def check_run(c: TrainConfig) -> None:
 def missing_extras(c: TrainConfig, installed: Callable[[str], bool] | None = None) -> list[str]:
     """One line per package an option of `c` needs and this machine lacks (`installed(module)` says whether a
     module can be imported; by default `importlib.util.find_spec`): the option, the package and how to get it."""
-    installed = installed or (lambda module: importlib.util.find_spec(module) is not None)
     needs = (
         (c.generator == "vllm", "vllm", "generator='vllm'", VLLM_INSTALL_HINT),
         (c.lora_rank > 0, "peft", f"lora_rank={c.lora_rank}", LORA_INSTALL_HINT),
@@ -69,6 +68,15 @@ def missing_extras(c: TrainConfig, installed: Callable[[str], bool] | None = Non
         (c.tensorboard, "tensorboard", "tensorboard=True", "pip install tensorboard (or --no-tensorboard)"),
         (c.wandb, "wandb", "wandb=True", "pip install wandb (or --no-wandb)"),
     )
+    return missing_packages(needs, installed)
+
+
+def missing_packages(
+    needs: Sequence[tuple[bool, str, str, str]], installed: Callable[[str], bool] | None = None
+) -> list[str]:
+    """For each (wanted, module, option, how to install) whose option is wanted and whose module this machine
+    lacks (`installed(module)`; by default `importlib.util.find_spec`), one line naming them."""
+    installed = installed or (lambda module: importlib.util.find_spec(module) is not None)
     return [
         f"{option} needs the {module} package: {hint}" for wanted, module, option, hint in needs
         if wanted and not installed(module)

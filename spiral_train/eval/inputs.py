@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,25 @@ def check_reasoning(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder; give the folder of the benchmark files")
     _check_out(args.out, folder=False)
     _check_models("--model", [args.model])
+    missing = missing_reasoning_packages(args)
+    if missing:
+        raise ImportError(missing[0])
+
+
+def missing_reasoning_packages(args: argparse.Namespace, installed: Callable[[str], bool] | None = None) -> list[str]:
+    """What `reasoning` with these arguments needs and this machine lacks, one line each (as spiral-train's
+    `run_checks.missing_extras`): math-verify to grade, vLLM for `--generator vllm`, reasoning-gym for gym:."""
+    from spiral_train.config.run_checks import missing_packages
+    from spiral_train.config.schema import VLLM_INSTALL_HINT
+
+    eval_extra = 'pip install -e ".[eval]"'
+    gym = bool(args.benchmark) and args.benchmark.startswith("gym:")
+    needs = (
+        (True, "math_verify", "grading", eval_extra),
+        (args.generator == "vllm", "vllm", "--generator vllm", VLLM_INSTALL_HINT),
+        (gym, "reasoning_gym", f"--benchmark {args.benchmark}", eval_extra),
+    )
+    return missing_packages(needs, installed)
 
 
 def check_games(args: argparse.Namespace) -> None:

@@ -366,3 +366,19 @@ def test_a_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("spiral-eval: error: --model no-such-org/no-such-model: could not load it (")
     assert "Traceback" not in done.stderr and not (tmp_path / "eval").exists()
+
+
+def test_reasoning_names_each_missing_package_before_loading_a_model(quick_model):
+    """On a machine with none of the optional packages, `reasoning` names what its arguments need, at start."""
+    from spiral_train.eval.cli import build_parser
+    from spiral_train.eval.inputs import missing_reasoning_packages
+
+    argv = ["reasoning", "--model", str(quick_model), "--benchmark", "gym:basic_arithmetic:5", "--generator", "vllm"]
+    lines = missing_reasoning_packages(build_parser().parse_args(argv), installed=lambda module: False)
+    assert [line.split(" needs the ")[0] for line in lines] == [
+        "grading", "--generator vllm", "--benchmark gym:basic_arithmetic:5",
+    ]  # fmt: skip
+    assert 'pip install -e ".[eval]"' in lines[0] and "generator='hf'" in lines[1]
+    plain = build_parser().parse_args(["reasoning", "--model", str(quick_model), "--benchmark", "b.jsonl"])
+    assert [line.split(" needs")[0] for line in missing_reasoning_packages(plain, lambda m: False)] == ["grading"]
+    assert missing_reasoning_packages(build_parser().parse_args(argv), installed=lambda module: True) == []
