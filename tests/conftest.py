@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 
 QUICK_WARMUP = {"env_ids": ("TicTacToe-v0", "KuhnPoker-v1"), "warmup_steps": 400, "warmup_batch": 16}
-"""The quick model's spec (with the runs' default history): the one tiny model the fast loop may build."""
+"""The quick model's spec (with the runs' default history)."""
+QUICK_VLLM = {"env_ids": ("TicTacToe-v0", "KuhnPoker-v1"), "warmup_steps": 40, "warmup_batch": 16}
+"""The quick vLLM model's spec: 2 heads of 32, as vLLM's CPU attention needs, and 40 warm-up steps (seconds)."""
 BUILDS: list[tuple[str, str, float]] = []
-"""(test, model key, the test's seconds) for each tiny model built during this test run."""
+"""(test, model key, seconds since the previous test ended) for each tiny model built during this test run."""
+SEEN: set[str] = set()
+"""The tiny models in the cache: there at the start of the run, or built since."""
+LAST_TEST_END = [time.time()]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get("SPIRAL_CACHE"):
         os.environ["SPIRAL_CACHE"] = tempfile.mkdtemp(prefix="spiral-test-cache-")
         config.add_cleanup(lambda: shutil.rmtree(os.environ.pop("SPIRAL_CACHE"), ignore_errors=True))
+    SEEN.update(_built())
 
 
 def _built() -> set[str]:
@@ -33,20 +39,23 @@ def _built() -> set[str]:
 
 @pytest.fixture(autouse=True)
 def _tiny_builds(request: pytest.FixtureRequest):
-    """Record each tiny model a test builds; outside the `learning` marker (the fast loop) only the quick model
-    may be built, so the fast loop never waits minutes for a warm-up."""
-    before, started = _built(), time.time()
+    """Record each tiny model built for a test (in the test or in the set-up of a fixture it uses, of any
+    scope); outside the `learning` marker (the fast loop) only the two quick models may be built, so the fast
+    loop never waits minutes for a warm-up."""
     yield
-    new = _built() - before
+    new = _built() - SEEN
+    SEEN.update(new)
+    now = time.time()
     for key in sorted(new):
-        BUILDS.append((request.node.nodeid, key, time.time() - started))
+        BUILDS.append((request.node.nodeid, key, now - LAST_TEST_END[0]))
+    LAST_TEST_END[0] = now
     if new and request.node.get_closest_marker("learning") is None:
-        quick = _quick_key()
-        others = sorted(key for key in new if key != quick)
+        others = sorted(new - _quick_keys())
         if others:
             pytest.fail(
                 f"{request.node.nodeid} built the tiny model(s) {others} outside the `learning` marker: use the "
-                "`quick_model` fixture or mark the test `learning` (the fast loop builds the quick model only)"
+                "`quick_model` or `quick_vllm_model` fixture, or mark the test `learning` (the fast loop builds "
+                "the quick models only)"
             )
 
 
@@ -58,16 +67,20 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(f"{key}  {seconds:6.0f} s  {test}")
 
 
-def _quick_key() -> str:
+def _quick_keys() -> set[str]:
     from spiral_train.models.tiny import TinySpec
 
-    return _quick_spec(TinySpec).key()
+    return {_quick_spec(TinySpec).key(), _quick_vllm_spec(TinySpec).key()}
 
 
 def _quick_spec(spec_class):
     current = '{"history": "current"}'  # what the runs show by default (`TrainConfig.history`)
     kwargs = (("KuhnPoker-v1", current), ("TicTacToe-v0", current))
     return spec_class(env_kwargs=kwargs, **QUICK_WARMUP)
+
+
+def _quick_vllm_spec(spec_class):
+    return spec_class(num_heads=2, num_kv_heads=1, **QUICK_VLLM)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +96,16 @@ def quick_model(spiral_cache) -> Path:
     from spiral_train.models.tiny import TinySpec, tiny_model_path
 
     return tiny_model_path(_quick_spec(TinySpec), log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def quick_vllm_model(spiral_cache) -> Path:
+    """A tiny Qwen3 with 2 heads of 32 (head_dim 32), so that vLLM's CPU attention runs it, and 40 warm-up steps:
+    for plumbing, not learning."""
+    pytest.importorskip("torch")
+    from spiral_train.models.tiny import TinySpec, tiny_model_path
+
+    return tiny_model_path(_quick_vllm_spec(TinySpec), log=lambda *_: None)
 
 
 @pytest.fixture(scope="session")

@@ -34,17 +34,6 @@ KV_CACHE_MB = 16
 """Enough for these games (the tiny model's KV cache is 512 bytes a token), and light on 2 cores."""
 
 
-@pytest.fixture(scope="module")
-def quick_vllm_model(spiral_cache) -> Path:
-    """conftest's `quick_model`, built with 2 heads of 32 (head_dim 32) so that vLLM's CPU attention runs it."""
-    from spiral_train.models.tiny import TinySpec, tiny_model_path
-
-    spec = TinySpec(
-        env_ids=("TicTacToe-v0", "KuhnPoker-v1"), warmup_steps=40, warmup_batch=16, num_heads=2, num_kv_heads=1
-    )
-    return tiny_model_path(spec, log=lambda *_: None)
-
-
 def vllm_config(model: Path, steps: int, **extra):
     return small_config(model, steps, generator="vllm", vllm_kv_cache_mb=KV_CACHE_MB, **extra)
 

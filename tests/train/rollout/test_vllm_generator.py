@@ -21,8 +21,16 @@ from spiral_train.rollout.collector import Turn
 
 
 @pytest.fixture(scope="module")
-def vllm_model_dir(spiral_cache):
-    """The tiny model `--generator vllm` trains by default (the same build the training test uses)."""
+def vllm_model_dir(quick_vllm_model):
+    """A tiny model vLLM's CPU attention runs (conftest's `quick_vllm_model`): these tests compare the engine
+    with the learner on the same weights, so a short warm-up serves."""
+    pytest.importorskip("vllm")
+    return quick_vllm_model
+
+
+@pytest.fixture(scope="module")
+def warmed_vllm_model_dir(spiral_cache):
+    """The tiny model `--generator vllm` trains by default (600 warm-up steps: it answers in the game's form)."""
     pytest.importorskip("vllm")
     return tiny_model_path(
         tiny_spec(ModelSource.from_config(make_config("tiny-cpu", {"generator": "vllm"}))), log=lambda *_: None
@@ -165,11 +173,12 @@ def test_a_weight_sync_logs_nothing_unless_something_is_wrong(vllm_model_dir):
         generator.close()
 
 
+@pytest.mark.learning  # the default vLLM build: its warm-up takes minutes the first time
 @pytest.mark.vllm
-def test_samples_are_reproducible_for_a_seed_and_end_like_the_hf_backend(vllm_model_dir):
+def test_samples_are_reproducible_for_a_seed_and_end_like_the_hf_backend(warmed_vllm_model_dir):
     from spiral_train.rollout.generation.vllm import VLLMGenerator
 
-    model, tokenizer = load(vllm_model_dir)
+    model, tokenizer = load(warmed_vllm_model_dir)
     prompts = kuhn_prompts(tokenizer, 24)
     engine = VLLMGenerator(model, tokenizer, max_model_len=1024, kv_cache_mb=64)
     try:
@@ -226,7 +235,7 @@ def test_generator_options_are_validated():
 
 @pytest.mark.learning
 @pytest.mark.vllm
-def test_tiny_run_with_vllm_runs_end_to_end(vllm_model_dir, tmp_path, capsys):
+def test_tiny_run_with_vllm_runs_end_to_end(spiral_cache, tmp_path, capsys):
     """The hf backend's end-to-end test (test_train_e2e.py), same seed and steps, with `--generator vllm`."""
     records = run_e2e(tmp_path / "run", "--generator", "vllm")
     # on-policy: the first pass of each update sees ratio 1, so vLLM's logprobs are the learner's
