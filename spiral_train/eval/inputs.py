@@ -35,14 +35,13 @@ def missing_reasoning_packages(args: argparse.Namespace, installed: Callable[[st
     """What `reasoning` with these arguments needs and this machine lacks, one line each (as spiral-train's
     `run_checks.missing_extras`): math-verify to grade, vLLM for `--generator vllm`, reasoning-gym for gym:."""
     from spiral_train.config.run_checks import missing_packages
-    from spiral_train.config.schema import VLLM_INSTALL_HINT
+    from spiral_train.config.schema import EVAL_INSTALL_HINT, VLLM_INSTALL_HINT
 
-    eval_extra = 'pip install -e ".[eval]"'
     gym = bool(args.benchmark) and args.benchmark.startswith("gym:")
     needs = (
-        (True, "math_verify", "grading", eval_extra),
+        (True, "math_verify", "grading", EVAL_INSTALL_HINT),
         (args.generator == "vllm", "vllm", "--generator vllm", VLLM_INSTALL_HINT),
-        (gym, "reasoning_gym", f"--benchmark {args.benchmark}", eval_extra),
+        (gym, "reasoning_gym", f"--benchmark {args.benchmark}", EVAL_INSTALL_HINT),
     )
     return missing_packages(needs, installed)
 
