@@ -14,7 +14,13 @@ import pytest
 
 QUICK_WARMUP = {"env_ids": ("TicTacToe-v0", "KuhnPoker-v1"), "warmup_steps": 400, "warmup_batch": 16}
 """The quick model's spec (with the runs' default history)."""
-QUICK_VLLM = {"env_ids": ("TicTacToe-v0", "KuhnPoker-v1"), "warmup_steps": 40, "warmup_batch": 16}
+QUICK_VLLM = {
+    "env_ids": ("TicTacToe-v0", "KuhnPoker-v1"),
+    "warmup_steps": 40,
+    "warmup_batch": 16,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+}
 """The quick vLLM model's spec: 2 heads of 32, as vLLM's CPU attention needs, and 40 warm-up steps (seconds)."""
 BUILDS: list[tuple[str, str, float]] = []
 """(test, model key, seconds since the previous test ended) for each tiny model built during this test run."""
@@ -80,7 +86,7 @@ def _quick_spec(spec_class):
 
 
 def _quick_vllm_spec(spec_class):
-    return spec_class(num_heads=2, num_kv_heads=1, **QUICK_VLLM)
+    return spec_class(**QUICK_VLLM)
 
 
 @pytest.fixture(scope="session")
