@@ -116,7 +116,7 @@ class TrainConfig:
     """KL reference: "start" model, policy "average", "auto" (average where kept, no LoRA)."""
     policy_average: str = "auto"
     """Policy evaluated and shipped: "ema" of weights, "none" (last iterate), "auto" (ema off Ray)."""
-    policy_average_decay: float = 0.95
+    policy_average_decay: float = 0.97
     """EMA decay of `policy_average` per step."""
     gradient_checkpointing: bool = False
     """Recompute activations: less memory, more time."""
