@@ -79,7 +79,8 @@ def main() -> None:
             row[f"optimal_{name}"] = record["eval/TicTacToe-v0/strategy/optimal_move_rate"]
             row[f"invalid_{name}"] = record["eval/TicTacToe-v0/strategy/invalid_rate"]
         row["optimal_random_play"] = record["eval/TicTacToe-v0/strategy/optimal_move_rate_random"]
-        print(json.dumps(row), flush=True)
+        left = seconds / step * (args.steps - step) if step else None
+        print(json.dumps(row) + (f"  (about {left:.0f} s of updates left)" if left else ""), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as out:
             out.write(json.dumps(row) + "\n")
