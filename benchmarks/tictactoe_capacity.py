@@ -40,7 +40,7 @@ def main() -> None:
     from spiral_train.eval.games import evaluate
     from spiral_train.models import loading
     from spiral_train.models.tiny import tiny_model_path
-    from spiral_train.models.warmup import weighted_answer_nll
+    from spiral_train.models.warmup import WarmupTurn, imitate
     from spiral_train.rollout import policy
     from spiral_train.rollout.collector import Collector
     from spiral_train.rollout.generation import make_generator
@@ -53,16 +53,15 @@ def main() -> None:
     )
     rng = random.Random(1)
     env = spiral_envs.make("TicTacToe-v0")
-    turns = []
+    turns = []  # the warm-up's turns, with the optimal moves in place of the legal ones
     for _ in range(args.games):
         env.reset(seed=rng.randrange(2**31))
         while env.agents and not env.terminations[env.agent_selection]:
             info = env.infos[env.agent_selection]
             best = optimal_moves(info["view"]["board"], info["view"]["player"])
-            prompt = spiral_envs.render_prompt(config.template, str(env.observe(env.agent_selection)))
-            turns.append((tokenizer(prompt, add_special_tokens=False).input_ids, [f"[{cell}]" for cell in best]))
+            turns.append(WarmupTurn(str(env.observe(env.agent_selection)), "", tuple(f"[{cell}]" for cell in best)))
             env.step(spiral_envs.boxed(rng.choice(info["legal_actions"])))
-    print(f"{len(turns)} turns, {len({tuple(p) for p, _ in turns})} distinct positions", flush=True)
+    print(f"{len(turns)} turns, {len({t.observation for t in turns})} distinct positions", flush=True)
 
     generator = make_generator(views.GenerationSettings.from_config(config), model, tokenizer)
     collector = Collector(config.num_envs, config.game_kwargs())
@@ -86,29 +85,20 @@ def main() -> None:
             out.write(json.dumps(row) + "\n")
         model.train()
 
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    eos = tokenizer.eos_token_id
-    answer_ids = {move: [*tokenizer(spiral_envs.boxed(move), add_special_tokens=False).input_ids, eos]
-                  for move in (f"[{cell}]" for cell in range(9))}  # fmt: skip
+    measuring = [0.0]  # seconds spent measuring, left out of the updates' time
+
+    def after_step(step: int) -> None:
+        if step % args.every == 0 or step == args.steps:
+            started = time.monotonic()
+            measure(step, started - began - measuring[0])
+            measuring[0] += time.monotonic() - started
+
+    spec = dataclasses.replace(
+        loading.tiny_spec(source), warmup_steps=args.steps, warmup_batch=args.batch, warmup_lr=args.lr
+    )
     measure(0, 0.0)
-    trained_s = 0.0
-    for step in range(args.steps):
-        started = time.monotonic()
-        rows, weights = [], []
-        for prompt, best in (turns[rng.randrange(len(turns))] for _ in range(args.batch)):
-            rows += [(prompt, answer_ids[move]) for move in best]
-            weights += [1.0 / len(best)] * len(best)
-        loss = weighted_answer_nll(model, rows, torch.tensor(weights), tokenizer.pad_token_id) / args.batch
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / 20) * (1 - step / args.steps)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        trained_s += time.monotonic() - started
-        if (step + 1) % args.every == 0 or step + 1 == args.steps:
-            measure(step + 1, trained_s)
+    began = time.monotonic()
+    imitate(model, tokenizer, turns, spec, rng, log=lambda *_: None, after_step=after_step)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,12 +78,26 @@ def imitate_random_play(
     rng: random.Random,
     log=print,
 ) -> None:
-    """Supervised warm-up on fresh random-play turns: learn the answer format, not a strategy.
-
-    A turn's loss is the mean, over its answers (`WarmupTurn.answers`), of each answer's negative
-    log-likelihood summed over its tokens; the batch loss is the mean over its turns."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.warmup_lr, weight_decay=0.0)
+    """Supervised warm-up on fresh random-play turns: learn the answer format, not a strategy (`imitate`)."""
     pool = random_play_turns(spec.env_ids, env_kwargs, rng, games_per_env=300, restate=spec.restate)
+    imitate(model, tokenizer, pool, spec, rng, log)
+
+
+def imitate(
+    model: Qwen3ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    pool: list[WarmupTurn],
+    spec: WarmupSettings,
+    rng: random.Random,
+    log=print,
+    after_step: Callable[[int], None] | None = None,
+) -> None:
+    """`spec.warmup_steps` AdamW steps on batches of `spec.warmup_batch` turns drawn from `pool`, each trained
+    on its answers (`WarmupTurn.answers`, up to `spec.warmup_answers`); the learning rate warms up over 20 steps
+    and decays linearly to 0. A turn's loss is the mean, over its answers, of each answer's negative
+    log-likelihood summed over its tokens; the batch loss is the mean over its turns. `after_step(n)` is called
+    after the n-th step (the model in train mode)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.warmup_lr, weight_decay=0.0)
     eos = tokenizer.eos_token_id
     model.train()
     started = time.monotonic()
@@ -111,6 +126,8 @@ def imitate_random_play(
                 f"  warm-up {step + 1}/{spec.warmup_steps}: imitation loss {loss.item():.3f} per turn "
                 f"({elapsed:.0f} s so far, about {_duration(left)} left)"
             )
+        if after_step is not None:
+            after_step(step + 1)
     model.eval()
 
 
